@@ -1,0 +1,2 @@
+//! tp: the turboprop command line.
+fn main() {}

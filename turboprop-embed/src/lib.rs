@@ -1,0 +1,1 @@
+//! turboprop-embed (under construction).

@@ -1,0 +1,1 @@
+//! turboprop-index (under construction).

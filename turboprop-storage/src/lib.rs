@@ -1,0 +1,1 @@
+//! turboprop-storage (under construction).

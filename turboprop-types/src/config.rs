@@ -1,0 +1,169 @@
+//! [`IndexConfig`]: the settings an index is built with, stored as `config.yaml`.
+//!
+//! Every field has a default, so an empty or partial `config.yaml` is valid and new fields can
+//! be added without breaking old indexes. [`IndexConfig::validate`] checks the invariants that
+//! serde cannot express.
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the `config.yaml` schema written by this build.
+pub const CONFIG_FORMAT_VERSION: u32 = 1;
+
+/// How source files are cut into chunks: windows of `lines` lines, each starting
+/// `lines - overlap` lines after the previous one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Lines per chunk (at least 1).
+    pub lines: u32,
+    /// Lines shared by consecutive chunks (less than `lines`).
+    pub overlap: u32,
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        ChunkingConfig {
+            lines: 40,
+            overlap: 10,
+        }
+    }
+}
+
+/// The settings of one index, serialized as `.turboprop/index/config.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Schema version of this file; readers refuse versions newer than
+    /// [`CONFIG_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// How files are cut into chunks.
+    pub chunking: ChunkingConfig,
+    /// Files larger than this many bytes are skipped with a warning.
+    pub max_filesize: u64,
+    /// The embedding model to index with; `None` means "the best one available".
+    pub model: Option<String>,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            format_version: CONFIG_FORMAT_VERSION,
+            chunking: ChunkingConfig::default(),
+            max_filesize: 2 * 1024 * 1024,
+            model: None,
+        }
+    }
+}
+
+/// A configuration value that breaks an invariant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `chunking.lines` is zero.
+    #[error("chunking.lines must be at least 1")]
+    ZeroChunkLines,
+    /// `chunking.overlap` is not smaller than `chunking.lines`.
+    #[error("chunking.overlap ({overlap}) must be smaller than chunking.lines ({lines})")]
+    OverlapTooLarge {
+        /// The configured overlap.
+        overlap: u32,
+        /// The configured window size.
+        lines: u32,
+    },
+    /// `chunking.lines` is absurdly large.
+    #[error("chunking.lines ({0}) is larger than the maximum of 10000")]
+    ChunkTooLarge(u32),
+    /// `max_filesize` is zero.
+    #[error("max_filesize must be at least 1 byte")]
+    ZeroMaxFilesize,
+    /// The file was written by a newer turboprop.
+    #[error("config format_version {found} is newer than this turboprop understands ({supported})")]
+    UnsupportedVersion {
+        /// The version found in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+}
+
+impl IndexConfig {
+    /// Checks the invariants between fields.
+    ///
+    /// ```
+    /// let mut config = turboprop_types::IndexConfig::default();
+    /// config.chunking.overlap = config.chunking.lines;
+    /// assert!(config.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.format_version > CONFIG_FORMAT_VERSION {
+            return Err(ConfigError::UnsupportedVersion {
+                found: self.format_version,
+                supported: CONFIG_FORMAT_VERSION,
+            });
+        }
+        let ChunkingConfig { lines, overlap } = self.chunking;
+        if lines == 0 {
+            return Err(ConfigError::ZeroChunkLines);
+        }
+        if lines > 10_000 {
+            return Err(ConfigError::ChunkTooLarge(lines));
+        }
+        if overlap >= lines {
+            return Err(ConfigError::OverlapTooLarge { overlap, lines });
+        }
+        if self.max_filesize == 0 {
+            return Err(ConfigError::ZeroMaxFilesize);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        IndexConfig::default().validate().expect("default config");
+    }
+
+    #[test]
+    fn yaml_form_is_pinned() {
+        let yaml = serde_yaml::to_string(&IndexConfig::default()).expect("serializes");
+        insta::assert_snapshot!(yaml);
+    }
+
+    #[test]
+    fn partial_yaml_fills_defaults() {
+        let config: IndexConfig =
+            serde_yaml::from_str("chunking:\n  lines: 20\n").expect("partial config parses");
+        assert_eq!(config.chunking.lines, 20);
+        assert_eq!(config.chunking.overlap, ChunkingConfig::default().overlap);
+        assert_eq!(config.max_filesize, IndexConfig::default().max_filesize);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = serde_yaml::from_str::<IndexConfig>("chunk_lines: 20\n");
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let mut config = IndexConfig::default();
+        config.chunking.lines = 0;
+        assert_eq!(config.validate(), Err(ConfigError::ZeroChunkLines));
+        config.chunking = ChunkingConfig {
+            lines: 5,
+            overlap: 5,
+        };
+        assert!(config.validate().is_err());
+        config = IndexConfig {
+            format_version: 99,
+            ..IndexConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::UnsupportedVersion { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,30 @@
+//! The vocabulary shared by every turboprop layer: configuration, chunk and file metadata,
+//! content hashes and the [`Embedder`] trait. This crate does no I/O.
+//!
+//! ```
+//! use turboprop_types::{ChunkMeta, ContentHash, IndexConfig};
+//!
+//! let config = IndexConfig::default();
+//! assert!(config.chunking.overlap < config.chunking.lines);
+//!
+//! let chunk = ChunkMeta::new(
+//!     "src/hand.rs",
+//!     1,
+//!     40,
+//!     0..1200,
+//!     ContentHash::of(b"fn rank_hand() {}"),
+//! )
+//! .expect("a valid chunk");
+//! assert_eq!(chunk.line_count(), 40);
+//! ```
+#![deny(missing_docs)]
+
+mod chunk;
+mod config;
+mod embed;
+mod hash;
+
+pub use chunk::{ChunkMeta, FileRecord, MetaError};
+pub use config::{ChunkingConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION};
+pub use embed::{EmbedError, Embedder, NoTermStats, TermId, TermStatistics};
+pub use hash::{ContentHash, HashParseError};
