@@ -203,8 +203,13 @@ mod tests {
 
     #[test]
     fn file_record_json_is_pinned() {
-        let r = FileRecord::new("src/pot.py", 120, 1_700_000_000_000_000_000, ContentHash::of(b"x"))
-            .expect("valid");
+        let r = FileRecord::new(
+            "src/pot.py",
+            120,
+            1_700_000_000_000_000_000,
+            ContentHash::of(b"x"),
+        )
+        .expect("valid");
         insta::assert_json_snapshot!(r);
     }
 }

@@ -76,7 +76,9 @@ pub enum ConfigError {
     #[error("max_filesize must be at least 1 byte")]
     ZeroMaxFilesize,
     /// The file was written by a newer turboprop.
-    #[error("config format_version {found} is newer than this turboprop understands ({supported})")]
+    #[error(
+        "config format_version {found} is newer than this turboprop understands ({supported})"
+    )]
     UnsupportedVersion {
         /// The version found in the file.
         found: u32,

@@ -62,8 +62,7 @@ pub trait Embedder: Send + Sync {
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
 
     /// Embeds a query, optionally weighting its terms with the collection's statistics.
-    fn embed_query(&self, query: &str, stats: &dyn TermStatistics)
-        -> Result<Vec<f32>, EmbedError>;
+    fn embed_query(&self, query: &str, stats: &dyn TermStatistics) -> Result<Vec<f32>, EmbedError>;
 
     /// The distinct terms of a document, for the index's document-frequency table.
     /// Embedders that do not use term statistics return `None` (the default).

@@ -23,8 +23,10 @@ mod chunk;
 mod config;
 mod embed;
 mod hash;
+mod window;
 
 pub use chunk::{ChunkMeta, FileRecord, MetaError};
 pub use config::{ChunkingConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION};
 pub use embed::{EmbedError, Embedder, NoTermStats, TermId, TermStatistics};
 pub use hash::{ContentHash, HashParseError};
+pub use window::{line_windows, LineWindow};
