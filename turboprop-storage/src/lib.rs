@@ -1,1 +1,52 @@
-//! turboprop-storage (under construction).
+//! turboprop's storage layer: atomic writes, self-describing binary tables read in place
+//! through memory maps, segments, the manifest commit point, the writer lock and integrity
+//! checks. It knows nothing about embeddings or search.
+//!
+//! ```
+//! use turboprop_storage::{IndexDir, LockWait, ReadMode, SegmentReader, SegmentWriter, NewRow};
+//! use turboprop_types::{ContentHash, FileRecord, IndexConfig};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let dir = IndexDir::new(tmp.path().join("index"));
+//! dir.init(&IndexConfig::default())?;
+//! let _lock = dir.lock(LockWait::NoWait, || {})?;
+//!
+//! let seg_path = dir.path(&IndexDir::segment_name(1));
+//! let mut seg = SegmentWriter::create(&seg_path, 2)?;
+//! let record = FileRecord::new("src/pot.py", 10, 0, ContentHash::of(b"..."))?;
+//! let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
+//!                    hash: ContentHash::of(b"..."), vector: &[0.6, 0.8] };
+//! seg.add_file(record, [row], &[(42, 1)])?;
+//! seg.finish()?;
+//!
+//! let reader = SegmentReader::open(&seg_path, ReadMode::Mmap)?;
+//! assert_eq!(reader.vector(0), Some(&[0.6f32, 0.8][..]));
+//! reader.verify()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod atomic;
+mod document;
+mod error;
+mod header;
+mod layout;
+mod lock;
+mod mmap;
+mod segment;
+mod table;
+mod termstats;
+
+pub use atomic::{atomic_write, remove_temp_files, sync_dir, write_new_file, TEMP_PREFIX};
+pub use document::{document_body, encode_document, read_document, DOCUMENT_FORMAT_VERSION};
+pub use error::{Result, StorageError};
+pub use header::{payload_hash, Header, BINARY_FORMAT_VERSION, HEADER_LEN};
+pub use layout::{IndexDir, Manifest, ModelGuard, SegmentEntry, TermStatsEntry, LAYOUT_VERSION};
+pub use lock::{LockWait, WriterLock};
+pub use mmap::{bytes_as_f32, f32_as_bytes, FileBytes, ReadMode};
+pub use segment::{
+    ChunkRecord, NewRow, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter, CHUNKS_FILE,
+    METADATA_FILE, TERMS_FILE, VECTORS_FILE,
+};
+pub use table::{Table, TableKind, TableWriter};
+pub use termstats::{write_doc_freq, DocFreqTable};

@@ -1,0 +1,148 @@
+//! Self-describing JSON documents (`manifest.json`, `metadata.json`): one header line with
+//! kind, format version, length and checksum, then the JSON body.
+//!
+//! ```text
+//! turboprop manifest v1 len=1234 blake3=0123456789abcdef0123456789abcdef\n
+//! {"generation": 7, ...}
+//! ```
+//! The body is plain JSON (`tail -n +2 manifest.json | jq .` reads it).
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Result, StorageError};
+use crate::header::payload_hash;
+
+/// Version of the document header line written by this build.
+pub const DOCUMENT_FORMAT_VERSION: u32 = 1;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Encodes `value` as a document of `kind` (a single lowercase word).
+pub fn encode_document<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<Vec<u8>> {
+    let body = serde_json::to_vec(value).map_err(|source| StorageError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = format!(
+        "turboprop {kind} v{DOCUMENT_FORMAT_VERSION} len={} blake3={}\n",
+        body.len(),
+        hex(&payload_hash(&body))
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Checks the header line and checksum of a document of `kind` and returns its JSON body.
+pub fn document_body<'a>(path: &Path, kind: &str, bytes: &'a [u8]) -> Result<&'a [u8]> {
+    let newline = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .filter(|&n| n <= 200)
+        .ok_or_else(|| StorageError::BadMagic {
+            path: path.to_path_buf(),
+            kind: "document",
+        })?;
+    let line = std::str::from_utf8(&bytes[..newline]).map_err(|_| StorageError::BadMagic {
+        path: path.to_path_buf(),
+        kind: "document",
+    })?;
+    let mut parts = line.split(' ');
+    let (Some("turboprop"), Some(found_kind), Some(version), Some(len), Some(sum), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(StorageError::BadMagic {
+            path: path.to_path_buf(),
+            kind: "document",
+        });
+    };
+    if found_kind != kind {
+        return Err(StorageError::corrupt(
+            path,
+            format!("expected a {kind} document, found {found_kind}"),
+        ));
+    }
+    let version: u32 = version
+        .strip_prefix('v')
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StorageError::HeaderChecksum {
+            path: path.to_path_buf(),
+        })?;
+    if version != DOCUMENT_FORMAT_VERSION {
+        return Err(StorageError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: DOCUMENT_FORMAT_VERSION,
+        });
+    }
+    let len: u64 = len
+        .strip_prefix("len=")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StorageError::HeaderChecksum {
+            path: path.to_path_buf(),
+        })?;
+    let sum = sum
+        .strip_prefix("blake3=")
+        .ok_or_else(|| StorageError::HeaderChecksum {
+            path: path.to_path_buf(),
+        })?;
+    let body = &bytes[newline + 1..];
+    if body.len() as u64 != len {
+        return Err(StorageError::SizeMismatch {
+            path: path.to_path_buf(),
+            expected: (newline as u64 + 1).saturating_add(len),
+            found: bytes.len() as u64,
+        });
+    }
+    if hex(&payload_hash(body)) != sum {
+        return Err(StorageError::PayloadChecksum {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(body)
+}
+
+/// Reads, checks and parses a document of `kind` from `path`.
+pub fn read_document<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| StorageError::io("read", path, e))?;
+    let body = document_body(path, kind, &bytes)?;
+    serde_json::from_slice(body).map_err(|source| StorageError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let p = Path::new("m.json");
+        let doc = encode_document(p, "manifest", &vec![1, 2, 3]).expect("encode");
+        let body = document_body(p, "manifest", &doc).expect("valid");
+        assert_eq!(body, b"[1,2,3]");
+        assert!(document_body(p, "metadata", &doc).is_err());
+        for i in 0..doc.len() {
+            let mut bad = doc.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                document_body(p, "manifest", &bad).is_err(),
+                "flip at byte {i}"
+            );
+        }
+        for len in 0..doc.len() {
+            assert!(document_body(p, "manifest", &doc[..len]).is_err());
+        }
+    }
+}

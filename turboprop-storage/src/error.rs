@@ -1,0 +1,142 @@
+//! [`StorageError`]: every way reading or writing an index file can fail, each naming the path.
+
+use std::io;
+use std::path::PathBuf;
+
+/// An error from the storage layer. Every variant names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system I/O error.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done ("read", "write", "rename", ...).
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A required file does not exist.
+    #[error("{path} is missing")]
+    Missing {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// The file does not start with the expected magic bytes.
+    #[error("{path} is not a turboprop {kind} file (bad magic)")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The kind of file that was expected.
+        kind: &'static str,
+    },
+    /// The file was written by a newer (or unknown) format version.
+    #[error("{path} has format version {found}; this turboprop reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The file is shorter or longer than its header says.
+    #[error("{path} is {found} bytes but its header says {expected}")]
+    SizeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Size implied by the header.
+        expected: u64,
+        /// Actual size.
+        found: u64,
+    },
+    /// The header's own checksum does not match.
+    #[error("{path} has a damaged header (checksum mismatch)")]
+    HeaderChecksum {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The payload does not match the checksum recorded in the header.
+    #[error("{path} is damaged (payload checksum mismatch)")]
+    PayloadChecksum {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file parsed but its content breaks an invariant.
+    #[error("{path} is damaged: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A JSON document could not be parsed or written.
+    #[error("{path} holds invalid JSON")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A YAML document could not be parsed or written.
+    #[error("{path} holds invalid YAML")]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// Another process holds the writer lock and the caller asked not to wait.
+    #[error("another tp index is writing {path}")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
+}
+
+impl StorageError {
+    /// Wraps an I/O error, turning "not found" into [`StorageError::Missing`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == io::ErrorKind::NotFound {
+            StorageError::Missing { path }
+        } else {
+            StorageError::Io { op, path, source }
+        }
+    }
+
+    /// A [`StorageError::Corrupt`] for `path`.
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        StorageError::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the error means the file is absent (a reader may retry with a newer manifest).
+    pub fn is_missing(&self) -> bool {
+        matches!(self, StorageError::Missing { .. })
+    }
+
+    /// Whether the error means the bytes on disk are damaged, as opposed to an environment
+    /// problem (permissions, a full disk, a busy lock).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Missing { .. }
+                | StorageError::BadMagic { .. }
+                | StorageError::SizeMismatch { .. }
+                | StorageError::HeaderChecksum { .. }
+                | StorageError::PayloadChecksum { .. }
+                | StorageError::Corrupt { .. }
+                | StorageError::Json { .. }
+                | StorageError::Yaml { .. }
+        )
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,89 @@
+//! The writer lock: one process at a time may change an index. Readers never lock.
+//!
+//! The lock is an exclusive advisory lock (`fs2`) on a lock file; it is released when the
+//! guard is dropped or the process dies, so a crashed writer never leaves a stale lock.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+
+use crate::error::{Result, StorageError};
+
+/// What to do when another process holds the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Wait for it to be released.
+    Block,
+    /// Fail at once with [`StorageError::Busy`].
+    NoWait,
+}
+
+/// Proof that this process is the index's only writer; released on drop.
+#[derive(Debug)]
+pub struct WriterLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl WriterLock {
+    /// Takes the lock at `path`, creating the file if needed. With [`LockWait::Block`],
+    /// `on_wait` is called once before blocking if the lock is held elsewhere.
+    ///
+    /// ```
+    /// use turboprop_storage::{LockWait, WriterLock};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("writer.lock");
+    /// let held = WriterLock::acquire(&path, LockWait::NoWait, || {})?;
+    /// assert!(WriterLock::acquire(&path, LockWait::NoWait, || {}).is_err());
+    /// drop(held);
+    /// assert!(WriterLock::acquire(&path, LockWait::NoWait, || {}).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire(path: &Path, wait: LockWait, on_wait: impl FnOnce()) -> Result<WriterLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StorageError::io("open lock file", path, e))?;
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if is_contended(&e) => match wait {
+                LockWait::NoWait => {
+                    return Err(StorageError::Busy {
+                        path: path.to_path_buf(),
+                    })
+                }
+                LockWait::Block => {
+                    on_wait();
+                    file.lock_exclusive()
+                        .map_err(|e| StorageError::io("lock", path, e))?;
+                }
+            },
+            Err(e) => return Err(StorageError::io("lock", path, e)),
+        }
+        Ok(WriterLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn is_contended(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        // Unlocking only releases the advisory lock; closing the file would do the same.
+        let _ = FileExt::unlock(&self.file);
+    }
+}

@@ -1,0 +1,170 @@
+//! Read-only views of immutable index files: memory-mapped when possible, read into the heap
+//! otherwise. All `unsafe` of the storage layer lives here.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{Result, StorageError};
+
+#[cfg(target_endian = "big")]
+compile_error!("turboprop's on-disk format is little-endian and is read in place; big-endian hosts are not supported");
+
+/// The bytes of one file, mapped or owned.
+#[derive(Debug)]
+pub struct FileBytes {
+    path: PathBuf,
+    backing: Backing,
+}
+
+#[derive(Debug)]
+enum Backing {
+    Mapped(Mmap),
+    /// u64 words keep the buffer 8-byte aligned, like a mapping's page alignment would.
+    Owned {
+        words: Vec<u64>,
+        len: usize,
+    },
+    Empty,
+}
+
+/// How to bring a file into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// Memory-map the file, falling back to a plain read if mapping fails.
+    #[default]
+    Mmap,
+    /// Read the whole file into the heap.
+    Heap,
+}
+
+impl FileBytes {
+    /// Opens `path` read-only in the given mode.
+    pub fn open(path: &Path, mode: ReadMode) -> Result<FileBytes> {
+        let file = File::open(path).map_err(|e| StorageError::io("open", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io("stat", path, e))?
+            .len();
+        if len == 0 {
+            return Ok(FileBytes {
+                path: path.to_path_buf(),
+                backing: Backing::Empty,
+            });
+        }
+        if mode == ReadMode::Mmap {
+            // SAFETY: turboprop index files are write-once: they are created under a fresh
+            // name, synced, and only then published by the manifest; nothing ever writes to
+            // them again (they are replaced by new files and unlinked, which does not affect
+            // an existing mapping). A process outside turboprop truncating the file while we
+            // read could still fault; that is the documented limit of reading in place.
+            if let Ok(map) = unsafe { Mmap::map(&file) } {
+                return Ok(FileBytes {
+                    path: path.to_path_buf(),
+                    backing: Backing::Mapped(map),
+                });
+            }
+        }
+        Self::read_owned(path, file, len)
+    }
+
+    fn read_owned(path: &Path, mut file: File, len: u64) -> Result<FileBytes> {
+        use std::io::Read;
+        let len = usize::try_from(len)
+            .map_err(|_| StorageError::corrupt(path, "file too large for this platform"))?;
+        let mut words = vec![0u64; len.div_ceil(8)];
+        {
+            let bytes = words_as_bytes_mut(&mut words);
+            file.read_exact(&mut bytes[..len])
+                .map_err(|e| StorageError::io("read", path, e))?;
+        }
+        Ok(FileBytes {
+            path: path.to_path_buf(),
+            backing: Backing::Owned { words, len },
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            Backing::Mapped(map) => map,
+            Backing::Owned { words, len } => &words_as_bytes(words)[..*len],
+            Backing::Empty => &[],
+        }
+    }
+
+    /// Whether the bytes are memory-mapped (as opposed to copied into the heap).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.backing, Backing::Mapped(_))
+    }
+}
+
+fn words_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: u8 has no alignment or validity requirements; the byte slice covers exactly
+    // the memory of `words` and borrows it immutably for the same lifetime.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
+}
+
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as above; the mutable borrow of `words` is held for the slice's lifetime.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
+}
+
+/// Views little-endian f32 bytes as `&[f32]` without copying. Returns `None` when the slice
+/// is not 4-byte aligned or its length is not a multiple of 4.
+pub fn bytes_as_f32(bytes: &[u8]) -> Option<&[f32]> {
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32, the host is little-endian (checked at compile
+    // time above) and align_to only returns a middle part that is correctly aligned.
+    let (head, body, tail) = unsafe { bytes.align_to::<f32>() };
+    if head.is_empty() && tail.is_empty() {
+        Some(body)
+    } else {
+        None
+    }
+}
+
+/// Views a `&[f32]` as its little-endian bytes.
+pub fn f32_as_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: u8 has no alignment or validity requirements; the host is little-endian.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_and_heap_agree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello world").expect("write");
+        let a = FileBytes::open(&path, ReadMode::Mmap).expect("map");
+        let b = FileBytes::open(&path, ReadMode::Heap).expect("read");
+        assert_eq!(a.bytes(), b.bytes());
+        assert!(!b.is_mapped());
+        std::fs::write(&path, b"").expect("write");
+        assert!(FileBytes::open(&path, ReadMode::Mmap)
+            .expect("empty")
+            .bytes()
+            .is_empty());
+    }
+
+    #[test]
+    fn f32_views_round_trip() {
+        let v = [1.0f32, -2.5, 3.25];
+        let bytes = f32_as_bytes(&v);
+        assert_eq!(bytes_as_f32(bytes), Some(&v[..]));
+        assert_eq!(bytes_as_f32(&bytes[1..5]), None);
+    }
+}

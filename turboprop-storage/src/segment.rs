@@ -1,0 +1,430 @@
+//! Segments: an immutable folder of rows (vectors, chunk records, per-file term counts) and
+//! the metadata of the files they came from.
+//!
+//! ```text
+//! seg-00000007/
+//!   vectors.bin    rows of f32, one per chunk              (table, memory-mapped)
+//!   chunks.bin     one 64-byte record per chunk            (table, memory-mapped)
+//!   terms.bin      (term, chunk count) pairs of each file  (table, read by writers only)
+//!   metadata.json  the files, each with its row range     (document)
+//! ```
+//! A file's chunks occupy consecutive rows, so a filter on files is a set of row ranges.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use turboprop_types::{ContentHash, FileRecord};
+
+use crate::atomic::{sync_dir, write_new_file};
+use crate::document::{encode_document, read_document};
+use crate::error::{Result, StorageError};
+use crate::mmap::{bytes_as_f32, f32_as_bytes, ReadMode};
+use crate::table::{Table, TableKind, TableWriter};
+
+/// File names inside a segment folder.
+pub const VECTORS_FILE: &str = "vectors.bin";
+/// Chunk records.
+pub const CHUNKS_FILE: &str = "chunks.bin";
+/// Per-file term counts.
+pub const TERMS_FILE: &str = "terms.bin";
+/// File metadata.
+pub const METADATA_FILE: &str = "metadata.json";
+
+/// One row's chunk record: where the chunk is in its file and what it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRecord {
+    /// Index of the chunk's file in the segment's [`SegmentReader::files`].
+    pub file: u32,
+    /// First line, 1-based.
+    pub line_start: u32,
+    /// Last line, 1-based, inclusive.
+    pub line_end: u32,
+    /// Byte range start in the file.
+    pub byte_start: u64,
+    /// Byte range end (exclusive).
+    pub byte_end: u64,
+    /// Digest of the chunk's bytes.
+    pub hash: ContentHash,
+}
+
+impl ChunkRecord {
+    /// The 64-byte little-endian encoding.
+    pub fn encode(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0..4].copy_from_slice(&self.file.to_le_bytes());
+        b[4..8].copy_from_slice(&self.line_start.to_le_bytes());
+        b[8..12].copy_from_slice(&self.line_end.to_le_bytes());
+        // 12..16 reserved, zero.
+        b[16..24].copy_from_slice(&self.byte_start.to_le_bytes());
+        b[24..32].copy_from_slice(&self.byte_end.to_le_bytes());
+        b[32..64].copy_from_slice(self.hash.as_bytes());
+        b
+    }
+
+    /// Decodes a 64-byte record.
+    pub fn decode(b: &[u8; 64]) -> ChunkRecord {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&b[32..64]);
+        ChunkRecord {
+            file: u32_at(0),
+            line_start: u32_at(4),
+            line_end: u32_at(8),
+            byte_start: u64_at(16),
+            byte_end: u64_at(24),
+            hash: ContentHash::from_bytes(hash),
+        }
+    }
+}
+
+/// A file's entry in a segment's `metadata.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentFile {
+    /// The file as it was indexed.
+    #[serde(flatten)]
+    pub record: FileRecord,
+    /// First row of the file's chunks.
+    pub first_row: u64,
+    /// Number of rows (chunks) of the file.
+    pub rows: u64,
+    /// First pair of the file's term counts in `terms.bin`.
+    pub terms_start: u64,
+    /// Number of term-count pairs.
+    pub terms_len: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SegmentMeta {
+    dimensions: u32,
+    rows: u64,
+    files: Vec<SegmentFile>,
+}
+
+/// A chunk to be written: its location, digest and vector.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRow<'a> {
+    /// First line, 1-based.
+    pub line_start: u32,
+    /// Last line, inclusive.
+    pub line_end: u32,
+    /// Byte range start.
+    pub byte_start: u64,
+    /// Byte range end.
+    pub byte_end: u64,
+    /// Digest of the chunk's bytes.
+    pub hash: ContentHash,
+    /// The chunk's vector (the segment's dimensions, finite values).
+    pub vector: &'a [f32],
+}
+
+/// What a finished segment holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// Folder name of the segment.
+    pub name: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written to disk.
+    pub bytes: u64,
+}
+
+/// Writes a new segment folder, file by file.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    dir: PathBuf,
+    dims: u32,
+    vectors: TableWriter,
+    chunks: TableWriter,
+    terms: TableWriter,
+    files: Vec<SegmentFile>,
+}
+
+impl SegmentWriter {
+    /// Creates the segment folder `dir` (which must not exist) for vectors of `dims`.
+    pub fn create(dir: &Path, dims: u32) -> Result<SegmentWriter> {
+        fs::create_dir(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            dims,
+            vectors: TableWriter::create(&dir.join(VECTORS_FILE), TableKind::Vectors, dims)?,
+            chunks: TableWriter::create(&dir.join(CHUNKS_FILE), TableKind::Chunks, 0)?,
+            terms: TableWriter::create(&dir.join(TERMS_FILE), TableKind::Terms, 0)?,
+            files: Vec::new(),
+        })
+    }
+
+    /// Appends one file with its chunks and its (term, chunk count) pairs.
+    pub fn add_file<'a>(
+        &mut self,
+        record: FileRecord,
+        rows: impl IntoIterator<Item = NewRow<'a>>,
+        terms: &[(u32, u32)],
+    ) -> Result<()> {
+        let file_idx = u32::try_from(self.files.len())
+            .map_err(|_| StorageError::corrupt(&self.dir, "more than 2^32 files in a segment"))?;
+        let first_row = self.vectors.count();
+        for row in rows {
+            if row.vector.len() != self.dims as usize {
+                return Err(StorageError::corrupt(
+                    self.dir.join(VECTORS_FILE),
+                    format!(
+                        "vector of {} dimensions written to a segment of {}",
+                        row.vector.len(),
+                        self.dims
+                    ),
+                ));
+            }
+            if row.vector.iter().any(|v| !v.is_finite()) {
+                return Err(StorageError::corrupt(
+                    self.dir.join(VECTORS_FILE),
+                    format!("non-finite vector value for {}", record.path()),
+                ));
+            }
+            self.vectors.push(f32_as_bytes(row.vector))?;
+            let chunk = ChunkRecord {
+                file: file_idx,
+                line_start: row.line_start,
+                line_end: row.line_end,
+                byte_start: row.byte_start,
+                byte_end: row.byte_end,
+                hash: row.hash,
+            };
+            self.chunks.push(&chunk.encode())?;
+        }
+        let terms_start = self.terms.count();
+        for &(term, count) in terms {
+            let mut pair = [0u8; 8];
+            pair[..4].copy_from_slice(&term.to_le_bytes());
+            pair[4..].copy_from_slice(&count.to_le_bytes());
+            self.terms.push(&pair)?;
+        }
+        self.files.push(SegmentFile {
+            record,
+            first_row,
+            rows: self.vectors.count() - first_row,
+            terms_start,
+            terms_len: self.terms.count() - terms_start,
+        });
+        Ok(())
+    }
+
+    /// Finishes every file, checks what was written and syncs the folder. The segment is not
+    /// live until a manifest names it.
+    pub fn finish(self) -> Result<SegmentSummary> {
+        let rows = self.vectors.count();
+        self.vectors.finish(0)?;
+        self.chunks.finish(0)?;
+        self.terms.finish(0)?;
+        let meta = SegmentMeta {
+            dimensions: self.dims,
+            rows,
+            files: self.files,
+        };
+        let meta_path = self.dir.join(METADATA_FILE);
+        write_new_file(&meta_path, &encode_document(&meta_path, "metadata", &meta)?)?;
+        sync_dir(&self.dir)?;
+        let mut bytes = 0;
+        for name in [VECTORS_FILE, CHUNKS_FILE, TERMS_FILE, METADATA_FILE] {
+            let path = self.dir.join(name);
+            bytes += fs::metadata(&path)
+                .map_err(|e| StorageError::io("stat", &path, e))?
+                .len();
+        }
+        Ok(SegmentSummary {
+            name: self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            rows,
+            files: meta.files.len() as u64,
+            bytes,
+        })
+    }
+}
+
+/// An open segment: headers, sizes and metadata checked; vectors and records mapped.
+#[derive(Debug)]
+pub struct SegmentReader {
+    dir: PathBuf,
+    vectors: Table,
+    chunks: Table,
+    terms: Table,
+    meta: SegmentMeta,
+}
+
+impl SegmentReader {
+    /// Opens the segment in `dir`, checking every header, size and the metadata's checksum
+    /// and consistency. Payload checksums of the tables are checked by [`Self::verify`].
+    pub fn open(dir: &Path, mode: ReadMode) -> Result<SegmentReader> {
+        let meta_path = dir.join(METADATA_FILE);
+        let meta: SegmentMeta = read_document(&meta_path, "metadata")?;
+        let vectors = Table::open(&dir.join(VECTORS_FILE), TableKind::Vectors, mode)?;
+        let chunks = Table::open(&dir.join(CHUNKS_FILE), TableKind::Chunks, mode)?;
+        let terms = Table::open(&dir.join(TERMS_FILE), TableKind::Terms, mode)?;
+        let reader = SegmentReader {
+            dir: dir.to_path_buf(),
+            vectors,
+            chunks,
+            terms,
+            meta,
+        };
+        reader.check_consistency()?;
+        Ok(reader)
+    }
+
+    fn check_consistency(&self) -> Result<()> {
+        let rows = self.meta.rows;
+        if self.vectors.header().width != self.meta.dimensions {
+            return Err(StorageError::corrupt(
+                self.vectors.path(),
+                format!(
+                    "{} dimensions but metadata.json says {}",
+                    self.vectors.header().width,
+                    self.meta.dimensions
+                ),
+            ));
+        }
+        for table in [&self.vectors, &self.chunks] {
+            if table.header().count != rows {
+                return Err(StorageError::corrupt(
+                    table.path(),
+                    format!(
+                        "{} rows but metadata.json says {rows}",
+                        table.header().count
+                    ),
+                ));
+            }
+        }
+        if bytes_as_f32(self.vectors.payload()).is_none() {
+            return Err(StorageError::corrupt(
+                self.vectors.path(),
+                "misaligned rows",
+            ));
+        }
+        let mut next_row = 0;
+        for f in &self.meta.files {
+            let terms_end = f.terms_start.checked_add(f.terms_len);
+            if f.first_row != next_row
+                || terms_end.is_none_or(|end| end > self.terms.header().count)
+            {
+                return Err(StorageError::corrupt(
+                    self.dir.join(METADATA_FILE),
+                    format!("row or term ranges of {} do not fit", f.record.path()),
+                ));
+            }
+            next_row += f.rows;
+        }
+        if next_row != rows {
+            return Err(StorageError::corrupt(
+                self.dir.join(METADATA_FILE),
+                format!("files cover {next_row} rows of {rows}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The segment folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Vector dimensions.
+    pub fn dims(&self) -> usize {
+        self.meta.dimensions as usize
+    }
+
+    /// Number of rows (chunks).
+    pub fn rows(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// All vectors, row-major: row `i` is `[i * dims .. (i + 1) * dims]`.
+    pub fn vectors(&self) -> &[f32] {
+        // Alignment and length were checked on open.
+        bytes_as_f32(self.vectors.payload()).unwrap_or(&[])
+    }
+
+    /// The vector of row `row`.
+    pub fn vector(&self, row: usize) -> Option<&[f32]> {
+        let d = self.dims();
+        self.vectors().get(row * d..(row + 1) * d)
+    }
+
+    /// The chunk record of row `row`, checked against the segment's files.
+    pub fn chunk(&self, row: usize) -> Result<ChunkRecord> {
+        let bytes = self
+            .chunks
+            .record(row)
+            .and_then(|b| <&[u8; 64]>::try_from(b).ok())
+            .ok_or_else(|| {
+                StorageError::corrupt(self.chunks.path(), format!("no record for row {row}"))
+            })?;
+        let rec = ChunkRecord::decode(bytes);
+        let file = self.meta.files.get(rec.file as usize);
+        let row = row as u64;
+        let fits = file.is_some_and(|f| row >= f.first_row && row < f.first_row + f.rows);
+        if !fits
+            || rec.line_start == 0
+            || rec.line_end < rec.line_start
+            || rec.byte_end < rec.byte_start
+        {
+            return Err(StorageError::corrupt(
+                self.chunks.path(),
+                format!("record of row {row} is inconsistent"),
+            ));
+        }
+        Ok(rec)
+    }
+
+    /// The files of this segment, in row order.
+    pub fn files(&self) -> &[SegmentFile] {
+        &self.meta.files
+    }
+
+    /// The (term, chunk count) pairs of file `file`.
+    pub fn file_terms(&self, file: usize) -> Result<Vec<(u32, u32)>> {
+        let f = self.meta.files.get(file).ok_or_else(|| {
+            StorageError::corrupt(self.dir.join(METADATA_FILE), format!("no file {file}"))
+        })?;
+        (f.terms_start..f.terms_start + f.terms_len)
+            .map(|i| {
+                let rec = self.terms.record(i as usize).ok_or_else(|| {
+                    StorageError::corrupt(self.terms.path(), "term range out of bounds")
+                })?;
+                let term = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+                let count = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+                Ok((term, count))
+            })
+            .collect()
+    }
+
+    /// Checks every table's payload against its checksum.
+    pub fn verify(&self) -> Result<()> {
+        self.vectors.verify()?;
+        self.chunks.verify()?;
+        self.terms.verify()
+    }
+
+    /// Whether the vectors are memory-mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.vectors.is_mapped()
+    }
+
+    /// Bytes the segment occupies on disk.
+    pub fn bytes_on_disk(&self) -> u64 {
+        [VECTORS_FILE, CHUNKS_FILE, TERMS_FILE, METADATA_FILE]
+            .iter()
+            .filter_map(|n| fs::metadata(self.dir.join(n)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}

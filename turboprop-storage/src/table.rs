@@ -1,0 +1,268 @@
+//! Binary tables: a [`Header`] followed by `count` fixed-size records. Vectors, chunk records
+//! and term tables are all tables of different kinds ([`TableKind`]).
+//!
+//! Tables are written once, streamed through a hasher, synced, then read back and checked
+//! against their checksum before anyone can publish them.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, StorageError};
+use crate::header::{Header, BINARY_FORMAT_VERSION, HEADER_LEN};
+use crate::mmap::{FileBytes, ReadMode};
+
+/// The kinds of binary table, each with its own magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// `vectors.bin`: rows of `width` little-endian f32.
+    Vectors,
+    /// `chunks.bin`: 64-byte chunk records.
+    Chunks,
+    /// `terms.bin`: (term u32, count u32) pairs of each file.
+    Terms,
+    /// `df.bin`: sorted (term u32, document frequency u32) pairs.
+    DocFreq,
+}
+
+impl TableKind {
+    /// The magic bytes of this kind.
+    pub fn magic(self) -> &'static [u8; 8] {
+        match self {
+            TableKind::Vectors => b"TPVECTOR",
+            TableKind::Chunks => b"TPCHUNKS",
+            TableKind::Terms => b"TPTERMS\0",
+            TableKind::DocFreq => b"TPDOCFRQ",
+        }
+    }
+
+    /// A human name of this kind, for errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Vectors => "vectors",
+            TableKind::Chunks => "chunk records",
+            TableKind::Terms => "terms",
+            TableKind::DocFreq => "document frequency",
+        }
+    }
+
+    /// Bytes per record for a table of this kind with the given `width`.
+    pub fn record_len(self, width: u32) -> u64 {
+        match self {
+            TableKind::Vectors => u64::from(width) * 4,
+            TableKind::Chunks => 64,
+            TableKind::Terms | TableKind::DocFreq => 8,
+        }
+    }
+}
+
+/// Streams records into a new table file.
+#[derive(Debug)]
+pub struct TableWriter {
+    path: PathBuf,
+    kind: TableKind,
+    width: u32,
+    out: BufWriter<File>,
+    hasher: blake3::Hasher,
+    count: u64,
+    payload_len: u64,
+}
+
+impl TableWriter {
+    /// Creates `path` (it must not exist yet).
+    pub fn create(path: &Path, kind: TableKind, width: u32) -> Result<TableWriter> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| StorageError::io("create", path, e))?;
+        file.write_all(&[0u8; HEADER_LEN])
+            .map_err(|e| StorageError::io("write", path, e))?;
+        Ok(TableWriter {
+            path: path.to_path_buf(),
+            kind,
+            width,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            count: 0,
+            payload_len: 0,
+        })
+    }
+
+    /// Appends one record; `record` must be exactly one record long.
+    pub fn push(&mut self, record: &[u8]) -> Result<()> {
+        let expected = self.kind.record_len(self.width);
+        if record.len() as u64 != expected {
+            return Err(StorageError::corrupt(
+                &self.path,
+                format!(
+                    "record of {} bytes written to a table of {expected}-byte records",
+                    record.len()
+                ),
+            ));
+        }
+        self.out
+            .write_all(record)
+            .map_err(|e| StorageError::io("write", &self.path, e))?;
+        self.hasher.update(record);
+        self.count += 1;
+        self.payload_len += expected;
+        Ok(())
+    }
+
+    /// Number of records pushed so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Writes the header, syncs the file, then reads it back and checks its checksum.
+    pub fn finish(self, extra: u64) -> Result<Header> {
+        let TableWriter {
+            path,
+            kind,
+            width,
+            out,
+            hasher,
+            count,
+            payload_len,
+        } = self;
+        let mut file = out
+            .into_inner()
+            .map_err(|e| StorageError::io("write", &path, e.into_error()))?;
+        let mut payload_hash = [0u8; 16];
+        payload_hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        let header = Header {
+            magic: *kind.magic(),
+            version: BINARY_FORMAT_VERSION,
+            width,
+            count,
+            payload_len,
+            payload_hash,
+            extra,
+        };
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(&header.encode()))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| StorageError::io("write", &path, e))?;
+        drop(file);
+        // Read back what the disk now holds and check it before the table can be published.
+        let table = Table::open(&path, kind, ReadMode::Heap)?;
+        table.verify()?;
+        Ok(header)
+    }
+}
+
+/// A table opened for reading; its header and size are checked on open.
+#[derive(Debug)]
+pub struct Table {
+    bytes: FileBytes,
+    header: Header,
+    kind: TableKind,
+}
+
+impl Table {
+    /// Opens and checks the header and size of a table of `kind`.
+    pub fn open(path: &Path, kind: TableKind, mode: ReadMode) -> Result<Table> {
+        let bytes = FileBytes::open(path, mode)?;
+        let header = Header::decode(path, bytes.bytes(), kind.magic(), kind.name())?;
+        let expected = kind
+            .record_len(header.width)
+            .checked_mul(header.count)
+            .ok_or_else(|| StorageError::corrupt(path, "record count overflows"))?;
+        if expected != header.payload_len {
+            return Err(StorageError::corrupt(
+                path,
+                format!(
+                    "header says {} records of {} bytes but a payload of {} bytes",
+                    header.count,
+                    kind.record_len(header.width),
+                    header.payload_len
+                ),
+            ));
+        }
+        Ok(Table {
+            bytes,
+            header,
+            kind,
+        })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.bytes.path()
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        // The payload is in memory, so the count fits in usize.
+        self.header.count as usize
+    }
+
+    /// Whether the table has no records.
+    pub fn is_empty(&self) -> bool {
+        self.header.count == 0
+    }
+
+    /// The payload: all records back to back.
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes.bytes()[HEADER_LEN..]
+    }
+
+    /// Record `i`, or `None` past the end.
+    pub fn record(&self, i: usize) -> Option<&[u8]> {
+        let len = self.kind.record_len(self.header.width) as usize;
+        let start = i.checked_mul(len)?;
+        self.payload().get(start..start.checked_add(len)?)
+    }
+
+    /// Checks the payload against its checksum (reads every byte).
+    pub fn verify(&self) -> Result<()> {
+        self.header.check_payload(self.path(), self.payload())
+    }
+
+    /// Whether the table is memory-mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.bytes.is_mapped()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("terms.bin");
+        let mut w = TableWriter::create(&path, TableKind::Terms, 0).expect("create");
+        for i in 0u32..10 {
+            let mut rec = [0u8; 8];
+            rec[..4].copy_from_slice(&i.to_le_bytes());
+            rec[4..].copy_from_slice(&(i * 2).to_le_bytes());
+            w.push(&rec).expect("push");
+        }
+        assert!(w.push(&[0u8; 3]).is_err());
+        w.finish(5).expect("finish");
+        let t = Table::open(&path, TableKind::Terms, ReadMode::Mmap).expect("open");
+        assert_eq!(t.len(), 10);
+        assert_eq!(t.header().extra, 5);
+        assert_eq!(&t.record(3).expect("rec")[4..], &6u32.to_le_bytes());
+        assert!(t.record(10).is_none());
+        t.verify().expect("intact");
+        assert!(Table::open(&path, TableKind::Chunks, ReadMode::Mmap).is_err());
+    }
+
+    #[test]
+    fn refuses_to_overwrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.bin");
+        std::fs::write(&path, b"precious").expect("write");
+        assert!(TableWriter::create(&path, TableKind::Terms, 0).is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), b"precious");
+    }
+}
