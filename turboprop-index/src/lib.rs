@@ -1,1 +1,50 @@
-//! turboprop-index (under construction).
+//! turboprop's index layer: exact, parallel vector search over committed segments, with file
+//! filters applied before top-k, incremental diffing against the stored file records, and
+//! atomic commits through `turboprop-storage`. It needs no embedder: any vectors will do.
+//!
+//! ```
+//! use turboprop_index::{Index, IndexSpec, IndexWriter, NewChunk, SearchOptions, WriterOptions};
+//! use turboprop_storage::ModelGuard;
+//! use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let path = tmp.path().join("index");
+//! let spec = IndexSpec {
+//!     model: ModelGuard { id: "my-vectors".into(), dimensions: 3 },
+//!     chunking: ChunkingConfig::default(),
+//! };
+//! let chunk = |line: u32, v: [f32; 3]| NewChunk {
+//!     line_start: line, line_end: line + 9, byte_start: 0, byte_end: 100,
+//!     hash: ContentHash::of(&line.to_le_bytes()), vector: v.to_vec(), terms: vec![],
+//! };
+//!
+//! // Create, fill and commit.
+//! let mut writer = IndexWriter::open(&path, spec, WriterOptions::default(), || {})?;
+//! let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
+//! writer.put_file(record, vec![chunk(1, [1.0, 0.0, 0.0]), chunk(11, [0.0, 0.6, 0.8])])?;
+//! writer.commit()?;
+//!
+//! // Reopen from disk and search.
+//! let index = Index::open(&path)?;
+//! let hits = index.search(&[0.0, 0.8, 0.6], &SearchOptions::default())?;
+//! assert_eq!(hits[0].chunk.file(), "src/pot.py");
+//! assert_eq!(hits[0].chunk.line_start(), 11);
+//! assert!((hits[0].score - 0.96).abs() < 1e-6);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod diff;
+mod error;
+mod filter;
+mod reader;
+mod topk;
+mod writer;
+
+pub use diff::{Confirmed, Diff, FileStatus, ScannedFile};
+pub use error::{IndexError, Result};
+pub use filter::FileFilter;
+pub use reader::{Hit, Index, IndexStats, SearchOptions};
+pub use topk::{dot, Scored, TopK};
+pub use turboprop_storage::{LockWait, ModelGuard, ReadMode};
+pub use writer::{BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, WriterOptions};

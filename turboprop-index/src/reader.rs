@@ -1,0 +1,381 @@
+//! [`Index`]: one committed generation opened for searching. Opening reads the manifest once
+//! and maps what it names; it never takes a lock and never blocks a writer.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use turboprop_storage::{
+    DocFreqTable, IndexDir, Manifest, ModelGuard, ReadMode, SegmentFile, SegmentReader,
+    StorageError,
+};
+use turboprop_types::{ChunkMeta, FileRecord, NoTermStats, TermStatistics};
+
+use crate::error::{IndexError, Result};
+use crate::filter::FileFilter;
+use crate::topk::{dot, Scored, TopK};
+
+/// Rows scored per parallel task.
+const BLOCK_ROWS: usize = 4096;
+
+/// How many times a reader re-reads the manifest when a writer removed files under it.
+const OPEN_ATTEMPTS: usize = 8;
+
+/// Options of one search.
+#[derive(Debug, Clone)]
+pub struct SearchOptions<'a> {
+    /// Maximum number of hits.
+    pub limit: usize,
+    /// Hits must score at least this much (and always more than zero).
+    pub min_score: f32,
+    /// Which files may be returned; applied before top-k.
+    pub filter: Option<&'a FileFilter>,
+    /// Score on one thread (for tests and tiny indexes); results are identical.
+    pub sequential: bool,
+}
+
+impl Default for SearchOptions<'_> {
+    fn default() -> Self {
+        SearchOptions {
+            limit: 10,
+            min_score: 0.0,
+            filter: None,
+            sequential: false,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The chunk: file, lines, bytes, digest.
+    pub chunk: ChunkMeta,
+    /// Cosine similarity with the query, in 0..=1.
+    pub score: f32,
+}
+
+/// Counts and facts about a committed index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Files indexed.
+    pub files: u64,
+    /// Chunks (rows) indexed.
+    pub chunks: u64,
+    /// The model guard.
+    pub model: ModelGuard,
+    /// Commit generation.
+    pub generation: u64,
+    /// Bytes of all live files on disk.
+    pub bytes_on_disk: u64,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub updated_at_ms: u64,
+}
+
+/// A committed index, opened read-only.
+#[derive(Debug)]
+pub struct Index {
+    dir: IndexDir,
+    manifest: Manifest,
+    segments: Vec<SegmentReader>,
+    doc_freq: Option<DocFreqTable>,
+}
+
+impl Index {
+    /// Opens the last committed generation of the index folder `path` (memory-mapped).
+    pub fn open(path: impl AsRef<Path>) -> Result<Index> {
+        Self::open_with(path, ReadMode::Mmap)
+    }
+
+    /// Opens the index, mapping files or reading them into the heap.
+    pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Index> {
+        let dir = IndexDir::new(path.as_ref());
+        let mut last_generation = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let manifest = Self::read_manifest(&dir)?;
+            let generation = manifest.generation;
+            match Self::open_generation(dir.clone(), manifest, mode) {
+                Ok(index) => return Ok(index),
+                // A writer may have committed and removed the files of the generation we
+                // read; if the manifest moved on, try the new one.
+                Err(IndexError::Storage(e)) if e.is_missing() && attempt < OPEN_ATTEMPTS => {
+                    let now = dir.read_manifest()?.map(|m| m.generation);
+                    if now == Some(generation) && last_generation == Some(generation) {
+                        return Err(IndexError::Storage(e));
+                    }
+                    last_generation = Some(generation);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn read_manifest(dir: &IndexDir) -> Result<Manifest> {
+        if !dir.exists() {
+            return Err(IndexError::NotIndexed {
+                path: dir.root().to_path_buf(),
+            });
+        }
+        dir.check_version()?;
+        dir.read_manifest()?.ok_or_else(|| IndexError::NotIndexed {
+            path: dir.root().to_path_buf(),
+        })
+    }
+
+    fn open_generation(dir: IndexDir, manifest: Manifest, mode: ReadMode) -> Result<Index> {
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for entry in &manifest.segments {
+            let seg = SegmentReader::open(&dir.path(&entry.name), mode)?;
+            if seg.dims() != manifest.model.dimensions as usize
+                || seg.rows() as u64 != entry.rows
+                || seg.files().len() as u64 != entry.files
+            {
+                return Err(StorageError::corrupt(
+                    seg.dir(),
+                    "segment does not match the manifest (rows, files or dimensions)",
+                )
+                .into());
+            }
+            segments.push(seg);
+        }
+        let doc_freq = match &manifest.term_stats {
+            Some(t) => {
+                let table = DocFreqTable::open(&dir.path(&t.name), mode)?;
+                if table.documents() != t.documents {
+                    return Err(StorageError::corrupt(
+                        dir.path(&t.name),
+                        "document count does not match the manifest",
+                    )
+                    .into());
+                }
+                Some(table)
+            }
+            None => None,
+        };
+        Ok(Index {
+            dir,
+            manifest,
+            segments,
+            doc_freq,
+        })
+    }
+
+    /// The index folder.
+    pub fn path(&self) -> &Path {
+        self.dir.root()
+    }
+
+    /// The committed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The model guard: which model and dimensions the vectors were made with.
+    pub fn model(&self) -> &ModelGuard {
+        &self.manifest.model
+    }
+
+    /// Vector dimensions.
+    pub fn dims(&self) -> usize {
+        self.manifest.model.dimensions as usize
+    }
+
+    /// The open segments.
+    pub fn segments(&self) -> &[SegmentReader] {
+        &self.segments
+    }
+
+    /// Every indexed file with its segment and position.
+    pub fn files(&self) -> impl Iterator<Item = &FileRecord> + '_ {
+        self.segment_files().map(|(_, _, f)| &f.record)
+    }
+
+    pub(crate) fn segment_files(&self) -> impl Iterator<Item = (usize, usize, &SegmentFile)> + '_ {
+        self.segments
+            .iter()
+            .enumerate()
+            .flat_map(|(s, seg)| seg.files().iter().enumerate().map(move |(i, f)| (s, i, f)))
+    }
+
+    /// Document-frequency statistics of the indexed chunks, for query weighting.
+    pub fn term_stats(&self) -> &dyn TermStatistics {
+        match &self.doc_freq {
+            Some(t) => t,
+            None => &NoTermStats,
+        }
+    }
+
+    /// Counts and facts for `tp status`.
+    pub fn stats(&self) -> IndexStats {
+        let mut bytes: u64 = self.segments.iter().map(SegmentReader::bytes_on_disk).sum();
+        for name in ["manifest.json", "config.yaml", "version.txt"] {
+            bytes += std::fs::metadata(self.dir.path(name)).map_or(0, |m| m.len());
+        }
+        if let Some(t) = &self.manifest.term_stats {
+            bytes += std::fs::metadata(self.dir.path(&t.name)).map_or(0, |m| m.len());
+        }
+        IndexStats {
+            files: self.manifest.files(),
+            chunks: self.manifest.rows(),
+            model: self.manifest.model.clone(),
+            generation: self.manifest.generation,
+            bytes_on_disk: bytes,
+            updated_at_ms: self.manifest.updated_at_ms,
+        }
+    }
+
+    /// Fails with [`IndexError::ModelMismatch`] unless the index was built with `model_id`
+    /// and `dims`.
+    pub fn check_model(&self, model_id: &str, dims: usize) -> Result<()> {
+        let m = &self.manifest.model;
+        if m.id == model_id && m.dimensions as usize == dims {
+            Ok(())
+        } else {
+            Err(IndexError::ModelMismatch {
+                path: self.dir.root().to_path_buf(),
+                index_model: m.id.clone(),
+                index_dims: m.dimensions,
+                asked_model: model_id.to_owned(),
+                asked_dims: u32::try_from(dims).unwrap_or(u32::MAX),
+            })
+        }
+    }
+
+    /// Checks every byte of every live file against its checksum; returns the problems found
+    /// (empty when the index is intact).
+    pub fn verify(&self) -> Vec<IndexError> {
+        let mut problems = Vec::new();
+        for seg in &self.segments {
+            if let Err(e) = seg.verify() {
+                problems.push(e.into());
+            }
+            for row in 0..seg.rows() {
+                if let Err(e) = seg.chunk(row) {
+                    problems.push(e.into());
+                    break;
+                }
+            }
+        }
+        if let Some(t) = &self.doc_freq {
+            if let Err(e) = t.verify() {
+                problems.push(e.into());
+            }
+        }
+        if let Err(e) = self.dir.read_config() {
+            problems.push(e.into());
+        }
+        problems
+    }
+
+    /// The `limit` chunks most similar to `query` (a normalized vector of the index's
+    /// dimensions), best first, among files that pass the filter.
+    pub fn search(&self, query: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
+        if query.len() != self.dims() {
+            return Err(IndexError::InvalidVector {
+                what: "query".to_owned(),
+                reason: format!("{} dimensions, index has {}", query.len(), self.dims()),
+            });
+        }
+        if query.iter().any(|v| !v.is_finite()) {
+            return Err(IndexError::InvalidVector {
+                what: "query".to_owned(),
+                reason: "non-finite value".to_owned(),
+            });
+        }
+        if opts.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let blocks = self.blocks(opts.filter);
+        let floor = opts.min_score.max(0.0);
+        let score_block = |&(seg, ref rows): &(usize, Range<usize>)| {
+            let mut top = TopK::new(opts.limit);
+            let segment = &self.segments[seg];
+            let d = segment.dims();
+            let data = segment.vectors();
+            for row in rows.clone() {
+                let score = dot(query, &data[row * d..(row + 1) * d]);
+                if score > 0.0 && score >= floor && score >= top.threshold() {
+                    top.push(Scored {
+                        score,
+                        segment: seg as u32,
+                        row: row as u32,
+                    });
+                }
+            }
+            top
+        };
+        let top = if opts.sequential || blocks.len() <= 1 {
+            blocks
+                .iter()
+                .map(score_block)
+                .fold(TopK::new(opts.limit), TopK::merge)
+        } else {
+            blocks
+                .par_iter()
+                .map(score_block)
+                .reduce(|| TopK::new(opts.limit), TopK::merge)
+        };
+        top.into_sorted().into_iter().map(|s| self.hit(s)).collect()
+    }
+
+    /// Row ranges to score, cut into blocks: whole segments, or only the rows of files that
+    /// pass the filter.
+    fn blocks(&self, filter: Option<&FileFilter>) -> Vec<(usize, Range<usize>)> {
+        let mut ranges: Vec<(usize, Range<usize>)> = Vec::new();
+        for (s, seg) in self.segments.iter().enumerate() {
+            match filter.filter(|f| !f.is_any()) {
+                None => ranges.push((s, 0..seg.rows())),
+                Some(f) => {
+                    for file in seg.files() {
+                        if file.rows > 0 && f.matches(file.record.path()) {
+                            let start = file.first_row as usize;
+                            let end = start + file.rows as usize;
+                            // Merge with the previous range when adjacent.
+                            match ranges.last_mut() {
+                                Some((ls, r)) if *ls == s && r.end == start => r.end = end,
+                                _ => ranges.push((s, start..end)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut blocks = Vec::new();
+        for (s, r) in ranges {
+            let mut start = r.start;
+            while start < r.end {
+                let end = (start + BLOCK_ROWS).min(r.end);
+                blocks.push((s, start..end));
+                start = end;
+            }
+        }
+        blocks
+    }
+
+    fn hit(&self, s: Scored) -> Result<Hit> {
+        let seg = &self.segments[s.segment as usize];
+        let rec = seg.chunk(s.row as usize)?;
+        let file = &seg.files()[rec.file as usize];
+        let chunk = ChunkMeta::new(
+            file.record.path(),
+            rec.line_start,
+            rec.line_end,
+            rec.byte_start..rec.byte_end,
+            rec.hash,
+        )
+        .map_err(|source| IndexError::BadMeta {
+            path: seg.dir().to_path_buf(),
+            source,
+        })?;
+        Ok(Hit {
+            chunk,
+            score: s.score.clamp(0.0, 1.0),
+        })
+    }
+
+    /// The path of the index folder inside a repository: `<repo>/.turboprop/index`.
+    pub fn folder_of_repo(repo: &Path) -> PathBuf {
+        repo.join(".turboprop").join("index")
+    }
+}
