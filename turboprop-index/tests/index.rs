@@ -1,0 +1,402 @@
+//! Behaviour of the index through its public API: every search path agrees with a naive
+//! oracle, updates are incremental and atomic, guards and filters hold.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use turboprop_index::{
+    BaseState, FileFilter, Index, IndexError, IndexSpec, IndexWriter, LockWait, ModelGuard,
+    NewChunk, ReadMode, SearchOptions, WriterOptions,
+};
+use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
+
+fn spec(dims: u32) -> IndexSpec {
+    IndexSpec {
+        model: ModelGuard {
+            id: "test-vectors".into(),
+            dimensions: dims,
+        },
+        chunking: ChunkingConfig::default(),
+    }
+}
+
+fn normalized(v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n == 0.0 {
+        v
+    } else {
+        v.into_iter().map(|x| x / n).collect()
+    }
+}
+
+fn chunk(i: u32, vector: Vec<f32>) -> NewChunk {
+    NewChunk {
+        line_start: i * 10 + 1,
+        line_end: i * 10 + 10,
+        byte_start: u64::from(i) * 100,
+        byte_end: u64::from(i) * 100 + 100,
+        hash: ContentHash::of(&i.to_le_bytes()),
+        vector,
+        terms: vec![i, 1000],
+    }
+}
+
+fn record(path: &str, content: &[u8]) -> FileRecord {
+    FileRecord::new(path, content.len() as u64, 7, ContentHash::of(content)).expect("valid")
+}
+
+fn write(path: &Path, files: &[(String, Vec<Vec<f32>>)]) -> Index {
+    let dims = files
+        .iter()
+        .flat_map(|(_, v)| v.first())
+        .map(|v| v.len() as u32)
+        .next()
+        .unwrap_or(4);
+    let mut w = IndexWriter::open(
+        path,
+        spec(dims),
+        WriterOptions {
+            wait: LockWait::NoWait,
+            rebuild: true,
+        },
+        || {},
+    )
+    .expect("writer");
+    for (name, vectors) in files {
+        let chunks = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| chunk(i as u32, v.clone()))
+            .collect();
+        w.put_file(record(name, name.as_bytes()), chunks)
+            .expect("put");
+    }
+    w.commit().expect("commit");
+    Index::open(path).expect("open")
+}
+
+/// The oracle: score everything, sort, truncate.
+fn naive(
+    files: &[(String, Vec<Vec<f32>>)],
+    q: &[f32],
+    k: usize,
+    filter: &FileFilter,
+) -> Vec<(String, u32, f32)> {
+    let mut all: Vec<(String, u32, f32)> = Vec::new();
+    let mut sorted: Vec<&(String, Vec<Vec<f32>>)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, vectors) in sorted {
+        if !filter.matches(name) {
+            continue;
+        }
+        for (i, v) in vectors.iter().enumerate() {
+            let s: f32 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+            if s > 0.0 {
+                all.push((name.clone(), i as u32 * 10 + 1, s));
+            }
+        }
+    }
+    // Stable sort keeps row order among equal scores, like the index's tie-break.
+    all.sort_by(|a, b| b.2.total_cmp(&a.2));
+    all.truncate(k);
+    all
+}
+
+fn check_all_paths(
+    index: &Index,
+    files: &[(String, Vec<Vec<f32>>)],
+    q: &[f32],
+    k: usize,
+    filter: &FileFilter,
+) {
+    let want = naive(files, q, k, filter);
+    let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
+    for (idx, sequential) in [(index, false), (index, true), (&heap, false), (&heap, true)] {
+        let opts = SearchOptions {
+            limit: k,
+            min_score: 0.0,
+            filter: Some(filter),
+            sequential,
+        };
+        let got = idx.search(q, &opts).expect("search");
+        assert_eq!(got.len(), want.len(), "sequential={sequential}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g.score - w.2).abs() < 1e-4, "{g:?} vs {w:?}");
+        }
+        // Identical sets of (file, line) among hits with clearly distinct scores.
+        let got_ids: Vec<(String, u32)> = got
+            .iter()
+            .map(|h| (h.chunk.file().to_owned(), h.chunk.line_start()))
+            .collect();
+        let want_ids: Vec<(String, u32)> = want.iter().map(|w| (w.0.clone(), w.1)).collect();
+        assert_eq!(got_ids, want_ids);
+    }
+}
+
+fn arb_files() -> impl Strategy<Value = Vec<(String, Vec<Vec<f32>>)>> {
+    let vec8 = prop::collection::vec(-1.0f32..1.0, 8).prop_map(normalized);
+    prop::collection::btree_map(
+        "[a-c]{1,3}\\.(rs|py|ts)",
+        prop::collection::vec(vec8, 0..30),
+        1..12,
+    )
+    .prop_map(|m| m.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_path_agrees_with_the_oracle(
+        files in arb_files(),
+        q in prop::collection::vec(-1.0f32..1.0, 8).prop_map(normalized),
+        k in 0usize..25,
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let index = write(&tmp.path().join("index"), &files);
+        check_all_paths(&index, &files, &q, k, &FileFilter::any());
+        check_all_paths(&index, &files, &q, k, &FileFilter::any().with_extensions([".py"]));
+    }
+}
+
+#[test]
+fn parallel_blocks_agree_on_a_large_index() {
+    // Enough rows for many rayon blocks.
+    let mut seed = 42u64;
+    let mut rnd = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..40)
+        .map(|f| {
+            let name = format!("dir{}/file{f}.{}", f % 3, ["rs", "py", "ts"][f % 3]);
+            let vectors = (0..500)
+                .map(|_| normalized((0..16).map(|_| rnd()).collect()))
+                .collect();
+            (name, vectors)
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let index = write(&tmp.path().join("index"), &files);
+    let q = normalized((0..16).map(|_| rnd()).collect());
+    check_all_paths(&index, &files, &q, 10, &FileFilter::any());
+    check_all_paths(
+        &index,
+        &files,
+        &q,
+        50,
+        &FileFilter::any().with_globs(["dir1/**"]).expect("glob"),
+    );
+}
+
+#[test]
+fn filters_apply_before_top_k() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The .rs file holds the best matches; the .py file's chunks are weaker but there are 5.
+    let files = vec![
+        ("best.rs".to_owned(), vec![vec![1.0, 0.0]; 20]),
+        ("weak.py".to_owned(), vec![normalized(vec![0.5, 1.0]); 5]),
+    ];
+    let index = write(&tmp.path().join("index"), &files);
+    let py = FileFilter::any().with_extensions(["py"]);
+    let hits = index
+        .search(
+            &[1.0, 0.0],
+            &SearchOptions {
+                limit: 3,
+                filter: Some(&py),
+                ..SearchOptions::default()
+            },
+        )
+        .expect("search");
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().all(|h| h.chunk.file() == "weak.py"));
+}
+
+#[test]
+fn updates_replace_remove_and_touch() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("index");
+    let open = |rebuild| {
+        IndexWriter::open(
+            &path,
+            spec(2),
+            WriterOptions {
+                wait: LockWait::NoWait,
+                rebuild,
+            },
+            || {},
+        )
+        .expect("writer")
+    };
+    let mut w = open(false);
+    assert_eq!(w.base_state(), &BaseState::Empty);
+    w.put_file(record("a.rs", b"a"), vec![chunk(0, vec![1.0, 0.0])])
+        .expect("put");
+    w.put_file(
+        record("b.rs", b"b"),
+        vec![chunk(0, vec![0.0, 1.0]), chunk(1, vec![0.6, 0.8])],
+    )
+    .expect("put");
+    let first = w.commit().expect("commit");
+    assert_eq!((first.files, first.chunks, first.generation), (2, 3, 1));
+
+    // Nothing changed: nothing is written, the generation stays.
+    let w = open(false);
+    assert_eq!(w.base_state(), &BaseState::Reused);
+    let same = w.commit().expect("commit");
+    assert!(!same.committed);
+    assert_eq!(same.generation, 1);
+
+    // Replace a.rs, remove b.rs, touch nothing.
+    let mut w = open(false);
+    w.put_file(record("a.rs", b"a2"), vec![chunk(3, vec![0.0, 1.0])])
+        .expect("put");
+    w.remove_file("b.rs");
+    let second = w.commit().expect("commit");
+    assert_eq!(
+        (second.files, second.chunks, second.chunks_written),
+        (1, 1, 1)
+    );
+    let index = Index::open(&path).expect("open");
+    let hits = index
+        .search(&[0.0, 1.0], &SearchOptions::default())
+        .expect("search");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        (hits[0].chunk.file(), hits[0].chunk.line_start()),
+        ("a.rs", 31)
+    );
+    // Term statistics follow the live chunks only.
+    assert_eq!(index.term_stats().documents(), 1);
+    assert_eq!(index.term_stats().document_frequency(1000), 1);
+    assert_eq!(index.term_stats().document_frequency(0), 0);
+    assert_eq!(index.term_stats().document_frequency(3), 1);
+
+    // Touch keeps the chunks and takes the new record.
+    let mut w = open(false);
+    let touched = FileRecord::new("a.rs", 2, 99, ContentHash::of(b"a2")).expect("valid");
+    w.touch_file(touched.clone());
+    w.commit().expect("commit");
+    let index = Index::open(&path).expect("open");
+    assert_eq!(index.files().collect::<Vec<_>>(), vec![&touched]);
+    assert_eq!(index.stats().chunks, 1);
+
+    // Old generations are collected: one segment folder remains.
+    let segs = std::fs::read_dir(&path)
+        .expect("list")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        })
+        .count();
+    assert_eq!(segs, 1);
+}
+
+#[test]
+fn a_reader_keeps_its_generation_while_a_writer_commits() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("index");
+    let files = vec![("a.rs".to_owned(), vec![vec![1.0, 0.0]])];
+    let old = write(&path, &files);
+    let newer = vec![("b.rs".to_owned(), vec![vec![1.0, 0.0]])];
+    let _ = write(&path, &newer);
+    // The old reader still answers from its own (now collected) generation.
+    let hits = old
+        .search(&[1.0, 0.0], &SearchOptions::default())
+        .expect("search");
+    assert_eq!(hits[0].chunk.file(), "a.rs");
+    let fresh = Index::open(&path).expect("open");
+    let hits = fresh
+        .search(&[1.0, 0.0], &SearchOptions::default())
+        .expect("search");
+    assert_eq!(hits[0].chunk.file(), "b.rs");
+}
+
+#[test]
+fn model_and_dimension_guards() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("index");
+    let index = write(&path, &[("a.rs".to_owned(), vec![vec![1.0, 0.0]])]);
+    let err = index.check_model("other-model", 2).expect_err("mismatch");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("test-vectors") && msg.contains("other-model") && msg.contains("--rebuild"),
+        "{msg}"
+    );
+    assert!(index
+        .search(&[1.0, 0.0, 0.0], &SearchOptions::default())
+        .is_err());
+    assert!(index
+        .search(&[f32::NAN, 0.0], &SearchOptions::default())
+        .is_err());
+
+    // A writer with another spec starts over instead of mixing vectors.
+    let w = IndexWriter::open(&path, spec(3), WriterOptions::default(), || {}).expect("writer");
+    assert!(matches!(w.base_state(), BaseState::SpecChanged { .. }));
+    assert!(w.base().is_none());
+}
+
+#[test]
+fn bad_vectors_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut w = IndexWriter::open(
+        tmp.path().join("i"),
+        spec(2),
+        WriterOptions::default(),
+        || {},
+    )
+    .expect("writer");
+    assert!(w
+        .put_file(record("a.rs", b"a"), vec![chunk(0, vec![1.0])])
+        .is_err());
+    assert!(w
+        .put_file(
+            record("a.rs", b"a"),
+            vec![chunk(0, vec![f32::INFINITY, 0.0])]
+        )
+        .is_err());
+}
+
+#[test]
+fn second_writer_is_busy_or_waits() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("index");
+    let first = IndexWriter::open(&path, spec(2), WriterOptions::default(), || {}).expect("writer");
+    let busy = IndexWriter::open(
+        &path,
+        spec(2),
+        WriterOptions {
+            wait: LockWait::NoWait,
+            rebuild: false,
+        },
+        || {},
+    );
+    assert!(matches!(
+        busy,
+        Err(IndexError::Storage(
+            turboprop_storage::StorageError::Busy { .. }
+        ))
+    ));
+    let path2 = path.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut waited = false;
+        let w = IndexWriter::open(&path2, spec(2), WriterOptions::default(), || waited = true)
+            .expect("writer after wait");
+        drop(w);
+        waited
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(first);
+    assert!(waiter.join().expect("thread"));
+}
+
+#[test]
+fn missing_index_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = Index::open(tmp.path().join("nothing")).expect_err("no index");
+    assert!(matches!(err, IndexError::NotIndexed { .. }));
+    assert!(err.to_string().contains("tp index"));
+}
