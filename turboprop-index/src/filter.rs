@@ -83,7 +83,7 @@ impl FileFilter {
                 Some(i) if i > 0 => name[i + 1..].to_ascii_lowercase(),
                 _ => String::new(),
             };
-            if !self.extensions.iter().any(|e| *e == ext) {
+            if !self.extensions.contains(&ext) {
                 return false;
             }
         }

@@ -1,0 +1,141 @@
+//! Command-line arguments: the raw flags as clap parses them. Validation into settings the
+//! library understands happens in each command (`index.rs`, `search.rs`, ...).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// turboprop: fast, offline semantic code search.
+#[derive(Debug, Parser)]
+#[command(name = "tp", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Index a repository into <repo>/.turboprop/ (only new and changed files are embedded).
+    Index(IndexArgs),
+    /// Search the index with a natural-language or code query.
+    Search(SearchArgs),
+    /// Show what the index holds.
+    Status(StatusArgs),
+    /// Check every byte of the index against its checksums.
+    Verify(RepoArg),
+}
+
+/// `--repo`, shared by every command.
+#[derive(Debug, Args)]
+pub struct RepoArg {
+    /// The repository root (default: the current folder).
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+}
+
+/// `tp index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Skip files larger than this (e.g. 500kb, 2mb, 1gb, or bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub max_filesize: Option<String>,
+    /// The embedding model (default: the model in config.yaml, else the built-in one).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Ignore the existing index and build a new one from scratch (recovers from damage;
+    /// never touches source files).
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Fail at once if another tp index is writing, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// JSON Lines for search (one hit per line), one JSON object for status.
+    Json,
+}
+
+/// `tp search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for.
+    pub query: String,
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Maximum number of results.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+    /// Minimum score (0.0 to 1.0).
+    #[arg(long, value_name = "SCORE")]
+    pub threshold: Option<f32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Only files with this extension (e.g. .rs); repeat or comma-separate for several.
+    #[arg(long, value_name = "EXT", value_delimiter = ',')]
+    pub filetype: Vec<String>,
+    /// Only files matching this glob (e.g. 'src/**/*.py'); repeat for several.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Vec<String>,
+}
+
+/// `tp status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Parses a size like `2mb`, `500KB`, `1.5m`, `1gb` or `4096` into bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = value * mult as f64;
+    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2mb"), Some(2 << 20));
+        assert_eq!(parse_size("500KB"), Some(500 << 10));
+        assert_eq!(parse_size("1.5m"), Some(3 << 19));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("-1mb"), None);
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

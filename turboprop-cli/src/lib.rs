@@ -1,0 +1,74 @@
+//! The `tp` command line: argument parsing, file discovery, progress, output. Only this crate
+//! prints, and only it uses `anyhow`; the binary's `main` is [`main`].
+//!
+//! Exit codes: 0 on success (also when a search finds nothing), 2 on any error, usage errors
+//! included. A closed pipe (`tp search ... | head -1`) is not an error.
+
+mod args;
+mod discover;
+mod index_cmd;
+mod models;
+mod output;
+mod repo;
+mod search_cmd;
+mod status_cmd;
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// Runs `tp` with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with code 0; usage errors to stderr with code 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Index(a) => index_cmd::run(&a),
+        Command::Search(a) => search_cmd::run(&a),
+        Command::Status(a) => status_cmd::status(&a),
+        Command::Verify(a) => status_cmd::verify(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = io::stderr().lock();
+            let prefix = if io::stderr().is_terminal() {
+                "\x1b[1;31merror:\x1b[0m"
+            } else {
+                "error:"
+            };
+            let _ = writeln!(err, "{prefix} {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause the message already holds.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

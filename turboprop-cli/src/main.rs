@@ -1,2 +1,0 @@
-//! tp: the turboprop command line.
-fn main() {}

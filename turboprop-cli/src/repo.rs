@@ -1,0 +1,84 @@
+//! Locating the repository and its index folder, and telling a damaged index from other
+//! errors so every message ends with the way out.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use turboprop_index::{Index, IndexError};
+
+/// A repository and its index folder.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// The repository root, canonical.
+    pub root: PathBuf,
+    /// `<root>/.turboprop/index`.
+    pub index_dir: PathBuf,
+}
+
+impl Repo {
+    /// The repository at `--repo` (or the current folder), which must be a folder.
+    pub fn locate(arg: Option<&Path>) -> Result<Repo> {
+        let given = match arg {
+            Some(p) => p.to_path_buf(),
+            None => std::env::current_dir().context("cannot read the current folder")?,
+        };
+        let root = match given.canonicalize() {
+            Ok(p) => p,
+            Err(_) => bail!(
+                "repository {} does not exist: pass an existing folder with --repo",
+                given.display()
+            ),
+        };
+        if !root.is_dir() {
+            bail!(
+                "repository {} is not a folder: pass a folder with --repo",
+                given.display()
+            );
+        }
+        let tp = root.join(".turboprop");
+        if tp.exists() && !tp.is_dir() {
+            bail!(
+                "{} exists but is not a folder: move it away so tp can keep its index there",
+                tp.display()
+            );
+        }
+        let index_dir = Index::folder_of_repo(&root);
+        Ok(Repo { root, index_dir })
+    }
+
+    /// Fails if `.turboprop/index` holds something that is not a turboprop index.
+    pub fn check_not_foreign(&self) -> Result<()> {
+        let dir = &self.index_dir;
+        if dir.exists() && !dir.join("version.txt").is_file() {
+            let non_empty = std::fs::read_dir(dir)
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .next()
+                .is_some();
+            if non_empty || !dir.is_dir() {
+                bail!(
+                    "{} is not a turboprop index (no version.txt): move it away, then run tp index",
+                    dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the committed index for reading, with messages that name the way out.
+    pub fn open_index(&self) -> Result<Index> {
+        self.check_not_foreign()?;
+        Index::open(&self.index_dir).map_err(|e| explain(e, &self.index_dir))
+    }
+}
+
+/// Adds the way out to an index error: damage is repaired by `tp index --rebuild`.
+pub fn explain(e: IndexError, index_dir: &Path) -> anyhow::Error {
+    if e.is_damage() {
+        anyhow::Error::new(e).context(format!(
+            "the index at {} is damaged; run tp index --rebuild (source files are not touched)",
+            index_dir.display()
+        ))
+    } else {
+        anyhow::Error::new(e)
+    }
+}

@@ -1,0 +1,139 @@
+//! `tp status` and `tp verify`: what the index holds, and whether every byte of it is intact.
+
+use std::io::{self, Write};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::args::{OutputFormat, RepoArg, StatusArgs};
+use crate::repo::Repo;
+
+#[derive(Serialize)]
+struct Status {
+    files: u64,
+    chunks: u64,
+    model: String,
+    dimensions: u32,
+    bytes_on_disk: u64,
+    generation: u64,
+    updated_at: String,
+    index_path: String,
+}
+
+/// Runs `tp status`.
+pub fn status(args: &StatusArgs) -> Result<()> {
+    let repo = Repo::locate(args.repo.repo.as_deref())?;
+    let index = repo.open_index()?;
+    let s = index.stats();
+    let status = Status {
+        files: s.files,
+        chunks: s.chunks,
+        model: s.model.id.clone(),
+        dimensions: s.model.dimensions,
+        bytes_on_disk: s.bytes_on_disk,
+        generation: s.generation,
+        updated_at: rfc3339_utc(s.updated_at_ms),
+        index_path: repo.index_dir.display().to_string(),
+    };
+    let mut out = io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&status)?)?,
+        OutputFormat::Text => {
+            writeln!(out, "index       {}", status.index_path)?;
+            writeln!(out, "files       {}", status.files)?;
+            writeln!(out, "chunks      {}", status.chunks)?;
+            writeln!(
+                out,
+                "model       {} ({} dims)",
+                status.model, status.dimensions
+            )?;
+            writeln!(out, "size        {}", human_bytes(status.bytes_on_disk))?;
+            writeln!(out, "generation  {}", status.generation)?;
+            writeln!(out, "updated     {}", status.updated_at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `tp verify`: exit 0 when every file checks out, else one line per damaged file.
+pub fn verify(args: &RepoArg) -> Result<()> {
+    let repo = Repo::locate(args.repo.as_deref())?;
+    let index = repo.open_index()?;
+    let problems = index.verify();
+    if problems.is_empty() {
+        let s = index.stats();
+        println!(
+            "ok: {} files, {} chunks, generation {}, {} verified",
+            s.files,
+            s.chunks,
+            s.generation,
+            human_bytes(s.bytes_on_disk)
+        );
+        return Ok(());
+    }
+    for p in &problems[1..] {
+        eprintln!("damaged: {p}");
+    }
+    bail!(
+        "{}; the index at {} is damaged: run tp index --rebuild (source files are not touched)",
+        problems[0],
+        repo.index_dir.display()
+    )
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Milliseconds since the epoch as `2026-11-27T13:39:48Z`.
+pub fn rfc3339_utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_786_788_000), "2026-11-27T13:39:48Z");
+        assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}
