@@ -1,1 +1,51 @@
-//! turboprop-embed (under construction).
+//! turboprop's embedding backends behind the [`Embedder`] trait.
+//!
+//! [`BuiltinEmbedder`] is the default until a real model is installed: it needs no download,
+//! no network and no model file. It turns code into code-aware terms (identifiers split on
+//! camelCase and snake_case, lowercased, lightly stemmed, plus compounds of adjacent parts),
+//! hashes them with signed feature hashing into a fixed-dimension, L2-normalized vector, and
+//! weights queries by the index's inverse document frequencies, so that cosine similarity
+//! ranks chunks much like BM25 does.
+//!
+//! ```
+//! use turboprop_embed::BuiltinEmbedder;
+//! use turboprop_types::{Embedder, TermId, TermStatistics};
+//!
+//! let embedder = BuiltinEmbedder::new();
+//! let chunks = [
+//!     "/// Splits the pot between tied winners.\nfn split_pot(pot: u64, winners: &[Seat]) {}",
+//!     "/// Shuffles the deck before a new hand.\nfn shuffle(deck: &mut Deck) {}",
+//! ];
+//! let vectors = embedder.embed_documents(&chunks).expect("the built-in embedder cannot fail");
+//! assert_eq!(vectors[0].len(), embedder.dimensions());
+//!
+//! // The index counts in how many chunks each term occurs...
+//! struct Counts(Vec<Vec<TermId>>);
+//! impl TermStatistics for Counts {
+//!     fn documents(&self) -> u64 {
+//!         self.0.len() as u64
+//!     }
+//!     fn document_frequency(&self, term: TermId) -> u64 {
+//!         self.0.iter().filter(|terms| terms.binary_search(&term).is_ok()).count() as u64
+//!     }
+//! }
+//! let stats = Counts(chunks.iter().filter_map(|c| embedder.document_terms(c)).collect());
+//!
+//! // ...and the query is weighted by those counts; vectors are compared by cosine.
+//! let query = embedder.embed_query("split the pot", &stats).expect("a query");
+//! let cosine = |v: &[f32]| v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>();
+//! assert!(cosine(&vectors[0]) > cosine(&vectors[1]));
+//! ```
+#![deny(missing_docs)]
+
+mod analyze;
+mod builtin;
+mod hash;
+
+pub use analyze::{analyze_document, analyze_query, TermKind};
+pub use builtin::{
+    BuiltinEmbedder, DimensionError, DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MIN_DIMENSIONS,
+    MODEL_FAMILY,
+};
+pub use hash::term_id;
+pub use turboprop_types::{EmbedError, Embedder, TermId, TermStatistics};
