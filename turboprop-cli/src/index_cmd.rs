@@ -153,7 +153,7 @@ fn update(
         .map(|b| b.files().cloned().collect())
         .unwrap_or_default();
     let diff = Diff::new(&base_files, &scanned);
-    let (new, stat_changed, unchanged) = diff.counts();
+    let (_, _, unchanged) = diff.counts();
     let work: Vec<(&Candidate, Option<&FileRecord>)> = found
         .files
         .iter()
@@ -176,12 +176,15 @@ fn update(
         .collect();
     bar.finish_and_clear();
 
-    let (mut embedded_files, mut chunks, mut touched, mut skipped) =
-        (0usize, 0usize, 0usize, 0usize);
+    let (mut new, mut changed, mut chunks, mut touched, mut skipped) = (0, 0, 0, 0, 0);
     for (c, was_indexed, out) in outcomes {
         match out? {
             Outcome::Embedded(record, new_chunks) => {
-                embedded_files += 1;
+                if was_indexed {
+                    changed += 1;
+                } else {
+                    new += 1;
+                }
                 chunks += new_chunks.len();
                 writer
                     .put_file(record, new_chunks)
@@ -216,11 +219,14 @@ fn update(
             stats.chunks, stats.generation
         );
     } else {
-        let changed = stat_changed.saturating_sub(touched);
+        let unchanged = unchanged + touched;
         eprintln!(
             "indexed {} files ({new} new, {changed} changed, {unchanged} unchanged, {removed} removed, {skipped} skipped): \
-             embedded {chunks} chunks from {embedded_files} files; {} chunks in generation {} in {elapsed}",
-            stats.files, stats.chunks, stats.generation
+             embedded {chunks} chunks from {} files; {} chunks in generation {} in {elapsed}",
+            stats.files,
+            new + changed,
+            stats.chunks,
+            stats.generation
         );
     }
     Ok(())
@@ -250,30 +256,29 @@ fn process(
         .map(|w| String::from_utf8_lossy(&source.bytes[w.bytes.clone()]).into_owned())
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = embedder
-        .embed_documents(&refs)
+    let embedded = embedder
+        .embed_documents_with_terms(&refs)
         .with_context(|| format!("cannot embed {}", c.rel_path))?;
-    if vectors.len() != windows.len() {
+    if embedded.len() != windows.len() {
         bail!(
             "model {} returned {} vectors for {} chunks of {}",
             embedder.model_id(),
-            vectors.len(),
+            embedded.len(),
             windows.len(),
             c.rel_path
         );
     }
     let chunks = windows
         .iter()
-        .zip(vectors)
-        .zip(&refs)
-        .map(|((w, vector), text)| NewChunk {
+        .zip(embedded)
+        .map(|(w, (vector, terms))| NewChunk {
             line_start: w.line_start,
             line_end: w.line_end,
             byte_start: w.bytes.start as u64,
             byte_end: w.bytes.end as u64,
             hash: crate::discover::hash_bytes(&source.bytes[w.bytes.clone()]),
             vector,
-            terms: embedder.document_terms(text).unwrap_or_default(),
+            terms,
         })
         .collect();
     Ok(Outcome::Embedded(record, chunks))

@@ -313,6 +313,23 @@ impl Embedder for BuiltinEmbedder {
     fn document_terms(&self, text: &str) -> Option<Vec<TermId>> {
         Some(distinct_ids(&self.weigh_document(text)))
     }
+
+    fn embed_documents_with_terms(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<(Vec<f32>, Vec<TermId>)>, EmbedError> {
+        use rayon::prelude::*;
+        if texts.len() < 16 {
+            return Ok(texts
+                .iter()
+                .map(|t| self.embed_document_with_terms(t))
+                .collect());
+        }
+        Ok(texts
+            .par_iter()
+            .map(|t| self.embed_document_with_terms(t))
+            .collect())
+    }
 }
 
 #[cfg(test)]

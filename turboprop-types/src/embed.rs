@@ -69,4 +69,20 @@ pub trait Embedder: Send + Sync {
     fn document_terms(&self, _text: &str) -> Option<Vec<TermId>> {
         None
     }
+
+    /// Embeds a batch of documents and returns each one's distinct terms too (empty for
+    /// embedders without term statistics). Embedders that analyze a text once for both
+    /// override this; the default calls [`Embedder::embed_documents`] and
+    /// [`Embedder::document_terms`].
+    fn embed_documents_with_terms(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<(Vec<f32>, Vec<TermId>)>, EmbedError> {
+        let vectors = self.embed_documents(texts)?;
+        Ok(vectors
+            .into_iter()
+            .zip(texts)
+            .map(|(v, t)| (v, self.document_terms(t).unwrap_or_default()))
+            .collect())
+    }
 }
