@@ -77,6 +77,62 @@ fn put(w: &mut IndexWriter, f: usize, vs: Vec<Vec<f32>>) {
     w.put_file(record, chunks).expect("put");
 }
 
+/// A commit of a one-file change (50 chunks) into a 100k-chunk index, beside a full rewrite of
+/// the same index; prints the bytes each writes.
+fn commit(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("index");
+    build(&path, 100_000);
+    let mut rng = Rng(7);
+    let basis: Vec<Vec<f32>> = (0..LATENT)
+        .map(|_| (0..DIMS).map(|_| rng.next()).collect())
+        .collect();
+    let all: Vec<Vec<Vec<f32>>> = (0..100_000 / ROWS_PER_FILE)
+        .map(|_| vectors(ROWS_PER_FILE, &mut rng, &basis))
+        .collect();
+    let one_file = |w: &mut IndexWriter, f: usize| put(w, f, all[f].clone());
+    let opts = |rebuild| WriterOptions {
+        wait: LockWait::NoWait,
+        rebuild,
+        ..WriterOptions::default()
+    };
+
+    let mut w = IndexWriter::open(&path, spec(), opts(false), || {}).expect("writer");
+    one_file(&mut w, 7);
+    let s = w.commit().expect("commit");
+    let mut w = IndexWriter::open(&path, spec(), opts(true), || {}).expect("writer");
+    for (f, v) in all.iter().enumerate() {
+        put(&mut w, f, v.clone());
+    }
+    let full = w.commit().expect("commit");
+    eprintln!(
+        "bytes written: one-file change {} ({} chunks), full rewrite {} ({} chunks)",
+        s.bytes_written, s.chunks_written, full.bytes_written, full.chunks_written
+    );
+
+    let mut group = c.benchmark_group("commit_100k_d384");
+    group.sample_size(10);
+    let mut f = 0;
+    group.bench_function("one_file_change", |b| {
+        b.iter(|| {
+            f = (f + 1) % all.len();
+            let mut w = IndexWriter::open(&path, spec(), opts(false), || {}).expect("writer");
+            one_file(&mut w, f);
+            w.commit().expect("commit")
+        })
+    });
+    group.bench_function("full_rewrite", |b| {
+        b.iter(|| {
+            let mut w = IndexWriter::open(&path, spec(), opts(true), || {}).expect("writer");
+            for (f, v) in all.iter().enumerate() {
+                put(&mut w, f, v.clone());
+            }
+            w.commit().expect("commit")
+        })
+    });
+    group.finish();
+}
+
 fn build(path: &std::path::Path, rows: usize) -> Vec<Vec<f32>> {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let basis: Vec<Vec<f32>> = (0..LATENT)
@@ -85,6 +141,7 @@ fn build(path: &std::path::Path, rows: usize) -> Vec<Vec<f32>> {
     let opts = WriterOptions {
         wait: LockWait::NoWait,
         rebuild: true,
+        ..WriterOptions::default()
     };
     let mut w = IndexWriter::open(path, spec(), opts, || {}).expect("writer");
     for f in 0..rows / ROWS_PER_FILE {
@@ -133,5 +190,5 @@ fn open(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, search, open);
+criterion_group!(benches, search, open, commit);
 criterion_main!(benches);

@@ -25,6 +25,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Check every byte of the index against its checksums.
     Verify(RepoArg),
+    /// List, inspect, import and download embedding models.
+    Model(crate::model_cmd::ModelArgs),
 }
 
 /// `--repo`, shared by every command.

@@ -35,10 +35,18 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     let repo = Repo::locate(args.repo.repo.as_deref())?;
     repo.check_not_foreign()?;
     let dir = IndexDir::new(&repo.index_dir);
-    let mut config = dir.read_config().map_err(|e| {
-        anyhow::Error::new(e)
-            .context("config.yaml is invalid: fix it or delete it for the defaults")
-    })?;
+    let mut config = match dir.read_config() {
+        Ok(c) => c,
+        Err(e) if args.rebuild => {
+            eprintln!("warning: {e}; --rebuild replaces config.yaml with the defaults");
+            let c = turboprop_types::IndexConfig::default();
+            dir.write_config(&c)?;
+            c
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(
+            "config.yaml is invalid: fix it, delete it for the defaults, or run tp index --rebuild",
+        )),
+    };
     if let Some(size) = &args.max_filesize {
         config.max_filesize = parse_size(size).with_context(|| {
             format!("invalid --max-filesize {size:?}: use a size such as 500kb, 2mb or 1gb")
@@ -56,18 +64,17 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     } else {
         dir.read_manifest().ok().flatten().map(|m| m.model.id)
     };
+    let tp_dir = repo.root.join(".turboprop");
     let embedder: Box<dyn Embedder> = match (&args.model, &config.model, &recorded) {
-        (Some(name), _, _) | (None, Some(name), _) => models::by_name(name)?,
-        (None, None, Some(id)) => match models::by_name(id) {
+        (Some(name), _, _) | (None, Some(name), _) => models::by_name(name, &tp_dir)?,
+        (None, None, Some(id)) => match models::by_name(id, &tp_dir) {
             Ok(e) => e,
             Err(_) => {
-                eprintln!(
-                    "note: the index's model {id} is not available; using the built-in model"
-                );
-                models::default_embedder()
+                eprintln!("note: the index's model {id} is not available");
+                models::default_embedder(&tp_dir)
             }
         },
-        (None, None, None) => models::default_embedder(),
+        (None, None, None) => models::default_embedder(&tp_dir),
     };
     let spec = IndexSpec {
         model: ModelGuard {
@@ -83,12 +90,24 @@ pub fn run(args: &IndexArgs) -> Result<()> {
             LockWait::Block
         },
         rebuild: args.rebuild,
+        compaction: config.compaction.clone(),
     };
     let index_dir = repo.index_dir.clone();
-    let writer = IndexWriter::open(&repo.index_dir, spec, options, || {
-        eprintln!("waiting for another tp index on {}", index_dir.display());
-    })
+    let on_wait = || eprintln!("waiting for another tp index on {}", index_dir.display());
+    let writer = match IndexWriter::open(&repo.index_dir, spec.clone(), options.clone(), on_wait) {
+        // A damaged index is rebuilt: source files are the truth, and they are only read.
+        Err(e) if e.is_damage() && !options.rebuild => {
+            eprintln!("warning: {e}; rebuilding the index from the source files");
+            let options = WriterOptions {
+                rebuild: true,
+                ..options.clone()
+            };
+            IndexWriter::open(&repo.index_dir, spec.clone(), options, on_wait)
+        }
+        other => other,
+    }
     .map_err(|e| explain(e, &repo.index_dir))?;
+    let rebuilding = matches!(writer.base_state(), BaseState::Rebuild);
     match writer.base_state() {
         BaseState::SpecChanged { old } => eprintln!(
             "note: the index was built with {} ({} dims, {}-line chunks); re-indexing every file with {} ({} dims, {}-line chunks)",
@@ -107,15 +126,41 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         repo.root.display(),
         writer.spec().model.id
     );
-    update(
+    let result = update(
         writer,
         &repo,
         &config.chunking,
         embedder.as_ref(),
         config.max_filesize,
         started,
-    )
+    );
+    match result {
+        // Damage found while copying old rows: nothing was committed; rebuild once.
+        Err(e) if !rebuilding && e.downcast_ref::<Damaged>().is_some() => {
+            eprintln!("warning: {e:#}; rebuilding the index from the source files");
+            let options = WriterOptions {
+                rebuild: true,
+                ..options
+            };
+            let writer = IndexWriter::open(&repo.index_dir, spec, options, on_wait)
+                .map_err(|e| explain(e, &repo.index_dir))?;
+            update(
+                writer,
+                &repo,
+                &config.chunking,
+                embedder.as_ref(),
+                config.max_filesize,
+                started,
+            )
+        }
+        other => other,
+    }
 }
+
+/// A commit found the committed index damaged (the damage is the source).
+#[derive(Debug, thiserror::Error)]
+#[error("the index is damaged")]
+struct Damaged;
 
 fn update(
     mut writer: IndexWriter,
@@ -207,7 +252,13 @@ fn update(
     for path in &diff.removed {
         writer.remove_file(path);
     }
-    let stats = writer.commit().map_err(|e| explain(e, &repo.index_dir))?;
+    let stats = writer.commit().map_err(|e| {
+        if e.is_damage() {
+            anyhow::Error::new(e).context(Damaged)
+        } else {
+            explain(e, &repo.index_dir)
+        }
+    })?;
 
     let elapsed = fmt_duration(started.elapsed());
     if routine > 0 {

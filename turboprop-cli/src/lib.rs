@@ -7,6 +7,8 @@
 mod args;
 mod discover;
 mod index_cmd;
+mod model_cmd;
+mod model_store;
 mod models;
 mod output;
 mod repo;
@@ -36,6 +38,7 @@ pub fn main() -> ExitCode {
         Command::Search(a) => search_cmd::run(&a),
         Command::Status(a) => status_cmd::status(&a),
         Command::Verify(a) => status_cmd::verify(&a),
+        Command::Model(a) => model_cmd::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

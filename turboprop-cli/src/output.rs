@@ -120,8 +120,14 @@ fn focus(lines: &[&str], query: &str) -> (usize, usize) {
             best = (start, sum);
         }
     }
-    // Start one line earlier when possible so a doc comment above a match shows.
-    let start = best.0.saturating_sub(usize::from(best.0 > 0 && best.1 > 0));
+    if best.1 == 0 {
+        return (0, SHOWN_LINES);
+    }
+    // Show two lines above the first match of the best window (a doc comment, a signature).
+    let first = (best.0..best.0 + SHOWN_LINES)
+        .find(|&i| hits[i] > 0)
+        .unwrap_or(best.0);
+    let start = first.saturating_sub(2).min(n - SHOWN_LINES);
     (start, (start + SHOWN_LINES).min(n))
 }
 

@@ -317,7 +317,7 @@ impl Embedder for BuiltinEmbedder {
     fn embed_documents_with_terms(
         &self,
         texts: &[&str],
-    ) -> Result<Vec<(Vec<f32>, Vec<TermId>)>, EmbedError> {
+    ) -> Result<Vec<turboprop_types::EmbeddedDocument>, EmbedError> {
         use rayon::prelude::*;
         if texts.len() < 16 {
             return Ok(texts

@@ -36,16 +36,46 @@
 //! let cosine = |v: &[f32]| v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>();
 //! assert!(cosine(&vectors[0]) > cosine(&vectors[1]));
 //! ```
+//!
+//! [`BertEmbedder`] runs a BERT-family sentence-transformers model (such as
+//! all-MiniLM-L6-v2) from a model folder, in pure Rust on candle's CPU backend:
+//!
+//! ```
+//! use turboprop_embed::{write_tiny_bert, BertEmbedder, BertOptions, TINY_DIMENSIONS};
+//! use turboprop_types::Embedder;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A real model folder holds model.safetensors, tokenizer.json and config.json; this one
+//! // is tiny and random.
+//! let dir = tempfile::tempdir()?;
+//! write_tiny_bert(dir.path(), 7)?;
+//! let embedder = BertEmbedder::load(dir.path(), "tiny-bert", BertOptions::default())?;
+//! let vectors = embedder.embed_documents(&["fn split_pot() {}", "shuffle the deck"])?;
+//! assert_eq!(vectors[0].len(), TINY_DIMENSIONS);
+//! let norm: f32 = vectors[1].iter().map(|x| x * x).sum::<f32>().sqrt();
+//! assert!((norm - 1.0).abs() < 1e-5);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 mod analyze;
+mod bert;
 mod builtin;
 mod hash;
+mod model_dir;
+mod tiny;
 
 pub use analyze::{analyze_document, analyze_query, TermKind};
+pub use bert::{BertEmbedder, BertOptions, DEFAULT_MAX_TOKENS};
 pub use builtin::{
     BuiltinEmbedder, DimensionError, DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MIN_DIMENSIONS,
     MODEL_FAMILY,
 };
 pub use hash::term_id;
+pub use model_dir::{
+    BertConfig, HiddenAct, ModelDir, ModelError, Pooling, CONFIG_FILE, OPTIONAL_FILES,
+    REQUIRED_FILES, TOKENIZER_FILE, WEIGHTS_FILE,
+};
+pub use tiny::{write_tiny_bert, TINY_DIMENSIONS, TINY_MAX_POSITIONS, TINY_TOKENIZER_FIXED_LENGTH};
 pub use turboprop_types::{EmbedError, Embedder, TermId, TermStatistics};

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use turboprop_storage::{
-    DocFreqTable, IndexDir, Manifest, ModelGuard, ReadMode, SegmentFile, SegmentReader,
+    DeleteSet, IndexDir, Manifest, ModelGuard, ReadMode, SegmentEntry, SegmentFile, SegmentReader,
     StorageError,
 };
-use turboprop_types::{ChunkMeta, FileRecord, NoTermStats, TermStatistics};
+use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
 use crate::error::{IndexError, Result};
 use crate::filter::FileFilter;
@@ -71,13 +71,75 @@ pub struct IndexStats {
     pub updated_at_ms: u64,
 }
 
+/// A segment of the open generation with its delete set.
+#[derive(Debug)]
+pub(crate) struct LiveSegment {
+    pub(crate) reader: SegmentReader,
+    pub(crate) deletes: Option<DeleteSet>,
+    /// Per file of the segment: deleted or not.
+    deleted: Vec<bool>,
+}
+
+impl LiveSegment {
+    fn open(dir: &IndexDir, entry: &SegmentEntry, dims: u32, mode: ReadMode) -> Result<Self> {
+        let reader = SegmentReader::open(&dir.path(&entry.name), mode)?;
+        if reader.dims() != dims as usize
+            || reader.rows() as u64 != entry.rows
+            || reader.files().len() as u64 != entry.files
+        {
+            return Err(StorageError::corrupt(
+                reader.dir(),
+                "segment does not match the manifest (rows, files or dimensions)",
+            )
+            .into());
+        }
+        let mut deleted = vec![false; reader.files().len()];
+        let deletes = match &entry.deletes {
+            None => None,
+            Some(d) => {
+                let set = DeleteSet::open(&dir.path(&d.name), mode)?;
+                let mismatch = |why: &str| -> IndexError {
+                    StorageError::corrupt(set.path(), why.to_owned()).into()
+                };
+                if set.files().len() as u64 != d.files || set.rows() != d.rows {
+                    return Err(mismatch("does not match the manifest"));
+                }
+                for (file, rows) in set.files().iter() {
+                    let f = reader
+                        .files()
+                        .get(file as usize)
+                        .ok_or_else(|| mismatch("names a file the segment does not have"))?;
+                    if f.rows != u64::from(rows) {
+                        return Err(mismatch("row count of a deleted file is wrong"));
+                    }
+                    deleted[file as usize] = true;
+                }
+                Some(set)
+            }
+        };
+        Ok(LiveSegment {
+            reader,
+            deletes,
+            deleted,
+        })
+    }
+
+    /// The live files of the segment: (index in the segment, file).
+    pub(crate) fn live_files(&self) -> impl Iterator<Item = (usize, &SegmentFile)> + '_ {
+        self.reader
+            .files()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted[*i])
+    }
+}
+
 /// A committed index, opened read-only.
 #[derive(Debug)]
 pub struct Index {
     dir: IndexDir,
     manifest: Manifest,
-    segments: Vec<SegmentReader>,
-    doc_freq: Option<DocFreqTable>,
+    segments: Vec<LiveSegment>,
 }
 
 impl Index {
@@ -124,40 +186,15 @@ impl Index {
     }
 
     fn open_generation(dir: IndexDir, manifest: Manifest, mode: ReadMode) -> Result<Index> {
-        let mut segments = Vec::with_capacity(manifest.segments.len());
-        for entry in &manifest.segments {
-            let seg = SegmentReader::open(&dir.path(&entry.name), mode)?;
-            if seg.dims() != manifest.model.dimensions as usize
-                || seg.rows() as u64 != entry.rows
-                || seg.files().len() as u64 != entry.files
-            {
-                return Err(StorageError::corrupt(
-                    seg.dir(),
-                    "segment does not match the manifest (rows, files or dimensions)",
-                )
-                .into());
-            }
-            segments.push(seg);
-        }
-        let doc_freq = match &manifest.term_stats {
-            Some(t) => {
-                let table = DocFreqTable::open(&dir.path(&t.name), mode)?;
-                if table.documents() != t.documents {
-                    return Err(StorageError::corrupt(
-                        dir.path(&t.name),
-                        "document count does not match the manifest",
-                    )
-                    .into());
-                }
-                Some(table)
-            }
-            None => None,
-        };
+        let segments = manifest
+            .segments
+            .iter()
+            .map(|entry| LiveSegment::open(&dir, entry, manifest.model.dimensions, mode))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Index {
             dir,
             manifest,
             segments,
-            doc_freq,
         })
     }
 
@@ -181,39 +218,45 @@ impl Index {
         self.manifest.model.dimensions as usize
     }
 
-    /// The open segments.
-    pub fn segments(&self) -> &[SegmentReader] {
+    /// Number of live segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub(crate) fn live_segments(&self) -> &[LiveSegment] {
         &self.segments
     }
 
-    /// Every indexed file with its segment and position.
+    /// Every indexed (live) file.
     pub fn files(&self) -> impl Iterator<Item = &FileRecord> + '_ {
         self.segment_files().map(|(_, _, f)| &f.record)
     }
 
+    /// Live files with their segment and index in it.
     pub(crate) fn segment_files(&self) -> impl Iterator<Item = (usize, usize, &SegmentFile)> + '_ {
         self.segments
             .iter()
             .enumerate()
-            .flat_map(|(s, seg)| seg.files().iter().enumerate().map(move |(i, f)| (s, i, f)))
+            .flat_map(|(s, seg)| seg.live_files().map(move |(i, f)| (s, i, f)))
     }
 
-    /// Document-frequency statistics of the indexed chunks, for query weighting.
+    /// Document-frequency statistics of the live chunks, for query weighting.
     pub fn term_stats(&self) -> &dyn TermStatistics {
-        match &self.doc_freq {
-            Some(t) => t,
-            None => &NoTermStats,
-        }
+        self
     }
 
     /// Counts and facts for `tp status`.
     pub fn stats(&self) -> IndexStats {
-        let mut bytes: u64 = self.segments.iter().map(SegmentReader::bytes_on_disk).sum();
-        for name in ["manifest.json", "config.yaml", "version.txt"] {
+        let mut bytes: u64 = self.segments.iter().map(|s| s.reader.bytes_on_disk()).sum();
+        let mut names = vec!["manifest.json", "config.yaml", "version.txt"];
+        names.extend(
+            self.manifest
+                .segments
+                .iter()
+                .filter_map(|s| s.deletes.as_ref().map(|d| d.name.as_str())),
+        );
+        for name in names {
             bytes += std::fs::metadata(self.dir.path(name)).map_or(0, |m| m.len());
-        }
-        if let Some(t) = &self.manifest.term_stats {
-            bytes += std::fs::metadata(self.dir.path(&t.name)).map_or(0, |m| m.len());
         }
         IndexStats {
             files: self.manifest.files(),
@@ -247,19 +290,29 @@ impl Index {
     pub fn verify(&self) -> Vec<IndexError> {
         let mut problems = Vec::new();
         for seg in &self.segments {
-            if let Err(e) = seg.verify() {
+            if let Err(e) = seg.reader.verify() {
                 problems.push(e.into());
             }
-            for row in 0..seg.rows() {
-                if let Err(e) = seg.chunk(row) {
+            if let Some(Err(e)) = seg.deletes.as_ref().map(DeleteSet::verify) {
+                problems.push(e.into());
+            }
+            for row in 0..seg.reader.rows() {
+                if let Err(e) = seg.reader.chunk(row) {
                     problems.push(e.into());
                     break;
                 }
             }
         }
-        if let Some(t) = &self.doc_freq {
-            if let Err(e) = t.verify() {
-                problems.push(e.into());
+        let mut seen = std::collections::HashSet::new();
+        for (s, _, f) in self.segment_files() {
+            if !seen.insert(f.record.path()) {
+                problems.push(
+                    StorageError::corrupt(
+                        self.segments[s].reader.dir(),
+                        format!("{} is live in two segments", f.record.path()),
+                    )
+                    .into(),
+                );
             }
         }
         if let Err(e) = self.dir.read_config() {
@@ -290,7 +343,7 @@ impl Index {
         let floor = opts.min_score.max(0.0);
         let score_block = |&(seg, ref rows): &(usize, Range<usize>)| {
             let mut top = TopK::new(opts.limit);
-            let segment = &self.segments[seg];
+            let segment = &self.segments[seg].reader;
             let d = segment.dims();
             let data = segment.vectors();
             for row in rows.clone() {
@@ -322,22 +375,23 @@ impl Index {
     /// Row ranges to score, cut into blocks: whole segments, or only the rows of files that
     /// pass the filter.
     fn blocks(&self, filter: Option<&FileFilter>) -> Vec<(usize, Range<usize>)> {
+        let filter = filter.filter(|f| !f.is_any());
         let mut ranges: Vec<(usize, Range<usize>)> = Vec::new();
         for (s, seg) in self.segments.iter().enumerate() {
-            match filter.filter(|f| !f.is_any()) {
-                None => ranges.push((s, 0..seg.rows())),
-                Some(f) => {
-                    for file in seg.files() {
-                        if file.rows > 0 && f.matches(file.record.path()) {
-                            let start = file.first_row as usize;
-                            let end = start + file.rows as usize;
-                            // Merge with the previous range when adjacent.
-                            match ranges.last_mut() {
-                                Some((ls, r)) if *ls == s && r.end == start => r.end = end,
-                                _ => ranges.push((s, start..end)),
-                            }
-                        }
-                    }
+            if seg.deletes.is_none() && filter.is_none() {
+                ranges.push((s, 0..seg.reader.rows()));
+                continue;
+            }
+            for (_, file) in seg.live_files() {
+                if file.rows == 0 || filter.is_some_and(|f| !f.matches(file.record.path())) {
+                    continue;
+                }
+                let start = file.first_row as usize;
+                let end = start + file.rows as usize;
+                // Merge with the previous range when adjacent.
+                match ranges.last_mut() {
+                    Some((ls, r)) if *ls == s && r.end == start => r.end = end,
+                    _ => ranges.push((s, start..end)),
                 }
             }
         }
@@ -354,7 +408,7 @@ impl Index {
     }
 
     fn hit(&self, s: Scored) -> Result<Hit> {
-        let seg = &self.segments[s.segment as usize];
+        let seg = &self.segments[s.segment as usize].reader;
         let rec = seg.chunk(s.row as usize)?;
         let file = &seg.files()[rec.file as usize];
         let chunk = ChunkMeta::new(
@@ -377,5 +431,24 @@ impl Index {
     /// The path of the index folder inside a repository: `<repo>/.turboprop/index`.
     pub fn folder_of_repo(repo: &Path) -> PathBuf {
         repo.join(".turboprop").join("index")
+    }
+}
+
+impl TermStatistics for Index {
+    fn documents(&self) -> u64 {
+        self.manifest.rows()
+    }
+
+    fn document_frequency(&self, term: TermId) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| {
+                let removed = s
+                    .deletes
+                    .as_ref()
+                    .map_or(0, |d| u64::from(d.removed_terms().lookup(term)));
+                s.reader.doc_freq(term).saturating_sub(removed)
+            })
+            .sum()
     }
 }

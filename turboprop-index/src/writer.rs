@@ -7,13 +7,15 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    write_doc_freq, IndexDir, LockWait, Manifest, ModelGuard, NewRow, SegmentEntry, SegmentWriter,
-    StorageError, TermStatsEntry, WriterLock,
+    write_delete_set, DeleteEntry, IndexDir, LockWait, Manifest, ModelGuard, NewRow, SegmentEntry,
+    SegmentReader, SegmentWriter, StorageError, WriterLock,
 };
-use turboprop_types::{ChunkingConfig, ContentHash, FileRecord, IndexConfig, TermId};
+use turboprop_types::{
+    ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
+};
 
 use crate::error::{IndexError, Result};
-use crate::reader::Index;
+use crate::reader::{Index, LiveSegment};
 
 /// What an index is built with; a writer refuses to mix two specs in one index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +27,15 @@ pub struct IndexSpec {
 }
 
 /// How to open a writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WriterOptions {
     /// Wait for another writer, or fail at once.
     pub wait: LockWait,
     /// Start from an empty index, ignoring (and replacing) whatever is committed, even if
     /// it is damaged or was built with another spec.
     pub rebuild: bool,
+    /// When commits merge segments.
+    pub compaction: CompactionConfig,
 }
 
 impl Default for WriterOptions {
@@ -39,6 +43,7 @@ impl Default for WriterOptions {
         WriterOptions {
             wait: LockWait::Block,
             rebuild: false,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -105,8 +110,12 @@ pub struct CommitStats {
     pub chunks_written: u64,
     /// Files removed.
     pub files_removed: u64,
-    /// Bytes written to data files.
+    /// Bytes written: new segment, delete sets and manifest.
     pub bytes_written: u64,
+    /// Live segments after the commit.
+    pub segments: usize,
+    /// Old segments merged into the new one by compaction.
+    pub segments_merged: usize,
 }
 
 /// Exclusive access to an index for updating it.
@@ -118,6 +127,7 @@ pub struct IndexWriter {
     base: Option<Index>,
     base_state: BaseState,
     next_generation: u64,
+    compaction: CompactionConfig,
     changes: BTreeMap<String, Change>,
 }
 
@@ -138,6 +148,9 @@ impl IndexWriter {
         let lock = dir.lock(opts.wait, on_wait)?;
         // Leftovers of a crashed writer: temp files and uncommitted segments.
         let (base, base_state, next_generation) = if opts.rebuild {
+            if dir.check_version().is_err() {
+                dir.write_version()?;
+            }
             let last = dir
                 .read_manifest()
                 .ok()
@@ -176,6 +189,7 @@ impl IndexWriter {
             base,
             base_state,
             next_generation,
+            compaction: opts.compaction,
             changes: BTreeMap::new(),
         })
     }
@@ -225,10 +239,17 @@ impl IndexWriter {
     }
 
     /// Records new size and modification time for a file whose content is unchanged; its
-    /// chunks are kept without re-embedding. Without a base holding the file, it is ignored.
+    /// chunks are kept without re-embedding. Without a base holding the file (or a `put_file`
+    /// of it in this update), it is ignored.
     pub fn touch_file(&mut self, record: FileRecord) {
-        self.changes
-            .insert(record.path().to_owned(), Change::Touch(record));
+        match self.changes.get_mut(record.path()) {
+            // Touching a file put in this same update just updates its record.
+            Some(Change::Put { record: r, .. }) => *r = record,
+            _ => {
+                self.changes
+                    .insert(record.path().to_owned(), Change::Touch(record));
+            }
+        }
     }
 
     /// Removes a file and its chunks.
@@ -241,8 +262,10 @@ impl IndexWriter {
         !self.changes.is_empty() || self.base.is_none()
     }
 
-    /// Commits the changes as a new generation. With no changes over an intact base,
-    /// nothing is written.
+    /// Commits the changes as a new generation: the new and changed files go into one new
+    /// segment, their old rows are marked deleted in their segments' delete sets, and
+    /// segments are merged when the compaction thresholds say so. With no changes over an
+    /// intact base, nothing is written.
     pub fn commit(self) -> Result<CommitStats> {
         if !self.has_changes() {
             let stats = self.base.as_ref().map(Index::stats);
@@ -251,84 +274,173 @@ impl IndexWriter {
                 committed: false,
                 files: stats.as_ref().map_or(0, |s| s.files),
                 chunks: stats.as_ref().map_or(0, |s| s.chunks),
+                segments: self.base.as_ref().map_or(0, Index::segment_count),
                 ..CommitStats::default()
             });
         }
         let generation = self.next_generation;
-        let seg_name = IndexDir::segment_name(generation);
-        let mut seg = SegmentWriter::create(&self.dir.path(&seg_name), self.spec.model.dimensions)?;
-        let mut df: BTreeMap<TermId, u32> = BTreeMap::new();
         let mut stats = CommitStats {
             generation,
             committed: true,
             ..CommitStats::default()
         };
+        let segments: &[LiveSegment] = self.base.as_ref().map_or(&[], |b| b.live_segments());
+        // The base's manifest entries, one per segment, in the same order.
+        let base_entries: &[SegmentEntry] =
+            self.base.as_ref().map_or(&[], |b| &b.manifest().segments);
 
-        // Base files by path, for merging with the changes in path order.
-        let mut base_files: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        if let Some(base) = &self.base {
-            for (s, i, f) in base.segment_files() {
-                base_files.insert(f.record.path(), (s, i));
+        // Where each live file is now.
+        let mut live: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (s, seg) in segments.iter().enumerate() {
+            for (i, f) in seg.live_files() {
+                live.insert(f.record.path(), (s, i));
             }
         }
-        let mut paths: Vec<&str> = base_files.keys().copied().collect();
-        paths.extend(self.changes.keys().map(String::as_str));
-        paths.sort_unstable();
-        paths.dedup();
 
-        for path in paths {
-            match (self.changes.get(path), base_files.get(path)) {
-                (Some(Change::Remove), old) => {
+        // Deletions per segment: start from each segment's current delete set.
+        let mut deletes: Vec<Option<PendingDeletes>> = (0..segments.len()).map(|_| None).collect();
+        let mut delete = |s: usize, i: usize| -> Result<()> {
+            let seg = &segments[s];
+            let pending = match &mut deletes[s] {
+                Some(p) => p,
+                slot => slot.insert(PendingDeletes::from_existing(seg)),
+            };
+            let file = &seg.reader.files()[i];
+            let rows = u32::try_from(file.rows).map_err(|_| {
+                StorageError::corrupt(seg.reader.dir(), "file with more than 2^32 rows")
+            })?;
+            pending.files.insert(i as u32, rows);
+            for (term, count) in seg.reader.file_terms(i)? {
+                *pending.removed.entry(term).or_default() += count;
+            }
+            Ok(())
+        };
+
+        // What the new segment receives, by path.
+        let mut incoming: BTreeMap<&str, Incoming<'_>> = BTreeMap::new();
+        for (path, change) in &self.changes {
+            let old = live.get(path.as_str()).copied();
+            if let Some((s, i)) = old {
+                delete(s, i)?;
+            }
+            match change {
+                Change::Put { record, chunks } => {
+                    stats.files_written += 1;
+                    stats.chunks_written += chunks.len() as u64;
+                    incoming.insert(path, Incoming::New(record, chunks));
+                }
+                Change::Touch(record) => {
+                    if let Some((s, i)) = old {
+                        incoming.insert(path, Incoming::Copy(record.clone(), s, i));
+                    }
+                }
+                Change::Remove => {
                     if old.is_some() {
                         stats.files_removed += 1;
                     }
                 }
-                (Some(Change::Put { record, chunks }), _) => {
-                    let terms = file_terms(chunks);
-                    for &(t, n) in &terms {
-                        *df.entry(t).or_default() += n;
-                    }
-                    let rows = chunks.iter().map(|c| NewRow {
-                        line_start: c.line_start,
-                        line_end: c.line_end,
-                        byte_start: c.byte_start,
-                        byte_end: c.byte_end,
-                        hash: c.hash,
-                        vector: &c.vector,
-                    });
-                    seg.add_file(record.clone(), rows, &terms)?;
-                    stats.files_written += 1;
-                    stats.chunks_written += chunks.len() as u64;
-                }
-                (change, Some(&(s, i))) => {
-                    let record = match change {
-                        Some(Change::Touch(r)) => r.clone(),
-                        _ => self.base_record(s, i).clone(),
-                    };
-                    self.copy_file(&mut seg, s, i, record, &mut df)?;
-                }
-                (Some(Change::Touch(_)), None) | (None, None) => {}
             }
         }
-        let summary = seg.finish()?;
-        stats.files = summary.files;
-        stats.chunks = summary.rows;
-        stats.bytes_written = summary.bytes;
 
-        let term_stats = if df.is_empty() {
-            None
-        } else {
-            let name = IndexDir::doc_freq_name(generation);
-            let path = self.dir.path(&name);
-            write_doc_freq(&path, summary.rows, &df)?;
-            stats.bytes_written += std::fs::metadata(&path)
-                .map_err(|e| StorageError::io("stat", &path, e))?
-                .len();
-            Some(TermStatsEntry {
-                name,
-                documents: summary.rows,
-            })
+        // Compaction: segments with too many deleted rows (or none live) are merged into the
+        // new segment; so are all but the largest when there are too many segments.
+        let live_rows = |s: usize| -> u64 {
+            let rows = segments[s].reader.rows() as u64;
+            rows - deletes[s].as_ref().map_or_else(
+                || segments[s].deletes.as_ref().map_or(0, |d| d.rows()),
+                PendingDeletes::rows,
+            )
         };
+        let policy = &self.compaction;
+        let mut merge = vec![false; segments.len()];
+        for (s, seg) in segments.iter().enumerate() {
+            let rows = seg.reader.rows() as u64;
+            let dead = rows - live_rows(s);
+            merge[s] = live_rows(s) == 0 || dead as f64 > policy.max_deleted_ratio * rows as f64;
+        }
+        let kept = merge.iter().filter(|m| !**m).count();
+        let adds_segment =
+            !incoming.is_empty() || merge.iter().zip(0..).any(|(m, s)| *m && live_rows(s) > 0);
+        if kept + usize::from(adds_segment) > policy.max_segments as usize {
+            let largest = (0..segments.len())
+                .filter(|&s| !merge[s])
+                .max_by_key(|&s| (live_rows(s), std::cmp::Reverse(s)));
+            // With room for only one segment, the largest is merged too.
+            let keep_largest = policy.max_segments >= 2;
+            for (s, m) in merge.iter_mut().enumerate() {
+                if !(keep_largest && Some(s) == largest) {
+                    *m = true;
+                }
+            }
+        }
+        for (s, seg) in segments.iter().enumerate() {
+            if !merge[s] {
+                continue;
+            }
+            stats.segments_merged += 1;
+            for (i, f) in seg.live_files() {
+                let deleted_now = deletes[s]
+                    .as_ref()
+                    .is_some_and(|p| p.files.contains_key(&(i as u32)));
+                if !deleted_now {
+                    incoming.insert(f.record.path(), Incoming::Copy(f.record.clone(), s, i));
+                }
+            }
+        }
+
+        // Write the new segment, if it holds anything.
+        let mut entries: Vec<SegmentEntry> = Vec::new();
+        for (s, base_entry) in base_entries.iter().enumerate() {
+            if merge[s] {
+                continue;
+            }
+            let mut entry = base_entry.clone();
+            if let Some(p) = &deletes[s] {
+                let name = IndexDir::delete_set_name(&entry.name, generation);
+                let path = self.dir.path(&name);
+                write_delete_set(&path, &p.files, &p.removed)?;
+                stats.bytes_written += file_len(&path)?;
+                entry.deletes = Some(DeleteEntry {
+                    name,
+                    files: p.files.len() as u64,
+                    rows: p.rows(),
+                });
+            }
+            entries.push(entry);
+        }
+        if !incoming.is_empty() {
+            let name = IndexDir::segment_name(generation);
+            let mut writer =
+                SegmentWriter::create(&self.dir.path(&name), self.spec.model.dimensions)?;
+            for item in incoming.values() {
+                match item {
+                    Incoming::New(record, chunks) => {
+                        let terms = file_terms(chunks);
+                        let rows = chunks.iter().map(|c| NewRow {
+                            line_start: c.line_start,
+                            line_end: c.line_end,
+                            byte_start: c.byte_start,
+                            byte_end: c.byte_end,
+                            hash: c.hash,
+                            vector: &c.vector,
+                        });
+                        writer.add_file((*record).clone(), rows, &terms)?;
+                    }
+                    Incoming::Copy(record, s, i) => {
+                        copy_file(&mut writer, &segments[*s].reader, *i, record.clone())?;
+                    }
+                }
+            }
+            let summary = writer.finish()?;
+            stats.bytes_written += summary.bytes;
+            entries.push(SegmentEntry {
+                name,
+                rows: summary.rows,
+                files: summary.files,
+                deletes: None,
+            });
+        }
+
         let manifest = Manifest {
             generation,
             updated_at_ms: SystemTime::now()
@@ -336,16 +448,15 @@ impl IndexWriter {
                 .map_or(0, |d| d.as_millis() as u64),
             model: self.spec.model.clone(),
             chunking: self.spec.chunking.clone(),
-            segments: vec![SegmentEntry {
-                name: seg_name,
-                rows: summary.rows,
-                files: summary.files,
-            }],
-            term_stats,
+            segments: entries,
         };
+        stats.files = manifest.files();
+        stats.chunks = manifest.rows();
+        stats.segments = manifest.segments.len();
         // The commit point. Before this line a crash leaves the previous generation; after
         // it, the new one.
         self.dir.commit(&self.lock, &manifest)?;
+        stats.bytes_written += file_len(&self.dir.manifest_path())?;
         // Close our maps of the old generation before removing its files.
         let IndexWriter {
             dir, lock, base, ..
@@ -354,49 +465,75 @@ impl IndexWriter {
         dir.collect_garbage(&lock, Some(&manifest))?;
         Ok(stats)
     }
+}
 
-    fn base_record(&self, s: usize, i: usize) -> &FileRecord {
-        // `s` and `i` come from iterating the base's own files.
-        &self.base_segments()[s].files()[i].record
-    }
+/// A file going into the new segment.
+enum Incoming<'a> {
+    /// New chunks from the caller.
+    New(&'a FileRecord, &'a Vec<NewChunk>),
+    /// Rows copied from base segment `.1`, file `.2`, under a (possibly updated) record.
+    Copy(FileRecord, usize, usize),
+}
 
-    fn base_segments(&self) -> &[turboprop_storage::SegmentReader] {
-        self.base.as_ref().map_or(&[], |b| b.segments())
-    }
+/// A segment's delete set being extended by this commit.
+struct PendingDeletes {
+    files: BTreeMap<u32, u32>,
+    removed: BTreeMap<TermId, u32>,
+}
 
-    fn copy_file(
-        &self,
-        seg: &mut SegmentWriter,
-        s: usize,
-        i: usize,
-        record: FileRecord,
-        df: &mut BTreeMap<TermId, u32>,
-    ) -> Result<()> {
-        let reader = &self.base_segments()[s];
-        let file = &reader.files()[i];
-        let terms = reader.file_terms(i)?;
-        for &(t, n) in &terms {
-            *df.entry(t).or_default() += n;
+impl PendingDeletes {
+    fn from_existing(seg: &LiveSegment) -> Self {
+        let mut p = PendingDeletes {
+            files: BTreeMap::new(),
+            removed: BTreeMap::new(),
+        };
+        if let Some(d) = &seg.deletes {
+            p.files.extend(d.files().iter());
+            p.removed.extend(d.removed_terms().iter());
         }
-        let first = file.first_row as usize;
-        let mut rows = Vec::with_capacity(file.rows as usize);
-        for row in first..first + file.rows as usize {
-            let rec = reader.chunk(row)?;
-            let vector = reader.vector(row).ok_or_else(|| {
-                StorageError::corrupt(reader.dir(), format!("row {row} out of bounds"))
-            })?;
-            rows.push(NewRow {
-                line_start: rec.line_start,
-                line_end: rec.line_end,
-                byte_start: rec.byte_start,
-                byte_end: rec.byte_end,
-                hash: rec.hash,
-                vector,
-            });
-        }
-        seg.add_file(record, rows, &terms)?;
-        Ok(())
+        p
     }
+
+    fn rows(&self) -> u64 {
+        self.files.values().map(|&r| u64::from(r)).sum()
+    }
+}
+
+fn file_len(path: &std::path::Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .map_err(|e| StorageError::io("stat", path, e))?
+        .len())
+}
+
+/// Copies file `i` of `reader` (vectors, chunk records, terms) into `writer`.
+fn copy_file(
+    writer: &mut SegmentWriter,
+    reader: &SegmentReader,
+    i: usize,
+    record: FileRecord,
+) -> Result<()> {
+    let file = &reader.files()[i];
+    // Never carry damage forward: the rows must match the hash recorded when written.
+    reader.verify_file_rows(i)?;
+    let terms = reader.file_terms(i)?;
+    let first = file.first_row as usize;
+    let mut rows = Vec::with_capacity(file.rows as usize);
+    for row in first..first + file.rows as usize {
+        let rec = reader.chunk(row)?;
+        let vector = reader.vector(row).ok_or_else(|| {
+            StorageError::corrupt(reader.dir(), format!("row {row} out of bounds"))
+        })?;
+        rows.push(NewRow {
+            line_start: rec.line_start,
+            line_end: rec.line_end,
+            byte_start: rec.byte_start,
+            byte_end: rec.byte_end,
+            hash: rec.hash,
+            vector,
+        });
+    }
+    writer.add_file(record, rows, &terms)?;
+    Ok(())
 }
 
 /// For each distinct term of a file, the number of its chunks that contain it.

@@ -38,7 +38,9 @@ pub fn atomic_write(target: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(target);
     let result = (|| {
         write_new_file(&tmp, bytes)?;
+        crate::failpoint::check("manifest:rename", target)?;
         fs::rename(&tmp, target).map_err(|e| StorageError::io("rename into place", target, e))?;
+        crate::failpoint::check("manifest:sync", target)?;
         sync_dir(parent_of(target))
     })();
     if result.is_err() {

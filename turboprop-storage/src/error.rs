@@ -90,7 +90,7 @@ pub enum StorageError {
         source: serde_yaml::Error,
     },
     /// Another process holds the writer lock and the caller asked not to wait.
-    #[error("another tp index is writing {path}")]
+    #[error("another tp index is writing {path}: wait for it to finish, or run without --no-wait")]
     Busy {
         /// The lock file.
         path: PathBuf,

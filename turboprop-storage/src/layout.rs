@@ -7,9 +7,9 @@
 //!   manifest.json      the commit point: names the live segments (document)
 //!   writer.lock        the writer lock file
 //!   seg-00000007/      a segment (see segment.rs), never modified once written
-//!   df-00000007.bin    the document-frequency table of generation 7
+//!   del-00000007-00000009.bin  segment 7's delete set as of generation 9
 //! ```
-//! A commit writes new segment folders and tables under fresh names, syncs them, then
+//! A commit writes a new segment folder and delete sets under fresh names, syncs them, then
 //! atomically replaces `manifest.json`. Readers read the manifest once and open what it names;
 //! files no manifest names are removed by the next writer.
 
@@ -47,19 +47,36 @@ pub struct ModelGuard {
 pub struct SegmentEntry {
     /// Folder name inside the index folder.
     pub name: String,
-    /// Rows in the segment.
+    /// Rows in the segment (live or deleted).
     pub rows: u64,
-    /// Files in the segment.
+    /// Files in the segment (live or deleted).
     pub files: u64,
+    /// The segment's current delete set, if any of its files were deleted.
+    #[serde(default)]
+    pub deletes: Option<DeleteEntry>,
 }
 
-/// The document-frequency table named by the manifest.
+impl SegmentEntry {
+    /// Rows not deleted.
+    pub fn live_rows(&self) -> u64 {
+        self.rows - self.deletes.as_ref().map_or(0, |d| d.rows.min(self.rows))
+    }
+
+    /// Files not deleted.
+    pub fn live_files(&self) -> u64 {
+        self.files - self.deletes.as_ref().map_or(0, |d| d.files.min(self.files))
+    }
+}
+
+/// A segment's delete set named by the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TermStatsEntry {
+pub struct DeleteEntry {
     /// File name inside the index folder.
     pub name: String,
-    /// Chunks counted.
-    pub documents: u64,
+    /// Deleted files.
+    pub files: u64,
+    /// Rows of the deleted files.
+    pub rows: u64,
 }
 
 /// The commit point: everything a reader needs to find the live data of one generation.
@@ -73,29 +90,29 @@ pub struct Manifest {
     pub model: ModelGuard,
     /// The chunking the rows were cut with.
     pub chunking: ChunkingConfig,
-    /// Live segments, in order.
+    /// Live segments, oldest first.
     pub segments: Vec<SegmentEntry>,
-    /// The term statistics, for embedders that use them.
-    #[serde(default)]
-    pub term_stats: Option<TermStatsEntry>,
 }
 
 impl Manifest {
-    /// Total rows in all segments.
+    /// Live rows (chunks) in all segments.
     pub fn rows(&self) -> u64 {
-        self.segments.iter().map(|s| s.rows).sum()
+        self.segments.iter().map(SegmentEntry::live_rows).sum()
     }
 
-    /// Total files in all segments.
+    /// Live files in all segments.
     pub fn files(&self) -> u64 {
-        self.segments.iter().map(|s| s.files).sum()
+        self.segments.iter().map(SegmentEntry::live_files).sum()
     }
 
     /// Names of every file or folder this manifest keeps alive.
     pub fn live_names(&self) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = self.segments.iter().map(|s| s.name.clone()).collect();
-        if let Some(t) = &self.term_stats {
-            names.insert(t.name.clone());
+        let mut names = BTreeSet::new();
+        for s in &self.segments {
+            names.insert(s.name.clone());
+            if let Some(d) = &s.deletes {
+                names.insert(d.name.clone());
+            }
         }
         names
     }
@@ -143,15 +160,20 @@ impl IndexDir {
         fs::create_dir_all(&self.root)
             .map_err(|e| StorageError::io("create folder", &self.root, e))?;
         if !self.path(VERSION_FILE).exists() {
-            atomic_write(
-                &self.path(VERSION_FILE),
-                format!("turboprop-index {LAYOUT_VERSION}\n").as_bytes(),
-            )?;
+            self.write_version()?;
         }
         if !self.config_path().exists() {
             self.write_config(config)?;
         }
         Ok(())
+    }
+
+    /// Writes `version.txt` again (after damage), atomically.
+    pub fn write_version(&self) -> Result<()> {
+        atomic_write(
+            &self.path(VERSION_FILE),
+            format!("turboprop-index {LAYOUT_VERSION}\n").as_bytes(),
+        )
     }
 
     /// Checks `version.txt`.
@@ -230,9 +252,19 @@ impl IndexDir {
         format!("seg-{generation:08}")
     }
 
-    /// A name for generation `generation`'s document-frequency table.
-    pub fn doc_freq_name(generation: u64) -> String {
-        format!("df-{generation:08}.bin")
+    /// A name for the delete set of segment `segment` written by generation `generation`.
+    pub fn delete_set_name(segment: &str, generation: u64) -> String {
+        let id = segment.strip_prefix("seg-").unwrap_or(segment);
+        format!("del-{id}-{generation:08}.bin")
+    }
+
+    /// The generation number in a segment or delete-set name.
+    fn generation_of(name: &str) -> Option<u64> {
+        if let Some(id) = name.strip_prefix("seg-") {
+            return id.parse().ok();
+        }
+        let rest = name.strip_prefix("del-")?.strip_suffix(".bin")?;
+        rest.rsplit('-').next()?.parse().ok()
     }
 
     /// The highest generation number found in segment or table names, for choosing the next
@@ -240,11 +272,7 @@ impl IndexDir {
     pub fn highest_generation_on_disk(&self) -> Result<u64> {
         let mut highest = 0;
         for name in self.list()? {
-            let digits = name.strip_prefix("seg-").or_else(|| {
-                name.strip_prefix("df-")
-                    .and_then(|n| n.strip_suffix(".bin"))
-            });
-            if let Some(g) = digits.and_then(|d| d.parse::<u64>().ok()) {
+            if let Some(g) = Self::generation_of(&name) {
                 highest = highest.max(g);
             }
         }
@@ -266,6 +294,7 @@ impl IndexDir {
     /// everything the manifest names.
     pub fn commit(&self, _lock: &WriterLock, manifest: &Manifest) -> Result<()> {
         let path = self.manifest_path();
+        crate::failpoint::check("manifest:write", &path)?;
         atomic_write(&path, &encode_document(&path, "manifest", manifest)?)
     }
 
@@ -276,12 +305,12 @@ impl IndexDir {
         let keep = live.map(Manifest::live_names).unwrap_or_default();
         let mut removed = remove_temp_files(&self.root)?;
         for name in self.list()? {
-            let ours =
-                name.starts_with("seg-") || (name.starts_with("df-") && name.ends_with(".bin"));
+            let ours = Self::generation_of(&name).is_some();
             if !ours || keep.contains(&name) {
                 continue;
             }
             let path = self.path(&name);
+            crate::failpoint::check("gc:remove", &path)?;
             let result = if path.is_dir() {
                 fs::remove_dir_all(&path)
             } else {

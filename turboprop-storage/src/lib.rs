@@ -27,8 +27,10 @@
 #![deny(missing_docs)]
 
 mod atomic;
+mod deletes;
 mod document;
 mod error;
+pub mod failpoint;
 mod header;
 mod layout;
 mod lock;
@@ -38,15 +40,16 @@ mod table;
 mod termstats;
 
 pub use atomic::{atomic_write, remove_temp_files, sync_dir, write_new_file, TEMP_PREFIX};
+pub use deletes::{write_delete_set, DeleteSet};
 pub use document::{document_body, encode_document, read_document, DOCUMENT_FORMAT_VERSION};
 pub use error::{Result, StorageError};
 pub use header::{payload_hash, Header, BINARY_FORMAT_VERSION, HEADER_LEN};
-pub use layout::{IndexDir, Manifest, ModelGuard, SegmentEntry, TermStatsEntry, LAYOUT_VERSION};
+pub use layout::{DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, LAYOUT_VERSION};
 pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, f32_as_bytes, FileBytes, ReadMode};
 pub use segment::{
     ChunkRecord, NewRow, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter, CHUNKS_FILE,
-    METADATA_FILE, TERMS_FILE, VECTORS_FILE,
+    DF_FILE, METADATA_FILE, TERMS_FILE, VECTORS_FILE,
 };
 pub use table::{Table, TableKind, TableWriter};
-pub use termstats::{write_doc_freq, DocFreqTable};
+pub use termstats::{write_doc_freq, DocFreqTable, Pairs};

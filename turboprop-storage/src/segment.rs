@@ -6,10 +6,12 @@
 //!   vectors.bin    rows of f32, one per chunk              (table, memory-mapped)
 //!   chunks.bin     one 64-byte record per chunk            (table, memory-mapped)
 //!   terms.bin      (term, chunk count) pairs of each file  (table, read by writers only)
+//!   df.bin         chunks of the segment containing each term (table, for query weights)
 //!   metadata.json  the files, each with its row range     (document)
 //! ```
 //! A file's chunks occupy consecutive rows, so a filter on files is a set of row ranges.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,7 @@ use crate::document::{encode_document, read_document};
 use crate::error::{Result, StorageError};
 use crate::mmap::{bytes_as_f32, f32_as_bytes, ReadMode};
 use crate::table::{Table, TableKind, TableWriter};
+use crate::termstats::{write_doc_freq, DocFreqTable};
 
 /// File names inside a segment folder.
 pub const VECTORS_FILE: &str = "vectors.bin";
@@ -28,8 +31,18 @@ pub const VECTORS_FILE: &str = "vectors.bin";
 pub const CHUNKS_FILE: &str = "chunks.bin";
 /// Per-file term counts.
 pub const TERMS_FILE: &str = "terms.bin";
+/// Document frequencies of the segment's terms.
+pub const DF_FILE: &str = "df.bin";
 /// File metadata.
 pub const METADATA_FILE: &str = "metadata.json";
+
+const ALL_FILES: [&str; 5] = [
+    VECTORS_FILE,
+    CHUNKS_FILE,
+    TERMS_FILE,
+    DF_FILE,
+    METADATA_FILE,
+];
 
 /// One row's chunk record: where the chunk is in its file and what it held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +110,9 @@ pub struct SegmentFile {
     pub terms_start: u64,
     /// Number of term-count pairs.
     pub terms_len: u64,
+    /// BLAKE3 of the file's rows: its vectors' bytes, then its chunk records' bytes. Checked
+    /// before rows are copied into a new segment, so damage is never carried forward.
+    pub rows_hash: ContentHash,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,12 +160,14 @@ pub struct SegmentWriter {
     vectors: TableWriter,
     chunks: TableWriter,
     terms: TableWriter,
+    df: BTreeMap<u32, u32>,
     files: Vec<SegmentFile>,
 }
 
 impl SegmentWriter {
     /// Creates the segment folder `dir` (which must not exist) for vectors of `dims`.
     pub fn create(dir: &Path, dims: u32) -> Result<SegmentWriter> {
+        crate::failpoint::check("segment:create", dir)?;
         fs::create_dir(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
         Ok(SegmentWriter {
             dir: dir.to_path_buf(),
@@ -157,11 +175,12 @@ impl SegmentWriter {
             vectors: TableWriter::create(&dir.join(VECTORS_FILE), TableKind::Vectors, dims)?,
             chunks: TableWriter::create(&dir.join(CHUNKS_FILE), TableKind::Chunks, 0)?,
             terms: TableWriter::create(&dir.join(TERMS_FILE), TableKind::Terms, 0)?,
+            df: BTreeMap::new(),
             files: Vec::new(),
         })
     }
 
-    /// Appends one file with its chunks and its (term, chunk count) pairs.
+    /// Appends one file with its chunks and its (term, chunk count) pairs, sorted by term.
     pub fn add_file<'a>(
         &mut self,
         record: FileRecord,
@@ -171,6 +190,8 @@ impl SegmentWriter {
         let file_idx = u32::try_from(self.files.len())
             .map_err(|_| StorageError::corrupt(&self.dir, "more than 2^32 files in a segment"))?;
         let first_row = self.vectors.count();
+        let mut vectors_hash = blake3::Hasher::new();
+        let mut chunks_hash = blake3::Hasher::new();
         for row in rows {
             if row.vector.len() != self.dims as usize {
                 return Err(StorageError::corrupt(
@@ -189,6 +210,7 @@ impl SegmentWriter {
                 ));
             }
             self.vectors.push(f32_as_bytes(row.vector))?;
+            vectors_hash.update(f32_as_bytes(row.vector));
             let chunk = ChunkRecord {
                 file: file_idx,
                 line_start: row.line_start,
@@ -197,14 +219,22 @@ impl SegmentWriter {
                 byte_end: row.byte_end,
                 hash: row.hash,
             };
-            self.chunks.push(&chunk.encode())?;
+            let encoded = chunk.encode();
+            self.chunks.push(&encoded)?;
+            chunks_hash.update(&encoded);
         }
         let terms_start = self.terms.count();
+        let mut previous = None;
         for &(term, count) in terms {
-            let mut pair = [0u8; 8];
-            pair[..4].copy_from_slice(&term.to_le_bytes());
-            pair[4..].copy_from_slice(&count.to_le_bytes());
-            self.terms.push(&pair)?;
+            if previous.is_some_and(|p| p >= term) {
+                return Err(StorageError::corrupt(
+                    self.dir.join(TERMS_FILE),
+                    format!("terms of {} are not sorted and distinct", record.path()),
+                ));
+            }
+            previous = Some(term);
+            self.terms.push(&crate::termstats::pair(term, count))?;
+            *self.df.entry(term).or_default() += count;
         }
         self.files.push(SegmentFile {
             record,
@@ -212,6 +242,7 @@ impl SegmentWriter {
             rows: self.vectors.count() - first_row,
             terms_start,
             terms_len: self.terms.count() - terms_start,
+            rows_hash: rows_hash(vectors_hash, chunks_hash),
         });
         Ok(())
     }
@@ -223,16 +254,19 @@ impl SegmentWriter {
         self.vectors.finish(0)?;
         self.chunks.finish(0)?;
         self.terms.finish(0)?;
+        write_doc_freq(&self.dir.join(DF_FILE), rows, &self.df)?;
         let meta = SegmentMeta {
             dimensions: self.dims,
             rows,
             files: self.files,
         };
         let meta_path = self.dir.join(METADATA_FILE);
+        crate::failpoint::check("segment:metadata", &meta_path)?;
         write_new_file(&meta_path, &encode_document(&meta_path, "metadata", &meta)?)?;
+        crate::failpoint::check("segment:sync", &self.dir)?;
         sync_dir(&self.dir)?;
         let mut bytes = 0;
-        for name in [VECTORS_FILE, CHUNKS_FILE, TERMS_FILE, METADATA_FILE] {
+        for name in ALL_FILES {
             let path = self.dir.join(name);
             bytes += fs::metadata(&path)
                 .map_err(|e| StorageError::io("stat", &path, e))?
@@ -258,6 +292,7 @@ pub struct SegmentReader {
     vectors: Table,
     chunks: Table,
     terms: Table,
+    df: DocFreqTable,
     meta: SegmentMeta,
 }
 
@@ -270,11 +305,13 @@ impl SegmentReader {
         let vectors = Table::open(&dir.join(VECTORS_FILE), TableKind::Vectors, mode)?;
         let chunks = Table::open(&dir.join(CHUNKS_FILE), TableKind::Chunks, mode)?;
         let terms = Table::open(&dir.join(TERMS_FILE), TableKind::Terms, mode)?;
+        let df = DocFreqTable::open(&dir.join(DF_FILE), mode)?;
         let reader = SegmentReader {
             dir: dir.to_path_buf(),
             vectors,
             chunks,
             terms,
+            df,
             meta,
         };
         reader.check_consistency()?;
@@ -303,6 +340,15 @@ impl SegmentReader {
                     ),
                 ));
             }
+        }
+        if self.df.documents() != rows {
+            return Err(StorageError::corrupt(
+                self.df.path(),
+                format!(
+                    "counts {} chunks but metadata.json says {rows}",
+                    self.df.documents()
+                ),
+            ));
         }
         if bytes_as_f32(self.vectors.payload()).is_none() {
             return Err(StorageError::corrupt(
@@ -390,6 +436,37 @@ impl SegmentReader {
         &self.meta.files
     }
 
+    /// Checks the rows of file `file` (vectors and chunk records) against the file's
+    /// `rows_hash`, reading only those rows.
+    pub fn verify_file_rows(&self, file: usize) -> Result<()> {
+        let f = self.meta.files.get(file).ok_or_else(|| {
+            StorageError::corrupt(self.dir.join(METADATA_FILE), format!("no file {file}"))
+        })?;
+        let (first, n) = (f.first_row as usize, f.rows as usize);
+        let width = self.dims() * 4;
+        let vectors = self
+            .vectors
+            .payload()
+            .get(first * width..(first + n) * width);
+        let chunks = self.chunks.payload().get(first * 64..(first + n) * 64);
+        let (Some(vectors), Some(chunks)) = (vectors, chunks) else {
+            return Err(StorageError::corrupt(
+                self.vectors.path(),
+                "rows out of bounds",
+            ));
+        };
+        let mut vh = blake3::Hasher::new();
+        vh.update(vectors);
+        let mut ch = blake3::Hasher::new();
+        ch.update(chunks);
+        if rows_hash(vh, ch) != f.rows_hash {
+            return Err(StorageError::PayloadChecksum {
+                path: self.vectors.path().to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
     /// The (term, chunk count) pairs of file `file`.
     pub fn file_terms(&self, file: usize) -> Result<Vec<(u32, u32)>> {
         let f = self.meta.files.get(file).ok_or_else(|| {
@@ -407,11 +484,17 @@ impl SegmentReader {
             .collect()
     }
 
+    /// Chunks of this segment (deleted or not) containing `term`.
+    pub fn doc_freq(&self, term: u32) -> u64 {
+        self.df.frequency(term)
+    }
+
     /// Checks every table's payload against its checksum.
     pub fn verify(&self) -> Result<()> {
         self.vectors.verify()?;
         self.chunks.verify()?;
-        self.terms.verify()
+        self.terms.verify()?;
+        self.df.verify()
     }
 
     /// Whether the vectors are memory-mapped.
@@ -421,10 +504,18 @@ impl SegmentReader {
 
     /// Bytes the segment occupies on disk.
     pub fn bytes_on_disk(&self) -> u64 {
-        [VECTORS_FILE, CHUNKS_FILE, TERMS_FILE, METADATA_FILE]
+        ALL_FILES
             .iter()
             .filter_map(|n| fs::metadata(self.dir.join(n)).ok())
             .map(|m| m.len())
             .sum()
     }
+}
+
+/// The per-file rows hash: BLAKE3 over the digests of the vectors and the chunk records.
+fn rows_hash(vectors: blake3::Hasher, chunks: blake3::Hasher) -> ContentHash {
+    let mut h = blake3::Hasher::new();
+    h.update(vectors.finalize().as_bytes());
+    h.update(chunks.finalize().as_bytes());
+    ContentHash::from_bytes(*h.finalize().as_bytes())
 }

@@ -23,6 +23,8 @@ pub enum TableKind {
     Terms,
     /// `df.bin`: sorted (term u32, document frequency u32) pairs.
     DocFreq,
+    /// `del-*.bin`: a segment's deleted files, then the term counts they took away.
+    Deletes,
 }
 
 impl TableKind {
@@ -33,6 +35,7 @@ impl TableKind {
             TableKind::Chunks => b"TPCHUNKS",
             TableKind::Terms => b"TPTERMS\0",
             TableKind::DocFreq => b"TPDOCFRQ",
+            TableKind::Deletes => b"TPDELETE",
         }
     }
 
@@ -43,6 +46,7 @@ impl TableKind {
             TableKind::Chunks => "chunk records",
             TableKind::Terms => "terms",
             TableKind::DocFreq => "document frequency",
+            TableKind::Deletes => "delete set",
         }
     }
 
@@ -51,7 +55,7 @@ impl TableKind {
         match self {
             TableKind::Vectors => u64::from(width) * 4,
             TableKind::Chunks => 64,
-            TableKind::Terms | TableKind::DocFreq => 8,
+            TableKind::Terms | TableKind::DocFreq | TableKind::Deletes => 8,
         }
     }
 }
@@ -101,6 +105,9 @@ impl TableWriter {
                 ),
             ));
         }
+        if self.count == 1 {
+            crate::failpoint::check("table:write", &self.path)?;
+        }
         self.out
             .write_all(record)
             .map_err(|e| StorageError::io("write", &self.path, e))?;
@@ -140,6 +147,7 @@ impl TableWriter {
             payload_hash,
             extra,
         };
+        crate::failpoint::check("table:sync", &path)?;
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(&header.encode()))
             .and_then(|_| file.sync_all())
@@ -148,6 +156,7 @@ impl TableWriter {
         // Read back what the disk now holds and check it before the table can be published.
         let table = Table::open(&path, kind, ReadMode::Heap)?;
         table.verify()?;
+        crate::failpoint::check("table:verify", &path)?;
         Ok(header)
     }
 }

@@ -1,28 +1,96 @@
-//! The document-frequency table (`df.bin`): for each term, how many chunks contain it.
-//! Sorted by term so a query looks up its few terms by binary search in the mapped file,
-//! without parsing the table.
+//! Term counts: sorted (term, count) pairs read in place. A segment's `df.bin` says in how many
+//! of its chunks each term occurs; a delete set holds the counts its deleted files took away.
+//! Queries look up their few terms by binary search in the mapped bytes, without parsing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use turboprop_types::{TermId, TermStatistics};
+use turboprop_types::TermId;
 
 use crate::error::Result;
 use crate::mmap::ReadMode;
 use crate::table::{Table, TableKind, TableWriter};
 
-/// Writes a document-frequency table of `documents` chunks.
+/// Appends `counts` (sorted by term, zero counts skipped) as 8-byte (term, count) records.
+pub(crate) fn push_counts(w: &mut TableWriter, counts: &BTreeMap<TermId, u32>) -> Result<()> {
+    for (&term, &count) in counts {
+        if count > 0 {
+            w.push(&pair(term, count))?;
+        }
+    }
+    Ok(())
+}
+
+/// The 8-byte little-endian record of a pair.
+pub(crate) fn pair(a: u32, b: u32) -> [u8; 8] {
+    let mut rec = [0u8; 8];
+    rec[..4].copy_from_slice(&a.to_le_bytes());
+    rec[4..].copy_from_slice(&b.to_le_bytes());
+    rec
+}
+
+/// Sorted 8-byte (u32, u32) pairs viewed in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Pairs<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Pairs<'a> {
+    /// Views `bytes` (a multiple of 8) as pairs.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Pairs { bytes }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.bytes.len() / 8
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pair `i`.
+    pub fn get(&self, i: usize) -> (u32, u32) {
+        let p = &self.bytes[i * 8..i * 8 + 8];
+        (
+            u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+            u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
+        )
+    }
+
+    /// Every pair, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + 'a {
+        let this = *self;
+        (0..this.len()).map(move |i| this.get(i))
+    }
+
+    /// The count of `term` by binary search (pairs sorted by term), 0 if absent.
+    pub fn lookup(&self, term: TermId) -> u32 {
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (t, c) = self.get(mid);
+            match t.cmp(&term) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return c,
+            }
+        }
+        0
+    }
+
+    /// Whether the terms are strictly increasing.
+    pub(crate) fn is_sorted(&self) -> bool {
+        (1..self.len()).all(|i| self.get(i - 1).0 < self.get(i).0)
+    }
+}
+
+/// Writes a document-frequency table over `documents` chunks.
 pub fn write_doc_freq(path: &Path, documents: u64, df: &BTreeMap<TermId, u32>) -> Result<()> {
     let mut w = TableWriter::create(path, TableKind::DocFreq, 0)?;
-    for (&term, &count) in df {
-        if count == 0 {
-            continue;
-        }
-        let mut pair = [0u8; 8];
-        pair[..4].copy_from_slice(&term.to_le_bytes());
-        pair[4..].copy_from_slice(&count.to_le_bytes());
-        w.push(&pair)?;
-    }
+    push_counts(&mut w, df)?;
     w.finish(documents)?;
     Ok(())
 }
@@ -34,54 +102,42 @@ pub struct DocFreqTable {
 }
 
 impl DocFreqTable {
-    /// Opens `df.bin`, checking header and size.
+    /// Opens a `df.bin`, checking header, size and order.
     pub fn open(path: &Path, mode: ReadMode) -> Result<DocFreqTable> {
-        Ok(DocFreqTable {
-            table: Table::open(path, TableKind::DocFreq, mode)?,
-        })
+        let table = Table::open(path, TableKind::DocFreq, mode)?;
+        Ok(DocFreqTable { table })
     }
 
-    fn pair(&self, i: usize) -> (u32, u32) {
-        let p = &self.table.payload()[i * 8..i * 8 + 8];
-        (
-            u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
-            u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
-        )
+    /// The (term, frequency) pairs.
+    pub fn pairs(&self) -> Pairs<'_> {
+        Pairs::new(self.table.payload())
     }
 
-    /// Number of distinct terms.
-    pub fn terms(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Every (term, frequency) pair, in term order.
-    pub fn iter(&self) -> impl Iterator<Item = (TermId, u32)> + '_ {
-        (0..self.table.len()).map(|i| self.pair(i))
-    }
-
-    /// Checks the payload checksum.
-    pub fn verify(&self) -> Result<()> {
-        self.table.verify()
-    }
-}
-
-impl TermStatistics for DocFreqTable {
-    fn documents(&self) -> u64 {
+    /// Number of chunks counted.
+    pub fn documents(&self) -> u64 {
         self.table.header().extra
     }
 
-    fn document_frequency(&self, term: TermId) -> u64 {
-        let (mut lo, mut hi) = (0usize, self.table.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let (t, c) = self.pair(mid);
-            match t.cmp(&term) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return u64::from(c),
-            }
+    /// Chunks containing `term`.
+    pub fn frequency(&self, term: TermId) -> u64 {
+        u64::from(self.pairs().lookup(term))
+    }
+
+    /// Checks the payload checksum and the order of the terms.
+    pub fn verify(&self) -> Result<()> {
+        self.table.verify()?;
+        if !self.pairs().is_sorted() {
+            return Err(crate::StorageError::corrupt(
+                self.table.path(),
+                "terms are not sorted",
+            ));
         }
-        0
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.table.path()
     }
 }
 
@@ -98,9 +154,10 @@ mod tests {
         let t = DocFreqTable::open(&path, ReadMode::Mmap).expect("open");
         assert_eq!(t.documents(), 1000);
         for (&term, &count) in &df {
-            assert_eq!(t.document_frequency(term), u64::from(count));
+            assert_eq!(t.frequency(term), u64::from(count));
         }
-        assert_eq!(t.document_frequency(1), 0);
-        assert_eq!(t.iter().count(), df.len());
+        assert_eq!(t.frequency(1), 0);
+        assert_eq!(t.pairs().iter().count(), df.len());
+        t.verify().expect("intact");
     }
 }

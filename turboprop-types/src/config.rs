@@ -29,8 +29,28 @@ impl Default for ChunkingConfig {
     }
 }
 
+/// When a commit merges segments: an update writes a new small segment and marks the old rows
+/// of changed files deleted; merging keeps searches fast and disk use bounded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Merge when there are more live segments than this (at least 1).
+    pub max_segments: u32,
+    /// Rewrite a segment when more than this share of its rows is deleted (0.0 to 1.0).
+    pub max_deleted_ratio: f64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            max_segments: 8,
+            max_deleted_ratio: 0.25,
+        }
+    }
+}
+
 /// The settings of one index, serialized as `.turboprop/index/config.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IndexConfig {
     /// Schema version of this file; readers refuse versions newer than
@@ -42,6 +62,8 @@ pub struct IndexConfig {
     pub max_filesize: u64,
     /// The embedding model to index with; `None` means "the best one available".
     pub model: Option<String>,
+    /// When segments are merged.
+    pub compaction: CompactionConfig,
 }
 
 impl Default for IndexConfig {
@@ -51,6 +73,7 @@ impl Default for IndexConfig {
             chunking: ChunkingConfig::default(),
             max_filesize: 2 * 1024 * 1024,
             model: None,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -75,6 +98,9 @@ pub enum ConfigError {
     /// `max_filesize` is zero.
     #[error("max_filesize must be at least 1 byte")]
     ZeroMaxFilesize,
+    /// A compaction threshold is out of range.
+    #[error("compaction.max_segments must be at least 1 and compaction.max_deleted_ratio within 0.0..=1.0")]
+    BadCompaction,
     /// The file was written by a newer turboprop.
     #[error(
         "config format_version {found} is newer than this turboprop understands ({supported})"
@@ -114,6 +140,10 @@ impl IndexConfig {
         }
         if self.max_filesize == 0 {
             return Err(ConfigError::ZeroMaxFilesize);
+        }
+        let c = &self.compaction;
+        if c.max_segments == 0 || !(0.0..=1.0).contains(&c.max_deleted_ratio) {
+            return Err(ConfigError::BadCompaction);
         }
         Ok(())
     }

@@ -7,6 +7,9 @@
 /// A term identifier: a 32-bit hash of a normalized token.
 pub type TermId = u32;
 
+/// A document's vector and its distinct terms.
+pub type EmbeddedDocument = (Vec<f32>, Vec<TermId>);
+
 /// Document-frequency statistics over the chunks of an index.
 pub trait TermStatistics {
     /// Number of documents (chunks) counted.
@@ -77,7 +80,7 @@ pub trait Embedder: Send + Sync {
     fn embed_documents_with_terms(
         &self,
         texts: &[&str],
-    ) -> Result<Vec<(Vec<f32>, Vec<TermId>)>, EmbedError> {
+    ) -> Result<Vec<EmbeddedDocument>, EmbedError> {
         let vectors = self.embed_documents(texts)?;
         Ok(vectors
             .into_iter()

@@ -26,7 +26,9 @@ mod hash;
 mod window;
 
 pub use chunk::{ChunkMeta, FileRecord, MetaError};
-pub use config::{ChunkingConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION};
-pub use embed::{EmbedError, Embedder, NoTermStats, TermId, TermStatistics};
+pub use config::{
+    ChunkingConfig, CompactionConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION,
+};
+pub use embed::{EmbedError, EmbeddedDocument, Embedder, NoTermStats, TermId, TermStatistics};
 pub use hash::{ContentHash, HashParseError};
 pub use window::{line_windows, LineWindow};

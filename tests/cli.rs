@@ -1,0 +1,1619 @@
+//! End-to-end tests of the `tp` binary: the real executable, run in a temporary copy of the
+//! poker fixture (`tests/fixtures/poker/`, see its `EXPECTED.md`) for every test.
+//!
+//! What is pinned here is the contract of `docs/DESIGN.md` as a user or a script sees it:
+//! output formats (insta snapshots), search quality on the fixture, filters applied before
+//! top-k, incremental indexing, exit codes, one-line errors, and the list of bad inputs, none
+//! of which may panic.
+//!
+//! Snapshots live in `tests/snapshots/`; after an intended change to an output, re-create them
+//! with `INSTA_UPDATE=always cargo test -p turboprop --test cli` and review the diff.
+
+// Tests fail loudly; `unwrap` on a test's own set-up is the clearest way to say so.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const TP: &str = env!("CARGO_BIN_EXE_tp");
+
+/// Files of the fixture that are indexed (EXPECTED.md: "26 files").
+const FIXTURE_FILES: u64 = 26;
+
+/// Files of the fixture the indexer must skip (EXPECTED.md, "Files the indexer must skip").
+const NEVER_INDEXED: &[&str] = &[
+    "web/assets/chip.png",
+    "web/package-lock.json",
+    "rust/Cargo.lock",
+    "build/generated_tables.rs",
+    "debug.log",
+    "EXPECTED.md",
+    ".cache/embeddings-manifest.txt",
+    ".gitignore",
+    "web/.prettierrc",
+];
+
+/// EXPECTED.md's queries and the file each must find.
+const EXPECTED_QUERIES: &[(&str, &str)] = &[
+    ("rank a poker hand", "rust/src/hand.rs"),
+    ("split the pot between tied winners", "python/poker/pot.py"),
+    ("shuffle the deck", "rust/src/deck.rs"),
+    (
+        "who wins when two players have the same cards",
+        "rust/src/tiebreak.rs",
+    ),
+    ("side pot for all-in player", "python/poker/side_pots.py"),
+    ("blinds move to next player", "python/poker/blinds.py"),
+    ("time bank runs out", "web/src/timer.ts"),
+    ("minimum raise rules", "python/poker/betting.py"),
+    ("check call raise fold", "python/poker/betting.py"),
+    ("format chip stack", "web/src/chips.ts"),
+    (
+        "table state machine transition from flop to turn",
+        "web/src/tableMachine.ts",
+    ),
+    ("best five cards out of seven", "rust/src/evaluator.rs"),
+    ("parse card notation", "rust/src/cards.rs"),
+    ("auto fold when the clock expires", "web/src/timer.ts"),
+];
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/poker")
+}
+
+/// Copies `src` into `dst` recursively (files and folders; the fixture has no links).
+fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let ty = entry.file_type().unwrap();
+        let to = dst.join(entry.file_name());
+        if ty.is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else if ty.is_file() {
+            fs::copy(entry.path(), &to).unwrap();
+        } else {
+            panic!(
+                "unexpected entry in the fixture: {}",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+/// A test's own temporary folder: `repo/` (a copy of the fixture, or empty) and `home/` (an
+/// empty `$HOME` and caches, so neither the user's global git excludes nor their installed
+/// models can change what is indexed or how).
+struct Sandbox {
+    _tmp: TempDir,
+    root: PathBuf,
+    home: PathBuf,
+}
+
+impl Sandbox {
+    /// A fresh copy of the poker fixture.
+    fn poker() -> Sandbox {
+        let sb = Sandbox::empty();
+        copy_dir(&fixture_dir(), &sb.root);
+        sb
+    }
+
+    /// A fresh copy of the poker fixture, indexed.
+    fn indexed_poker() -> Sandbox {
+        let sb = Sandbox::poker();
+        sb.tp(&["index"]).ok();
+        sb
+    }
+
+    /// An empty repository folder.
+    fn empty() -> Sandbox {
+        let tmp = tempfile::Builder::new()
+            .prefix("tp-cli-")
+            .tempdir()
+            .unwrap();
+        // Canonical, so it matches the paths tp prints (it canonicalizes --repo).
+        let base = tmp.path().canonicalize().unwrap();
+        let root = base.join("repo");
+        let home = base.join("home");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&home).unwrap();
+        Sandbox {
+            _tmp: tmp,
+            root,
+            home,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.root.join(".turboprop/index")
+    }
+
+    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    }
+
+    /// A `tp` command run in the repository folder.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(TP);
+        cmd.args(args)
+            .current_dir(&self.root)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            // No installed models: the model cache is the empty $HOME's.
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("TURBOPROP_CACHE_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `tp ARGS` in the repository folder.
+    fn tp(&self, args: &[&str]) -> Run {
+        Run::new(args, self.command(args).output().unwrap())
+    }
+
+    /// Runs `tp ARGS` in `cwd`.
+    fn tp_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.current_dir(cwd);
+        Run::new(args, cmd.output().unwrap())
+    }
+
+    /// `tp search QUERY --output json EXTRA...`, successful, parsed.
+    fn search(&self, query: &str, extra: &[&str]) -> Vec<Value> {
+        let mut args = vec!["search", query, "--output", "json"];
+        args.extend_from_slice(extra);
+        parse_hits(&self.tp(&args).ok().stdout)
+    }
+
+    /// The files of the hits of `search`.
+    fn search_files(&self, query: &str, extra: &[&str]) -> Vec<String> {
+        files(&self.search(query, extra))
+    }
+
+    /// `tp status --output json`, parsed.
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.tp(&["status", "--output", "json"]).ok().stdout).unwrap()
+    }
+
+    /// Every file of the repository outside `.turboprop/`, with its bytes.
+    fn sources(&self) -> BTreeMap<String, Vec<u8>> {
+        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let p = entry.path();
+                let ty = entry.file_type().unwrap();
+                if ty.is_dir() {
+                    if entry.file_name() != ".turboprop" {
+                        walk(&p, root, out);
+                    }
+                } else if ty.is_file() {
+                    let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                    out.insert(rel, fs::read(&p).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.root, &self.root, &mut out);
+        out
+    }
+
+    /// Replaces the sandbox's absolute paths in `s` with `[REPO]` / `[HOME]`.
+    fn redact(&self, s: &str) -> String {
+        s.replace(&self.root.display().to_string(), "[REPO]")
+            .replace(&self.home.display().to_string(), "[HOME]")
+    }
+}
+
+/// The result of one `tp` run. Creating it asserts what must hold for every run: no panic,
+/// and an exit code of 0 or 2 (never a signal, never another code).
+struct Run {
+    args: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn new(args: &[&str], out: Output) -> Run {
+        let run = Run {
+            args: format!("{args:?}"),
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        };
+        run.assert_no_panic();
+        assert!(
+            matches!(run.code, Some(0 | 2)),
+            "tp {} exited with {:?} (only 0 and 2 are allowed)\n{}",
+            run.args,
+            run.code,
+            run.describe()
+        );
+        run
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
+    }
+
+    fn assert_no_panic(&self) {
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            "tp {} panicked\n{}",
+            self.args,
+            self.describe()
+        );
+    }
+
+    /// Asserts success (exit 0).
+    fn ok(self) -> Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "tp {} should succeed\n{}",
+            self.args,
+            self.describe()
+        );
+        self
+    }
+
+    /// Asserts an error of the contract's kind: exit 2, nothing on stdout, and the error as
+    /// exactly one `error: ...` line, which is the last line on stderr (progress or
+    /// `damaged:` lines may precede it). Returns the error line.
+    fn err(&self) -> String {
+        assert_eq!(
+            self.code,
+            Some(2),
+            "tp {} should fail with exit code 2\n{}",
+            self.args,
+            self.describe()
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "tp {} failed but printed to stdout\n{}",
+            self.args,
+            self.describe()
+        );
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "tp {}: expected exactly one error line\n{}",
+            self.args,
+            self.describe()
+        );
+        assert_eq!(
+            self.stderr.lines().last(),
+            Some(errors[0]),
+            "tp {}: the error must be the last line\n{}",
+            self.args,
+            self.describe()
+        );
+        errors[0].to_owned()
+    }
+
+    /// Like [`Run::err`], and stderr must be that one line and nothing else.
+    fn only_err(&self) -> String {
+        let line = self.err();
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "tp {}: expected a one-line error\n{}",
+            self.args,
+            self.describe()
+        );
+        line
+    }
+
+    /// Asserts a usage error as clap reports it: exit 2, nothing on stdout, an `error:` first
+    /// line on stderr.
+    fn usage_err(&self) {
+        assert_eq!(
+            self.code,
+            Some(2),
+            "tp {} is a usage error\n{}",
+            self.args,
+            self.describe()
+        );
+        assert!(self.stdout.is_empty(), "{}", self.describe());
+        assert!(self.stderr.starts_with("error:"), "{}", self.describe());
+    }
+}
+
+/// Parses JSON Lines search output and checks every record against the contract's schema.
+fn parse_hits(stdout: &str) -> Vec<Value> {
+    let hits: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let mut last_score = f64::INFINITY;
+    for (i, h) in hits.iter().enumerate() {
+        let obj = h.as_object().expect("a hit is a JSON object");
+        let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["file", "line_start", "line_end", "score", "content", "rank"]),
+            "{h}"
+        );
+        let file = h["file"].as_str().unwrap();
+        assert!(
+            !file.starts_with('/') && !file.contains('\\') && !file.contains("./"),
+            "file must be repo-relative: {file}"
+        );
+        let (start, end) = (
+            h["line_start"].as_u64().unwrap(),
+            h["line_end"].as_u64().unwrap(),
+        );
+        assert!(start >= 1 && end >= start, "bad line range in {h}");
+        assert_eq!(h["rank"].as_u64(), Some(i as u64 + 1), "ranks start at 1");
+        let score = h["score"].as_f64().unwrap();
+        assert!(score <= last_score, "hits must be best first: {h}");
+        last_score = score;
+        assert!(h["content"].is_string());
+    }
+    hits
+}
+
+fn files(hits: &[Value]) -> Vec<String> {
+    hits.iter()
+        .map(|h| h["file"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Search output in short: `file:start-end score` per hit.
+fn summary(stdout: &str) -> Vec<String> {
+    parse_hits(stdout)
+        .iter()
+        .map(|h| {
+            format!(
+                "{}:{}-{} {}",
+                h["file"].as_str().unwrap(),
+                h["line_start"],
+                h["line_end"],
+                h["score"]
+            )
+        })
+        .collect()
+}
+
+/// Flips `mask` in the byte at `offset` of `path`.
+fn flip_byte(path: &Path, offset: usize, mask: u8) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset] ^= mask;
+    fs::write(path, bytes).unwrap();
+}
+
+/// The only segment folder of the committed index (`seg-*`).
+fn only_segment(sb: &Sandbox) -> PathBuf {
+    let segs: Vec<PathBuf> = fs::read_dir(sb.index_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
+        .collect();
+    assert_eq!(segs.len(), 1, "expected one segment: {segs:?}");
+    segs.into_iter().next().unwrap()
+}
+
+/// Sets the modification time of `path`, keeping its content.
+fn set_mtime(path: &Path, time: SystemTime) {
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_modified(time).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots of the output formats
+// ---------------------------------------------------------------------------------------------
+
+/// Filters for values that change from run to run: timestamps, sizes, durations.
+fn volatile_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r#""updated_at":"[^"]*""#, r#""updated_at":"[DATE]""#),
+        (r#""bytes_on_disk":\d+"#, r#""bytes_on_disk":"[BYTES]""#),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[DATE]"),
+        (r"(size\s+)\d+(\.\d+)? (B|KiB|MiB|GiB)", "${1}[SIZE]"),
+        (r" in \d+(\.\d+)?(ms|s|m\d+s)\b", " in [TIME]"),
+    ]
+}
+
+#[test]
+fn search_json_output_format_is_stable() {
+    let sb = Sandbox::indexed_poker();
+    let out = sb
+        .tp(&[
+            "search",
+            "split the pot between tied winners",
+            "--output",
+            "json",
+            "--limit",
+            "3",
+        ])
+        .ok();
+    assert!(out.stderr.is_empty(), "json mode is quiet: {}", out.stderr);
+    parse_hits(&out.stdout);
+    // The exact bytes: field order, number formatting, content as the file holds it.
+    insta::assert_snapshot!("search_json_split_the_pot_top3", sb.redact(&out.stdout));
+}
+
+#[test]
+fn search_json_ranking_is_stable() {
+    let sb = Sandbox::indexed_poker();
+    for (name, query) in [
+        ("time_bank_runs_out", "time bank runs out"),
+        ("who_wins_same_cards", EXPECTED_QUERIES[3].0),
+    ] {
+        let hits: Vec<Value> = sb
+            .search(query, &["--limit", "5"])
+            .into_iter()
+            .map(|mut h| {
+                // Readable: the ranking without the chunk texts.
+                h.as_object_mut().unwrap().remove("content");
+                h
+            })
+            .collect();
+        insta::assert_json_snapshot!(format!("search_json_ranking_{name}"), hits);
+    }
+}
+
+#[test]
+fn search_text_output_format_is_stable() {
+    let sb = Sandbox::indexed_poker();
+    let out = sb
+        .tp(&[
+            "search",
+            "split the pot between tied winners",
+            "--limit",
+            "3",
+        ])
+        .ok();
+    assert!(
+        !out.stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    insta::assert_snapshot!("search_text_split_the_pot_top3", sb.redact(&out.stdout));
+}
+
+#[test]
+fn status_json_output_format_is_stable() {
+    let sb = Sandbox::indexed_poker();
+    let out = sb.tp(&["status", "--output", "json"]).ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    for key in [
+        "files",
+        "chunks",
+        "model",
+        "dimensions",
+        "bytes_on_disk",
+        "generation",
+        "updated_at",
+    ] {
+        assert!(v.get(key).is_some(), "status lacks {key}: {v}");
+    }
+    assert!(v["bytes_on_disk"].as_u64().unwrap() > 0);
+    assert_eq!(out.stdout.lines().count(), 1, "one JSON object");
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("status_json", sb.redact(&out.stdout));
+    });
+}
+
+#[test]
+fn status_text_output_format_is_stable() {
+    let sb = Sandbox::indexed_poker();
+    let out = sb.tp(&["status"]).ok();
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("status_text", sb.redact(&out.stdout));
+    });
+}
+
+#[test]
+fn index_summary_text_is_stable() {
+    let sb = Sandbox::poker();
+    let first = sb.tp(&["index"]).ok();
+    assert!(first.stdout.is_empty(), "tp index reports on stderr only");
+    let second = sb.tp(&["index"]).ok();
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("index_first_run_stderr", sb.redact(&first.stderr));
+        insta::assert_snapshot!("index_second_run_stderr", sb.redact(&second.stderr));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search quality and the JSON contract
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn expected_queries_find_their_file_in_the_top_3() {
+    let sb = Sandbox::indexed_poker();
+    let mut failures = Vec::new();
+    for &(query, expected) in EXPECTED_QUERIES {
+        let top = sb.search_files(query, &["--limit", "3"]);
+        if !top.iter().any(|f| f == expected) {
+            failures.push(format!(
+                "{query:?}: expected {expected} in the top 3, got {top:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn json_hit_content_is_the_indexed_lines_of_the_file() {
+    let sb = Sandbox::indexed_poker();
+    for &(query, _) in &EXPECTED_QUERIES[..4] {
+        for h in sb.search(query, &["--limit", "5"]) {
+            let text = fs::read_to_string(sb.path(h["file"].as_str().unwrap())).unwrap();
+            let (start, end) = (
+                h["line_start"].as_u64().unwrap() as usize,
+                h["line_end"].as_u64().unwrap() as usize,
+            );
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            assert!(end <= lines.len(), "{h} is past the end of the file");
+            assert_eq!(
+                h["content"].as_str().unwrap(),
+                lines[start - 1..end].concat()
+            );
+        }
+    }
+}
+
+#[test]
+fn ignored_and_binary_fixture_files_are_never_indexed() {
+    let sb = Sandbox::indexed_poker();
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES));
+    // debug.log and build/generated_tables.rs hold the query texts verbatim: if they were
+    // indexed they would come first.
+    let mut seen = BTreeSet::new();
+    for &(query, _) in EXPECTED_QUERIES {
+        seen.extend(sb.search_files(query, &["--limit", "1000"]));
+    }
+    for never in NEVER_INDEXED {
+        assert!(!seen.contains(*never), "{never} was indexed");
+    }
+    assert!(seen.len() > 15, "queries should reach most files: {seen:?}");
+}
+
+#[test]
+fn zero_hits_is_success_with_empty_output() {
+    let sb = Sandbox::indexed_poker();
+    let json = sb
+        .tp(&["search", "xylophone quasar", "--output", "json"])
+        .ok();
+    assert_eq!(json.stdout, "");
+    assert_eq!(json.stderr, "", "json mode prints nothing at all");
+    let text = sb.tp(&["search", "xylophone quasar"]).ok();
+    assert_eq!(text.stdout, "");
+    let high = sb
+        .tp(&["search", "rank a poker hand", "--threshold", "0.99"])
+        .ok();
+    assert_eq!(high.stdout, "");
+}
+
+#[test]
+fn threshold_drops_hits_below_it() {
+    let sb = Sandbox::indexed_poker();
+    let all = sb.search("rank a poker hand", &["--limit", "1000"]);
+    let some = sb.search(
+        "rank a poker hand",
+        &["--limit", "1000", "--threshold", "0.2"],
+    );
+    assert!(!some.is_empty() && some.len() < all.len());
+    assert!(some.iter().all(|h| h["score"].as_f64().unwrap() >= 0.2));
+}
+
+#[test]
+fn limit_caps_the_number_of_hits() {
+    let sb = Sandbox::indexed_poker();
+    assert_eq!(sb.search("poker", &["--limit", "7"]).len(), 7);
+    assert_eq!(sb.search("poker", &[]).len(), 10, "--limit defaults to 10");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters restrict candidates before top-k
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn filetype_filter_applies_before_top_k() {
+    let sb = Sandbox::indexed_poker();
+    let query = "rank a poker hand";
+    // Without a filter the best hits are Rust: filtering after top-k would leave few or none.
+    let unfiltered = sb.search_files(query, &["--limit", "8"]);
+    assert!(
+        unfiltered.iter().filter(|f| f.ends_with(".py")).count() < 8,
+        "the query must rank other files first for this test to mean something: {unfiltered:?}"
+    );
+    let py = sb.search_files(query, &["--limit", "8", "--filetype", ".py"]);
+    assert_eq!(
+        py.len(),
+        8,
+        "a filtered search still returns --limit hits: {py:?}"
+    );
+    assert!(py.iter().all(|f| f.ends_with(".py")), "{py:?}");
+    // Without the dot, and several at once.
+    assert_eq!(
+        sb.search_files(query, &["--limit", "8", "--filetype", "py"]),
+        py
+    );
+    let py_ts = sb.search_files(query, &["--limit", "50", "--filetype", ".py,.ts"]);
+    assert!(py_ts
+        .iter()
+        .all(|f| f.ends_with(".py") || f.ends_with(".ts")));
+    assert!(py_ts.iter().any(|f| f.ends_with(".py")) && py_ts.iter().any(|f| f.ends_with(".ts")));
+}
+
+#[test]
+fn glob_filter_applies_before_top_k() {
+    let sb = Sandbox::indexed_poker();
+    let web = sb.search_files("rank a poker hand", &["--limit", "5", "--filter", "web/**"]);
+    assert_eq!(web.len(), 5, "{web:?}");
+    assert!(web.iter().all(|f| f.starts_with("web/")), "{web:?}");
+    // A glob without '/' matches the file name at any depth.
+    let ts = sb.search_files("chips table", &["--limit", "50", "--filter", "*.ts"]);
+    assert!(
+        !ts.is_empty() && ts.iter().all(|f| f.ends_with(".ts")),
+        "{ts:?}"
+    );
+    // Nothing matches: no hits, success.
+    assert!(sb
+        .search_files("poker", &["--filter", "nowhere/**"])
+        .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incremental indexing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reindex_without_changes_embeds_nothing() {
+    let sb = Sandbox::indexed_poker();
+    let before = sb.status();
+    let again = sb.tp(&["index"]).ok();
+    assert!(
+        again.stderr.contains("nothing re-embedded"),
+        "{}",
+        again.stderr
+    );
+    let after = sb.status();
+    assert_eq!(
+        after["generation"], before["generation"],
+        "no new generation"
+    );
+    assert_eq!(after["chunks"], before["chunks"]);
+}
+
+#[test]
+fn changed_file_alone_is_reembedded_and_searchable() {
+    let sb = Sandbox::indexed_poker();
+    let gen = sb.status()["generation"].as_u64().unwrap();
+    let mut pot = fs::read_to_string(sb.path("python/poker/pot.py")).unwrap();
+    pot.push_str("\n\ndef quokka_dividend_ledger():\n    \"\"\"Quokka dividend ledger.\"\"\"\n    return 0\n");
+    sb.write("python/poker/pot.py", pot);
+    let run = sb.tp(&["index"]).ok();
+    assert!(
+        run.stderr.contains("from 1 files") && run.stderr.contains("1 changed"),
+        "only pot.py is re-embedded: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("embedded 0 chunks"), "{}", run.stderr);
+    assert_eq!(sb.status()["generation"].as_u64(), Some(gen + 1));
+    let hits = sb.search("quokka dividend ledger", &["--limit", "1"]);
+    assert_eq!(files(&hits), ["python/poker/pot.py"]);
+    assert!(hits[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("quokka_dividend_ledger"));
+}
+
+#[test]
+fn added_file_alone_is_embedded() {
+    let sb = Sandbox::indexed_poker();
+    sb.write(
+        "rust/src/rake.rs",
+        "/// Take the house rake from a pot, capped per hand.\npub fn take_rake(pot: u64) -> u64 {\n    (pot / 20).min(300)\n}\n",
+    );
+    let run = sb.tp(&["index"]).ok();
+    assert!(
+        run.stderr.contains("1 new") && run.stderr.contains("embedded 1 chunks from 1 files"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES + 1));
+    assert_eq!(
+        sb.search_files("house rake capped per hand", &["--limit", "1"]),
+        ["rust/src/rake.rs"]
+    );
+}
+
+#[test]
+fn touched_file_with_same_content_is_not_reembedded() {
+    let sb = Sandbox::indexed_poker();
+    let before = sb.search("split the pot between tied winners", &[]);
+    set_mtime(
+        &sb.path("python/poker/pot.py"),
+        SystemTime::now() + Duration::from_secs(3600),
+    );
+    let run = sb.tp(&["index"]).ok();
+    assert!(
+        run.stderr.contains("nothing re-embedded")
+            || run.stderr.contains("embedded 0 chunks from 0 files"),
+        "a touched file must not be re-embedded: {}",
+        run.stderr
+    );
+    // The new mtime is recorded: the next run has nothing to do at all.
+    let again = sb.tp(&["index"]).ok();
+    assert!(
+        again.stderr.contains("nothing re-embedded"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(sb.search("split the pot between tied winners", &[]), before);
+}
+
+#[test]
+fn deleted_file_disappears_from_results() {
+    let sb = Sandbox::indexed_poker();
+    let query = "side pot for all-in player";
+    assert_eq!(
+        sb.search_files(query, &["--limit", "1"]),
+        ["python/poker/side_pots.py"]
+    );
+    fs::remove_file(sb.path("python/poker/side_pots.py")).unwrap();
+    let run = sb.tp(&["index"]).ok();
+    assert!(run.stderr.contains("1 removed"), "{}", run.stderr);
+    let all = sb.search_files(query, &["--limit", "1000"]);
+    assert!(!all.is_empty());
+    assert!(
+        !all.iter().any(|f| f == "python/poker/side_pots.py"),
+        "deleted file still found: {all:?}"
+    );
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES - 1));
+}
+
+#[test]
+fn search_of_a_file_changed_since_indexing_warns_and_succeeds() {
+    let sb = Sandbox::indexed_poker();
+    // Shrink hand.rs to one line: the indexed line ranges now point past its end.
+    sb.write("rust/src/hand.rs", "// gone\n");
+    let run = sb
+        .tp(&["search", "rank a poker hand", "--output", "json"])
+        .ok();
+    parse_hits(&run.stdout);
+    assert!(
+        run.stderr
+            .contains("rust/src/hand.rs changed since it was indexed"),
+        "{}",
+        run.stderr
+    );
+    let text = sb.tp(&["search", "rank a poker hand"]).ok();
+    assert!(
+        text.stdout.contains("(changed since indexed)"),
+        "{}",
+        text.stdout
+    );
+    // And deleted without re-indexing.
+    fs::remove_file(sb.path("rust/src/hand.rs")).unwrap();
+    let gone = sb.tp(&["search", "rank a poker hand"]).ok();
+    assert!(
+        gone.stderr.contains("is gone or unreadable"),
+        "{}",
+        gone.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence and determinism
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn index_reopened_by_new_processes_gives_identical_results() {
+    let sb = Sandbox::indexed_poker();
+    let args = [
+        "search",
+        "who wins when two players have the same cards",
+        "--output",
+        "json",
+        "--limit",
+        "20",
+    ];
+    let first = sb.tp(&args).ok().stdout;
+    let second = sb.tp(&args).ok().stdout;
+    assert!(!first.is_empty());
+    assert_eq!(first, second, "two processes, same index, same answer");
+    // A second copy indexed from scratch gives the same answer: indexing is deterministic.
+    let other = Sandbox::indexed_poker();
+    assert_eq!(other.tp(&args).ok().stdout, first);
+}
+
+#[test]
+fn repo_flag_works_from_another_folder() {
+    let sb = Sandbox::poker();
+    let repo = sb.root.display().to_string();
+    sb.tp_in(&sb.home, &["index", "--repo", &repo]).ok();
+    let away = sb.tp_in(
+        &sb.home,
+        &[
+            "search",
+            "shuffle the deck",
+            "--repo",
+            &repo,
+            "--output",
+            "json",
+        ],
+    );
+    let hits = parse_hits(&away.ok().stdout);
+    assert_eq!(hits[0]["file"], "rust/src/deck.rs");
+    assert!(
+        !sb.home.join(".turboprop").exists(),
+        "the index belongs in the repo"
+    );
+    assert!(sb.index_dir().join("version.txt").is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes and closed pipes
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::indexed_poker();
+    for args in [
+        &["bogus"][..],
+        &["search"],
+        &["search", "x", "--limit", "ten"],
+        &["search", "x", "--limit", "-1"],
+        &["search", "x", "--threshold", "high"],
+        &["search", "x", "--output", "xml"],
+        &["status", "--output", "yaml"],
+        &["index", "--no-such-flag"],
+    ] {
+        sb.tp(args).usage_err();
+    }
+    // No subcommand at all: clap prints the help, to stderr, and exits 2.
+    let bare = sb.tp(&[]);
+    assert_eq!(bare.code, Some(2), "{}", bare.describe());
+    assert!(bare.stdout.is_empty() && bare.stderr.contains("Usage:"));
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let sb = Sandbox::empty();
+    for args in [&["--help"][..], &["--version"], &["search", "--help"]] {
+        let out = sb.tp(args).ok();
+        assert!(!out.stdout.is_empty());
+    }
+}
+
+/// Spawns `tp ARGS` with stdout piped, reads one line, closes the pipe, and returns the
+/// finished run: the `tp search ... | head -1` case.
+fn read_one_line_then_close(sb: &Sandbox, args: &[&str]) -> (String, Run) {
+    let mut child = sb
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+        // Dropping the reader closes the read end while tp is still writing.
+    }
+    let out = child.wait_with_output().unwrap();
+    (first, Run::new(args, out))
+}
+
+#[test]
+fn closed_stdout_pipe_is_not_an_error() {
+    let sb = Sandbox::poker();
+    // Far more output than a pipe buffers (64 KiB), so tp is still writing when the pipe
+    // closes.
+    let mut big = String::new();
+    for i in 0..4000 {
+        big.push_str(&format!(
+            "// rank a poker hand, line {i}, with padding to make it long\n"
+        ));
+    }
+    sb.write("notes/hands.rs", &big);
+    sb.tp(&["index"]).ok();
+    let all = sb.tp(&[
+        "search",
+        "rank a poker hand",
+        "--limit",
+        "1000",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        all.ok().stdout.len() > 256 * 1024,
+        "output must overflow the pipe"
+    );
+
+    for output in ["json", "text"] {
+        let args = [
+            "search",
+            "rank a poker hand",
+            "--limit",
+            "1000",
+            "--output",
+            output,
+        ];
+        let (line, run) = read_one_line_then_close(&sb, &args);
+        assert!(!line.is_empty());
+        let run = run.ok();
+        assert!(
+            !run.stderr.contains("error"),
+            "a closed pipe is not an error: {}",
+            run.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: source files
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn binary_files_are_skipped_with_a_warning() {
+    let sb = Sandbox::poker();
+    // Source-looking name, binary content: caught by the NUL sniff, not the extension.
+    let mut blob = b"fn ostrich_marker() {}\n".to_vec();
+    blob.extend_from_slice(&[0, 1, 2, 3, 0xff, 0]);
+    blob.extend_from_slice(b"ostrich ostrich ostrich\n");
+    sb.write("rust/src/blob.rs", &blob);
+    let run = sb.tp(&["index"]).ok();
+    assert!(
+        run.stderr
+            .contains("skipped rust/src/blob.rs: binary content"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES));
+    let hits = sb.search_files("ostrich marker", &["--limit", "1000"]);
+    assert!(!hits.iter().any(|f| f == "rust/src/blob.rs"), "{hits:?}");
+}
+
+#[test]
+fn invalid_utf8_content_is_indexed_without_crashing() {
+    let sb = Sandbox::poker();
+    // Latin-1 bytes and stray 0xff/0xfe: not UTF-8, but text.
+    sb.write(
+        "python/poker/legacy.py",
+        b"def caf\xe9_zebrafish_payout():\n    return \"gr\xfc\xdfe zebrafish\"\n\xff\xfe\n",
+    );
+    sb.tp(&["index"]).ok();
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES + 1));
+    let out = sb
+        .tp(&[
+            "search",
+            "zebrafish payout",
+            "--output",
+            "json",
+            "--limit",
+            "1",
+        ])
+        .ok();
+    let hits = parse_hits(&out.stdout);
+    assert_eq!(files(&hits), ["python/poker/legacy.py"]);
+    let content = hits[0]["content"].as_str().unwrap();
+    assert!(content.contains("zebrafish"), "{content}");
+    // Text output too.
+    let text = sb.tp(&["search", "zebrafish payout", "--limit", "1"]).ok();
+    assert!(
+        text.stdout.contains("python/poker/legacy.py:1-3"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn files_over_max_filesize_are_skipped_with_a_warning_naming_them() {
+    let sb = Sandbox::poker();
+    let mut big = String::new();
+    while big.len() < 100 * 1024 {
+        big.push_str("the albatross ledger records every albatross payout\n");
+    }
+    sb.write("notes/albatross.txt", &big);
+    let run = sb.tp(&["index", "--max-filesize", "64kb"]).ok();
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("notes/albatross.txt"))
+        .unwrap_or_else(|| panic!("no warning names the file: {}", run.stderr));
+    assert!(
+        warning.starts_with("warning:") && warning.contains("--max-filesize"),
+        "{warning}"
+    );
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES));
+    assert!(!sb
+        .search_files("albatross ledger", &["--limit", "1000"])
+        .iter()
+        .any(|f| f == "notes/albatross.txt"));
+    // Under a higher limit it is indexed.
+    sb.tp(&["index", "--max-filesize", "1mb"]).ok();
+    assert_eq!(
+        sb.search_files("albatross ledger", &["--limit", "1"]),
+        ["notes/albatross.txt"]
+    );
+}
+
+#[test]
+fn empty_files_are_indexed_without_hits() {
+    let sb = Sandbox::poker();
+    sb.write("rust/src/empty.rs", "");
+    sb.write("python/poker/blank.py", "\n\n   \n");
+    sb.tp(&["index"]).ok();
+    sb.tp(&["verify"]).ok();
+    let status = sb.status();
+    assert!(
+        status["files"].as_u64().unwrap() >= FIXTURE_FILES,
+        "{status}"
+    );
+    let hits = sb.search_files("rank a poker hand", &["--limit", "1000"]);
+    assert!(!hits.iter().any(|f| f == "rust/src/empty.rs"));
+    // Re-indexing an empty file is a no-op like any other.
+    let again = sb.tp(&["index"]).ok();
+    assert!(
+        again.stderr.contains("nothing re-embedded"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn empty_repository_indexes_and_searches_to_nothing() {
+    let sb = Sandbox::empty();
+    sb.tp(&["index"]).ok();
+    let status = sb.status();
+    assert_eq!(status["files"].as_u64(), Some(0));
+    assert_eq!(status["chunks"].as_u64(), Some(0));
+    let out = sb
+        .tp(&["search", "anything at all", "--output", "json"])
+        .ok();
+    assert_eq!(out.stdout, "");
+    sb.tp(&["verify"]).ok();
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let sb = Sandbox::poker();
+    fs::create_dir_all(sb.path("links")).unwrap();
+    symlink("loop_b", sb.path("links/loop_a")).unwrap();
+    symlink("loop_a", sb.path("links/loop_b")).unwrap();
+    symlink("..", sb.path("links/parent")).unwrap(); // a directory cycle
+    symlink("../rust/src/hand.rs", sb.path("links/hand_alias.rs")).unwrap();
+    symlink("missing.rs", sb.path("links/dangling.rs")).unwrap();
+    let run = sb.tp(&["index"]).ok();
+    assert!(run.stderr.contains("symlinks"), "{}", run.stderr);
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES));
+    let hits = sb.search_files("rank a poker hand", &["--limit", "1000"]);
+    assert!(!hits.iter().any(|f| f.starts_with("links/")), "{hits:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_files_and_folders_are_skipped_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::poker();
+    sb.write("rust/src/locked.rs", "// walrus treasury\n");
+    sb.write("secret/inner.rs", "// walrus vault\n");
+    let set_mode = |rel: &str, mode: u32| {
+        fs::set_permissions(sb.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    set_mode("rust/src/locked.rs", 0o000);
+    set_mode("secret", 0o000);
+    // Root (and some CI sandboxes) read anything: then there is nothing to skip.
+    let privileged = fs::read(sb.path("rust/src/locked.rs")).is_ok();
+    let run = sb.tp(&["index"]);
+    set_mode("rust/src/locked.rs", 0o644);
+    set_mode("secret", 0o755);
+    let run = run.ok();
+    if privileged {
+        eprintln!("running with privileges that read mode-000 files; only checking no crash");
+        return;
+    }
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("warning:") && l.contains("rust/src/locked.rs")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.lines().any(|l| l.contains("secret")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.status()["files"].as_u64(), Some(FIXTURE_FILES));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: the index folder
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn search_before_index_says_run_tp_index() {
+    let sb = Sandbox::poker();
+    for args in [
+        &["search", "rank a poker hand"][..],
+        &["status"],
+        &["verify"],
+    ] {
+        let line = sb.tp(args).only_err();
+        assert!(line.contains("run tp index"), "{line}");
+        assert!(line.contains(".turboprop"), "names the folder: {line}");
+    }
+    assert!(
+        !sb.root.join(".turboprop").exists(),
+        "reading commands must not create the index folder"
+    );
+}
+
+#[test]
+fn turboprop_path_that_is_a_file_is_a_clear_error() {
+    let sb = Sandbox::poker();
+    sb.write(".turboprop", "my own notes\n");
+    for args in [
+        &["index"][..],
+        &["search", "rank a poker hand"],
+        &["status"],
+    ] {
+        let line = sb.tp(args).only_err();
+        assert!(line.contains(".turboprop"), "{line}");
+    }
+    assert_eq!(
+        fs::read_to_string(sb.path(".turboprop")).unwrap(),
+        "my own notes\n",
+        "never touched"
+    );
+}
+
+#[test]
+fn foreign_index_folder_is_refused_and_left_alone() {
+    let sb = Sandbox::poker();
+    sb.write(".turboprop/index/notes.txt", "not an index\n");
+    for args in [
+        &["index"][..],
+        &["index", "--rebuild"],
+        &["search", "rank a poker hand"],
+        &["status"],
+        &["verify"],
+    ] {
+        let line = sb.tp(args).only_err();
+        assert!(line.contains("not a turboprop index"), "{line}");
+    }
+    assert_eq!(
+        fs::read_dir(sb.index_dir()).unwrap().count(),
+        1,
+        "nothing added or removed"
+    );
+    assert_eq!(
+        fs::read_to_string(sb.path(".turboprop/index/notes.txt")).unwrap(),
+        "not an index\n"
+    );
+}
+
+#[test]
+fn index_path_that_is_a_file_is_a_clear_error() {
+    let sb = Sandbox::poker();
+    sb.write(".turboprop/index", "a file where the index folder goes\n");
+    for args in [
+        &["index"][..],
+        &["search", "rank a poker hand"],
+        &["status"],
+    ] {
+        let line = sb.tp(args).only_err();
+        assert!(line.contains(".turboprop/index"), "{line}");
+    }
+}
+
+#[test]
+fn unknown_index_version_is_refused() {
+    let sb = Sandbox::indexed_poker();
+    fs::write(sb.index_dir().join("version.txt"), "turboprop-index 99\n").unwrap();
+    let line = sb.tp(&["search", "rank a poker hand"]).only_err();
+    assert!(line.contains("version.txt"), "{line}");
+    sb.tp(&["index"]).err();
+    sb.tp(&["index", "--rebuild"]).ok();
+    sb.tp(&["verify"]).ok();
+}
+
+/// Damages one index file, checks the damage is reported everywhere with the file's name and
+/// the way out, then checks `tp index --rebuild` recovers without touching any source file.
+fn damage_then_rebuild(damage: impl FnOnce(&Sandbox) -> String) {
+    let sb = Sandbox::indexed_poker();
+    let query = ["search", "rank a poker hand", "--output", "json"];
+    let good = sb.tp(&query).ok().stdout;
+    let sources = sb.sources();
+    let damaged = damage(&sb);
+
+    let search = sb.tp(&query).only_err();
+    assert!(
+        search.contains(&damaged),
+        "search must name {damaged}: {search}"
+    );
+    assert!(search.contains("tp index --rebuild"), "{search}");
+    let verify = sb.tp(&["verify"]).err();
+    assert!(
+        verify.contains(&damaged),
+        "verify must name {damaged}: {verify}"
+    );
+    let status = sb.tp(&["status"]).only_err();
+    assert!(status.contains(&damaged), "{status}");
+
+    let rebuild = sb.tp(&["index", "--rebuild"]).ok();
+    assert!(rebuild.stderr.contains("rebuilding"), "{}", rebuild.stderr);
+    sb.tp(&["verify"]).ok();
+    assert_eq!(
+        sb.tp(&query).ok().stdout,
+        good,
+        "same answers after the rebuild"
+    );
+    assert!(sb.sources() == sources, "source files must not be touched");
+}
+
+#[test]
+fn truncated_vectors_file_is_reported_and_rebuilt() {
+    damage_then_rebuild(|sb| {
+        let path = only_segment(sb).join("vectors.bin");
+        let len = fs::metadata(&path).unwrap().len();
+        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 2).unwrap();
+        "vectors.bin".to_owned()
+    });
+}
+
+#[test]
+fn bit_flipped_manifest_is_reported_and_rebuilt() {
+    damage_then_rebuild(|sb| {
+        let path = sb.index_dir().join("manifest.json");
+        let text = fs::read(&path).unwrap();
+        let at = text
+            .windows(12)
+            .position(|w| w == b"\"generation\"")
+            .expect("manifest names its generation");
+        flip_byte(&path, at + 3, 0x01);
+        "manifest.json".to_owned()
+    });
+}
+
+#[test]
+fn bit_flipped_metadata_is_reported_and_rebuilt() {
+    damage_then_rebuild(|sb| {
+        let path = only_segment(sb).join("metadata.json");
+        let len = fs::metadata(&path).unwrap().len() as usize;
+        flip_byte(&path, len / 2, 0x04);
+        "metadata.json".to_owned()
+    });
+}
+
+#[test]
+fn emptied_manifest_is_reported_and_rebuilt() {
+    damage_then_rebuild(|sb| {
+        fs::write(sb.index_dir().join("manifest.json"), "").unwrap();
+        "manifest.json".to_owned()
+    });
+}
+
+#[test]
+fn bit_flipped_vector_payload_is_named_by_verify() {
+    // Searches read vectors in place without hashing them (docs/format.md); `tp verify` is
+    // what checks every payload byte.
+    let sb = Sandbox::indexed_poker();
+    let sources = sb.sources();
+    let path = only_segment(&sb).join("vectors.bin");
+    flip_byte(&path, 64 + 3, 0x40); // the exponent of row 0's first component
+    let line = sb.tp(&["verify"]).err();
+    assert!(line.contains("vectors.bin"), "{line}");
+    assert!(line.contains("tp index --rebuild"), "{line}");
+    sb.tp(&["index", "--rebuild"]).ok();
+    sb.tp(&["verify"]).ok();
+    assert!(sb.sources() == sources);
+}
+
+/// Damage to a segment's vectors must not survive an ordinary `tp index` under a fresh
+/// checksum: either `tp index` refuses the damaged base (exit 2, pointing at --rebuild), or
+/// the damage is still reported by `tp verify`, or the new generation answers exactly like an
+/// undamaged index. Copying the damaged row into a new, freshly checksummed segment would hide
+/// the damage from `tp verify` for good and leave wrong results behind.
+#[test]
+fn index_update_does_not_launder_a_damaged_vector_payload() {
+    let sb = Sandbox::indexed_poker();
+    // Row 0 is the first chunk of the first file in path order: README.md's table.
+    let query = [
+        "search",
+        "rust python typescript go bash directory language",
+        "--output",
+        "json",
+        "--limit",
+        "5",
+    ];
+    let good = sb.tp(&query).ok().stdout;
+    assert!(
+        parse_hits(&good)
+            .iter()
+            .any(|h| h["file"] == "README.md" && h["line_start"] == 1),
+        "the query must find row 0 for this test to mean something: {good}"
+    );
+    // Zero row 0 (all zeros is a valid-looking vector: only the checksum can tell).
+    let path = only_segment(&sb).join("vectors.bin");
+    let mut bytes = fs::read(&path).unwrap();
+    let dims = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    bytes[64..64 + 4 * dims].fill(0);
+    fs::write(&path, bytes).unwrap();
+    assert!(sb.tp(&["verify"]).err().contains("vectors.bin"));
+    // Same content, new mtimes everywhere: tp index writes a new generation without
+    // re-embedding anything, so the old segment's rows are all carried over (or refused).
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    for rel in sb.sources().keys() {
+        set_mtime(&sb.path(rel), later);
+    }
+    let run = sb.tp(&["index"]);
+    if run.code == Some(2) {
+        let line = run.err();
+        assert!(
+            line.contains("vectors.bin") && line.contains("--rebuild"),
+            "{line}"
+        );
+        return;
+    }
+    let verify = sb.tp(&["verify"]);
+    if verify.code == Some(2) {
+        assert!(verify.err().contains("vectors.bin"));
+        return; // still reported, not hidden
+    }
+    assert_eq!(
+        summary(&sb.tp(&query).ok().stdout),
+        summary(&good),
+        "tp index copied a damaged vector into a new generation that tp verify calls intact"
+    );
+}
+
+/// `tp verify`'s way out for a broken `config.yaml` must work.
+#[test]
+fn verify_advice_for_a_broken_config_yaml_works() {
+    let sb = Sandbox::indexed_poker();
+    fs::write(sb.index_dir().join("config.yaml"), "model: [\n").unwrap();
+    let line = sb.tp(&["verify"]).err();
+    assert!(line.contains("config.yaml"), "{line}");
+    let index = sb.tp(&["index"]).err();
+    assert!(index.contains("config.yaml"), "{index}");
+    if line.contains("tp index --rebuild") {
+        let rebuild = sb.tp(&["index", "--rebuild"]);
+        assert_eq!(
+            rebuild.code,
+            Some(0),
+            "tp verify said {line:?}, but following it fails:\n{}",
+            rebuild.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: arguments
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn empty_query_is_an_error() {
+    let sb = Sandbox::indexed_poker();
+    for q in ["", "   ", "\t\n"] {
+        let line = sb.tp(&["search", q]).only_err();
+        assert!(line.contains("query is empty"), "{line}");
+    }
+}
+
+#[test]
+fn limit_zero_prints_nothing_and_succeeds() {
+    let sb = Sandbox::indexed_poker();
+    let json = sb
+        .tp(&[
+            "search",
+            "rank a poker hand",
+            "--limit",
+            "0",
+            "--output",
+            "json",
+        ])
+        .ok();
+    assert_eq!(json.stdout, "");
+    let text = sb.tp(&["search", "rank a poker hand", "--limit", "0"]).ok();
+    assert_eq!(text.stdout, "");
+}
+
+#[test]
+fn nonexistent_repo_is_an_error_naming_it() {
+    let sb = Sandbox::empty();
+    let missing = sb.home.join("no-such-repo");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        &["index", "--repo", missing][..],
+        &["search", "x", "--repo", missing],
+        &["status", "--repo", missing],
+        &["verify", "--repo", missing],
+    ] {
+        let line = sb.tp(args).only_err();
+        assert!(line.contains(missing) && line.contains("--repo"), "{line}");
+    }
+    assert!(!Path::new(missing).exists(), "nothing created");
+    // A file is not a repository either.
+    sb.write("file.txt", "x");
+    let file = sb.path("file.txt");
+    let line = sb
+        .tp(&["index", "--repo", file.to_str().unwrap()])
+        .only_err();
+    assert!(line.contains("file.txt"), "{line}");
+}
+
+#[test]
+fn invalid_threshold_is_an_error_naming_it() {
+    let sb = Sandbox::indexed_poker();
+    for t in ["1.5", "-0.5", "NaN", "inf"] {
+        let flag = format!("--threshold={t}");
+        let line = sb.tp(&["search", "rank a poker hand", &flag]).only_err();
+        assert!(line.contains("--threshold"), "{line}");
+    }
+    for t in ["0", "1", "0.5"] {
+        sb.tp(&["search", "rank a poker hand", "--threshold", t])
+            .ok();
+    }
+}
+
+#[test]
+fn invalid_max_filesize_is_an_error_naming_it() {
+    let sb = Sandbox::poker();
+    for size in ["lots", "0", "-1mb", "12 parsecs", ""] {
+        let flag = format!("--max-filesize={size}");
+        let line = sb.tp(&["index", &flag]).only_err();
+        assert!(line.contains("--max-filesize"), "{line}");
+        assert!(
+            line.contains(&format!("{size:?}")),
+            "names the value: {line}"
+        );
+    }
+    assert!(
+        !sb.index_dir().join("manifest.json").exists(),
+        "nothing indexed on a bad flag"
+    );
+}
+
+#[test]
+fn invalid_glob_filter_is_an_error_naming_it() {
+    let sb = Sandbox::indexed_poker();
+    for glob in ["[abc", "src/{a,b", "**/[z-a]"] {
+        let line = sb
+            .tp(&["search", "rank a poker hand", "--filter", glob])
+            .only_err();
+        assert!(line.contains(glob), "names the glob: {line}");
+    }
+}
+
+#[test]
+fn unknown_model_is_an_error_naming_it() {
+    let sb = Sandbox::poker();
+    let line = sb.tp(&["index", "--model", "no-such-model-xyz"]).only_err();
+    assert!(line.contains("no-such-model-xyz"), "{line}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer lock (held by flock(1), which takes the same kind of lock as fs2)
+// ---------------------------------------------------------------------------------------------
+
+/// Holds the index's writer lock in a `flock` child until its stdin closes. `None` when
+/// `flock(1)` is not installed.
+#[cfg(unix)]
+fn hold_writer_lock(sb: &Sandbox) -> Option<std::process::Child> {
+    let lock = sb.index_dir().join("writer.lock");
+    let mut child = match Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .args(["-c", "echo locked; read line"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) => {
+            eprintln!("flock(1) is not available; skipping");
+            return None;
+        }
+    };
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked", "flock could not take the lock");
+    Some(child)
+}
+
+#[cfg(unix)]
+fn release_writer_lock(mut holder: std::process::Child) {
+    drop(holder.stdin.take()); // `read` sees EOF; the shell and flock exit
+    holder.wait().unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn index_no_wait_fails_while_another_writer_holds_the_lock() {
+    let sb = Sandbox::indexed_poker();
+    let Some(holder) = hold_writer_lock(&sb) else {
+        return;
+    };
+    let busy = sb.tp(&["index", "--no-wait"]);
+    // Readers are lock-free: search works while a writer holds the lock.
+    let search = sb.tp(&["search", "rank a poker hand", "--limit", "1"]);
+    release_writer_lock(holder);
+    let line = busy.only_err();
+    assert!(line.contains("another tp index"), "{line}");
+    assert!(line.contains("writer.lock"), "{line}");
+    search.ok();
+    sb.tp(&["index", "--no-wait"]).ok();
+}
+
+#[cfg(unix)]
+#[test]
+fn index_waits_for_another_writer_by_default() {
+    let sb = Sandbox::indexed_poker();
+    sb.write("rust/src/rake.rs", "pub fn rake() {}\n");
+    let Some(holder) = hold_writer_lock(&sb) else {
+        return;
+    };
+    let mut waiting = sb
+        .command(&["index"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(waiting.stderr.take().unwrap());
+    // Read up to the waiting notice (notes about the model may come first).
+    let mut first = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        first.push_str(&line);
+        if line.starts_with("waiting for another tp index") {
+            break;
+        }
+    }
+    assert!(
+        first.contains("waiting for another tp index"),
+        "tp index must say it waits: {first}"
+    );
+    release_writer_lock(holder);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = waiting.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{first}{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+    assert!(rest.contains("1 new"), "{rest}");
+}

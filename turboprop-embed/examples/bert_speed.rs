@@ -1,0 +1,122 @@
+//! Embedding throughput of a BERT model folder on real code: chunks per CPU-second and per
+//! wall-second.
+//!
+//! ```sh
+//! cargo run --release -p turboprop-embed --example bert_speed -- MODEL_DIR [SOURCE_DIR] [CHUNKS]
+//! RAYON_NUM_THREADS=1 cargo run --release -p turboprop-embed --example bert_speed -- ...
+//! ```
+//! SOURCE_DIR (default: this crate's `src/`) is read for `.rs` files, cut into 40-line
+//! windows; the first CHUNKS (default 128) are embedded at 256 tokens.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use turboprop_embed::{BertEmbedder, BertOptions, Embedder};
+
+/// User + system CPU seconds of this process (Linux), from /proc/self/stat.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let model = args
+        .first()
+        .ok_or("usage: bert_speed MODEL_DIR [SOURCE_DIR] [CHUNKS]")?;
+    let source = args
+        .get(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let want: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
+
+    let mut files = Vec::new();
+    rust_files(&source, &mut files);
+    let mut chunks = Vec::new();
+    'outer: for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        let lines: Vec<&str> = text.lines().collect();
+        let mut start = 0;
+        while start < lines.len() {
+            let end = (start + 40).min(lines.len());
+            chunks.push(lines[start..end].join("\n"));
+            if chunks.len() == want {
+                break 'outer;
+            }
+            start += 30;
+        }
+    }
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+
+    let t = Instant::now();
+    let e = BertEmbedder::load(Path::new(model), "model", BertOptions::default())?;
+    println!("load: {:.3}s", t.elapsed().as_secs_f64());
+    let tokens: usize = refs
+        .iter()
+        .map(|c| e.token_count(c))
+        .sum::<Result<usize, _>>()?;
+    println!(
+        "{} chunks, {:.0} tokens on average (max {})",
+        refs.len(),
+        tokens as f64 / refs.len() as f64,
+        e.options().max_tokens
+    );
+    // Warm up (allocator, thread pool).
+    e.embed_documents(&refs[..refs.len().min(8)])?;
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    let v = e.embed_documents(&refs)?;
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+    assert_eq!(v.len(), refs.len());
+    println!(
+        "wall {wall:.2}s: {:.1} chunks/s; cpu {}",
+        refs.len() as f64 / wall,
+        cpu.map_or("n/a".into(), |c| format!(
+            "{c:.2}s: {:.1} chunks per CPU-second",
+            refs.len() as f64 / c
+        ))
+    );
+    let q = Instant::now();
+    e.embed_query(
+        "who wins when two players have the same cards",
+        &turboprop_embed_nostats(),
+    )?;
+    println!(
+        "query embedding: {:.1} ms",
+        q.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+fn turboprop_embed_nostats() -> impl turboprop_embed::TermStatistics {
+    struct None_;
+    impl turboprop_embed::TermStatistics for None_ {
+        fn documents(&self) -> u64 {
+            0
+        }
+        fn document_frequency(&self, _: turboprop_embed::TermId) -> u64 {
+            0
+        }
+    }
+    None_
+}

@@ -1,0 +1,233 @@
+//! The BERT backend: on a tiny random model the test writes itself, and on the real
+//! all-MiniLM-L6-v2 against sentence-transformers' vectors when the model folder is given in
+//! `TURBOPROP_TEST_MINILM` (`.ci/run` fetches it; see README "Real models").
+
+use std::path::PathBuf;
+
+use turboprop_embed::{
+    write_tiny_bert, BertEmbedder, BertOptions, Embedder, ModelDir, ModelError, TINY_DIMENSIONS,
+    TINY_TOKENIZER_FIXED_LENGTH,
+};
+use turboprop_types::NoTermStats;
+
+fn tiny(max_tokens: usize) -> (tempfile::TempDir, BertEmbedder) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_tiny_bert(dir.path(), 42).expect("tiny model");
+    let e = BertEmbedder::load(
+        dir.path(),
+        "tiny-bert",
+        BertOptions {
+            max_tokens,
+            batch_size: 3,
+        },
+    )
+    .expect("loads");
+    (dir, e)
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b))
+}
+
+const TEXTS: [&str; 7] = [
+    "fn split_pot(pot: u64) {}",
+    "shuffle the deck",
+    "a",
+    "",
+    "retry failed uploads with backoff, then give up after five tries and report the error",
+    "let rank = hand.rank();",
+    "who wins when two players tie",
+];
+
+#[test]
+fn tiny_model_loads_and_embeds_normalized_vectors_of_its_dimension() {
+    let (_dir, e) = tiny(32);
+    assert_eq!(e.model_id(), "tiny-bert");
+    assert_eq!(e.dimensions(), TINY_DIMENSIONS);
+    let vs = e.embed_documents(&TEXTS).expect("embeds");
+    assert_eq!(vs.len(), TEXTS.len());
+    for v in &vs {
+        assert_eq!(v.len(), TINY_DIMENSIONS);
+        assert!(v.iter().all(|x| x.is_finite()));
+        assert!((norm(v) - 1.0).abs() < 1e-5, "norm {}", norm(v));
+    }
+    assert!(
+        cosine(&vs[0], &vs[1]) < 0.9999,
+        "different texts, different vectors"
+    );
+    assert!(e.embed_documents(&[]).expect("empty batch").is_empty());
+}
+
+#[test]
+fn tiny_model_is_deterministic_and_independent_of_batching_and_order() {
+    let (_dir, e) = tiny(32);
+    let all = e.embed_documents(&TEXTS).expect("embeds");
+    let again = e.embed_documents(&TEXTS).expect("embeds");
+    assert_eq!(all, again, "same input, same bits");
+    // Alone (no padding) vs in a batch with longer texts (padded): the mask must hide padding.
+    for (i, t) in TEXTS.iter().enumerate() {
+        let alone = e.embed_documents(&[t]).expect("embeds");
+        assert!(
+            cosine(&alone[0], &all[i]) > 0.99999,
+            "text {i} alone vs batched: {}",
+            cosine(&alone[0], &all[i])
+        );
+    }
+    let reversed: Vec<&str> = TEXTS.iter().rev().copied().collect();
+    let rev = e.embed_documents(&reversed).expect("embeds");
+    for (i, v) in rev.iter().rev().enumerate() {
+        assert!(cosine(v, &all[i]) > 0.99999);
+    }
+    // A second load of the same folder gives the same vectors.
+    let (_dir2, e2) = tiny(32);
+    assert_eq!(e2.embed_documents(&TEXTS).expect("embeds"), all);
+}
+
+#[test]
+fn truncation_is_ours_not_the_tokenizer_files() {
+    // The tiny tokenizer.json fixes truncation and padding at 8, like MiniLM's at 128.
+    let long = "the pot split ".repeat(40);
+    let (_dir, e) = tiny(24);
+    assert_eq!(e.token_count(&long).expect("tokens"), 24);
+    assert_eq!(
+        e.token_count("a").expect("tokens"),
+        3,
+        "no padding to a fixed length"
+    );
+    const { assert!(24 > TINY_TOKENIZER_FIXED_LENGTH) };
+    // Past the model's 64 positions the limit is lowered to what the model can read.
+    let (_dir, e) = tiny(10_000);
+    assert_eq!(e.options().max_tokens, 64);
+    let v = e
+        .embed_documents(&[long.as_str()])
+        .expect("long text embeds");
+    assert!((norm(&v[0]) - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn queries_embed_like_documents_and_empty_queries_are_refused() {
+    let (_dir, e) = tiny(32);
+    let q = e
+        .embed_query("shuffle the deck", &NoTermStats)
+        .expect("query");
+    let d = e.embed_documents(&["shuffle the deck"]).expect("doc");
+    assert!(cosine(&q, &d[0]) > 0.99999);
+    assert!(e.embed_query("   ", &NoTermStats).is_err());
+}
+
+#[test]
+fn broken_model_folders_are_typed_errors_naming_the_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_tiny_bert(dir.path(), 1).expect("tiny model");
+    let folder = dir.path().to_owned();
+
+    std::fs::remove_file(folder.join("tokenizer.json")).expect("rm");
+    let err = BertEmbedder::load(&folder, "x", BertOptions::default()).expect_err("missing");
+    assert!(matches!(
+        err,
+        ModelError::MissingFile {
+            file: "tokenizer.json",
+            ..
+        }
+    ));
+    assert!(err.to_string().contains(&folder.display().to_string()));
+
+    write_tiny_bert(&folder, 1).expect("tiny model");
+    std::fs::write(folder.join("config.json"), "{not json").expect("write");
+    let err = ModelDir::open(&folder).expect_err("bad config");
+    assert!(matches!(err, ModelError::Json { .. }), "{err}");
+
+    write_tiny_bert(&folder, 1).expect("tiny model");
+    let config = std::fs::read_to_string(folder.join("config.json")).expect("read");
+    std::fs::write(
+        folder.join("config.json"),
+        config.replace("\"bert\"", "\"gpt2\""),
+    )
+    .expect("write");
+    let err = ModelDir::open(&folder).expect_err("not bert");
+    assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
+
+    write_tiny_bert(&folder, 1).expect("tiny model");
+    let config = std::fs::read_to_string(folder.join("config.json")).expect("read");
+    std::fs::write(
+        folder.join("config.json"),
+        config.replace("\"hidden_size\": 32", "\"hidden_size\": 48"),
+    )
+    .expect("write");
+    let err = BertEmbedder::load(&folder, "x", BertOptions::default()).expect_err("shapes");
+    assert!(matches!(err, ModelError::Weights { .. }), "{err}");
+
+    write_tiny_bert(&folder, 1).expect("tiny model");
+    std::fs::write(folder.join("model.safetensors"), b"truncated").expect("write");
+    let err = BertEmbedder::load(&folder, "x", BertOptions::default()).expect_err("weights");
+    assert!(matches!(err, ModelError::Weights { .. }), "{err}");
+}
+
+/// The real model folder, or `None` with a note; in CI (`CI` or `TURBOPROP_REQUIRE_MODEL`
+/// set) a missing model fails the test instead of skipping it.
+fn minilm() -> Option<PathBuf> {
+    match std::env::var_os("TURBOPROP_TEST_MINILM") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            let required = std::env::var_os("TURBOPROP_REQUIRE_MODEL").is_some_and(|v| v != "0")
+                || std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !required,
+                "TURBOPROP_TEST_MINILM is not set: in CI it must name the all-MiniLM-L6-v2 model \
+                 folder (.ci/run fetches it; see README \"Real models\")"
+            );
+            eprintln!(
+                "note: skipping the real-model test: set TURBOPROP_TEST_MINILM to the \
+                 all-MiniLM-L6-v2 folder to run it"
+            );
+            None
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    max_tokens: usize,
+    cases: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let Some(dir) = minilm() else { return };
+    let reference: Reference =
+        serde_json::from_str(include_str!("data/minilm_reference.json")).expect("reference json");
+    let e = BertEmbedder::load(
+        &dir,
+        "all-MiniLM-L6-v2",
+        BertOptions {
+            max_tokens: reference.max_tokens,
+            ..BertOptions::default()
+        },
+    )
+    .expect("the model folder in TURBOPROP_TEST_MINILM loads");
+    assert_eq!(e.dimensions(), 384);
+    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+    // All at once (batched, padded, reordered) and one at a time.
+    let batched = e.embed_documents(&texts).expect("embeds");
+    let mut worst = 1f32;
+    for (case, v) in reference.cases.iter().zip(&batched) {
+        let alone = e.embed_documents(&[case.text.as_str()]).expect("embeds");
+        for (how, v) in [("batched", v), ("alone", &alone[0])] {
+            let c = cosine(v, &case.embedding);
+            worst = worst.min(c);
+            let short: String = case.text.chars().take(40).collect();
+            assert!(c >= 0.999, "{short:?} ({how}): cosine {c} < 0.999");
+        }
+    }
+    eprintln!("all-MiniLM-L6-v2 vs sentence-transformers: lowest cosine {worst}");
+}

@@ -1,0 +1,152 @@
+//! An error injected at each step of a commit leaves the previous commit intact (or, after the
+//! commit point, the new one), readable and verifiable; the next commit cleans up and succeeds.
+//! Run with `cargo test -p turboprop-index --features failpoints --test failpoints`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use turboprop_index::{
+    Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, SearchOptions, WriterOptions,
+};
+use turboprop_storage::failpoint::{arm, disarm, FAILPOINTS};
+use turboprop_types::{ChunkingConfig, CompactionConfig, ContentHash, FileRecord};
+
+fn spec() -> IndexSpec {
+    IndexSpec {
+        model: ModelGuard {
+            id: "failpoint-test".into(),
+            dimensions: 2,
+        },
+        chunking: ChunkingConfig::default(),
+    }
+}
+
+fn opts(compaction: CompactionConfig) -> WriterOptions {
+    WriterOptions {
+        wait: LockWait::NoWait,
+        rebuild: false,
+        compaction,
+    }
+}
+
+fn put(w: &mut IndexWriter, name: &str, v: [f32; 2], n: u32) {
+    let record =
+        FileRecord::new(name, u64::from(n), 1, ContentHash::of(name.as_bytes())).expect("record");
+    let chunks = (0..n)
+        .map(|i| NewChunk {
+            line_start: i * 10 + 1,
+            line_end: i * 10 + 10,
+            byte_start: 0,
+            byte_end: 1,
+            hash: ContentHash::of(&i.to_le_bytes()),
+            vector: v.to_vec(),
+            terms: vec![i, 99],
+        })
+        .collect();
+    w.put_file(record, chunks).expect("put");
+}
+
+/// What a reader sees: files, hits and statistics.
+fn snapshot(path: &Path) -> (Vec<String>, Vec<(String, u32)>, u64, u64) {
+    let index = Index::open(path).expect("the index must stay readable");
+    assert!(index.verify().is_empty(), "{:?}", index.verify());
+    let files = index.files().map(|f| f.path().to_owned()).collect();
+    let hits = index
+        .search(
+            &[0.6, 0.8],
+            &SearchOptions {
+                limit: 50,
+                ..SearchOptions::default()
+            },
+        )
+        .expect("search")
+        .iter()
+        .map(|h| (h.chunk.file().to_owned(), h.chunk.line_start()))
+        .collect();
+    let stats = index.term_stats();
+    (files, hits, stats.documents(), stats.document_frequency(99))
+}
+
+fn data_names(path: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(path)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("seg-") || n.starts_with("del-") || n.starts_with(".tp-tmp"))
+        .collect()
+}
+
+/// One update: replace a.rs, remove b.rs, add c.rs (a new segment and a delete set).
+fn update(path: &Path, compaction: CompactionConfig) -> turboprop_index::Result<()> {
+    let mut w = IndexWriter::open(path, spec(), opts(compaction), || {})?;
+    put(&mut w, "a.rs", [0.0, 1.0], 2);
+    w.remove_file("b.rs");
+    put(&mut w, "c.rs", [1.0, 0.0], 1);
+    w.commit().map(|_| ())
+}
+
+#[test]
+fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
+    for compaction in [
+        CompactionConfig::default(),
+        // Forces a merge, so the failing commit also rewrites old rows.
+        CompactionConfig {
+            max_segments: 1,
+            max_deleted_ratio: 0.0,
+        },
+    ] {
+        for &point in FAILPOINTS {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let path = tmp.path().join("index");
+            let mut w =
+                IndexWriter::open(&path, spec(), opts(compaction.clone()), || {}).expect("writer");
+            put(&mut w, "a.rs", [1.0, 0.0], 3);
+            put(&mut w, "b.rs", [0.6, 0.8], 2);
+            put(&mut w, "d.rs", [0.8, 0.6], 2);
+            w.commit().expect("first commit");
+            let before = snapshot(&path);
+
+            // The expected state after the update, from a twin index.
+            let twin = tmp.path().join("twin");
+            std::fs::create_dir_all(&twin).expect("mkdir");
+            let mut w =
+                IndexWriter::open(&twin, spec(), opts(compaction.clone()), || {}).expect("writer");
+            put(&mut w, "a.rs", [1.0, 0.0], 3);
+            put(&mut w, "b.rs", [0.6, 0.8], 2);
+            put(&mut w, "d.rs", [0.8, 0.6], 2);
+            w.commit().expect("twin commit");
+            update(&twin, compaction.clone()).expect("twin update");
+            let after = snapshot(&twin);
+
+            arm(point);
+            let result = update(&path, compaction.clone());
+            disarm();
+            let seen = snapshot(&path);
+            match result {
+                Err(e) => {
+                    assert!(
+                        e.to_string().contains("injected failure")
+                            || format!("{e:?}").contains("injected"),
+                        "{point}: unexpected error {e}"
+                    );
+                    let committed = matches!(point, "manifest:sync" | "gc:remove");
+                    let want = if committed { &after } else { &before };
+                    assert_eq!(&seen, want, "{point}: wrong state after the failure");
+                }
+                Ok(()) => {
+                    // Some points are not on every path (e.g. no merge without compaction).
+                    assert_eq!(seen, after, "{point}: commit succeeded but state is wrong");
+                }
+            }
+
+            // The next commit cleans every leftover and brings the index to the new state.
+            update(&path, compaction.clone()).expect("the next commit succeeds");
+            assert_eq!(snapshot(&path), after, "{point}: state after recovery");
+            let index = Index::open(&path).expect("open");
+            assert_eq!(
+                data_names(&path),
+                index.manifest().live_names(),
+                "{point}: garbage left"
+            );
+        }
+    }
+}
