@@ -49,7 +49,8 @@ impl Repo {
     /// Fails if `.turboprop/index` holds something that is not a turboprop index.
     pub fn check_not_foreign(&self) -> Result<()> {
         let dir = &self.index_dir;
-        if dir.exists() && !dir.join("version.txt").is_file() {
+        let looks_ours = turboprop_storage::IndexDir::new(dir).has_turboprop_entries();
+        if dir.exists() && !looks_ours {
             let non_empty = std::fs::read_dir(dir)
                 .with_context(|| format!("cannot list {}", dir.display()))?
                 .next()

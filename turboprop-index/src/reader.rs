@@ -174,15 +174,24 @@ impl Index {
     }
 
     fn read_manifest(dir: &IndexDir) -> Result<Manifest> {
-        if !dir.exists() {
-            return Err(IndexError::NotIndexed {
-                path: dir.root().to_path_buf(),
-            });
+        let not_indexed = || IndexError::NotIndexed {
+            path: dir.root().to_path_buf(),
+        };
+        // A folder with data but no version.txt or manifest is a damaged index, not a
+        // missing one: say which file is gone.
+        let has_data = dir.has_data();
+        if !dir.exists() && !dir.manifest_path().exists() && !has_data {
+            return Err(not_indexed());
         }
         dir.check_version()?;
-        dir.read_manifest()?.ok_or_else(|| IndexError::NotIndexed {
-            path: dir.root().to_path_buf(),
-        })
+        match dir.read_manifest()? {
+            Some(m) => Ok(m),
+            None if has_data => Err(StorageError::Missing {
+                path: dir.manifest_path(),
+            }
+            .into()),
+            None => Err(not_indexed()),
+        }
     }
 
     fn open_generation(dir: IndexDir, manifest: Manifest, mode: ReadMode) -> Result<Index> {

@@ -155,6 +155,27 @@ impl IndexDir {
         self.path(VERSION_FILE).is_file()
     }
 
+    /// Whether the folder holds segments or delete sets (committed or left by a crash).
+    pub fn has_data(&self) -> bool {
+        self.list()
+            .map(|names| names.iter().any(|n| Self::generation_of(n).is_some()))
+            .unwrap_or(false)
+    }
+
+    /// Whether anything in the folder is a name turboprop writes (so the folder is an index,
+    /// perhaps damaged or left half-made by a killed first run, and not someone else's).
+    pub fn has_turboprop_entries(&self) -> bool {
+        self.list()
+            .map(|names| {
+                names.iter().any(|n| {
+                    [VERSION_FILE, CONFIG_FILE, MANIFEST_FILE, LOCK_FILE].contains(&n.as_str())
+                        || n.starts_with(crate::atomic::TEMP_PREFIX)
+                        || Self::generation_of(n).is_some()
+                })
+            })
+            .unwrap_or(false)
+    }
+
     /// Creates the folder, `version.txt` and (if absent) `config.yaml`. Idempotent.
     pub fn init(&self, config: &IndexConfig) -> Result<()> {
         fs::create_dir_all(&self.root)
