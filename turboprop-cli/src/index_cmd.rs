@@ -52,10 +52,6 @@ pub fn run(args: &IndexArgs) -> Result<()> {
             format!("invalid --max-filesize {size:?}: use a size such as 500kb, 2mb or 1gb")
         })?;
     }
-    if !dir.exists() {
-        dir.init(&config)
-            .map_err(|e| anyhow::Error::new(e).context("cannot create the index folder"))?;
-    }
 
     // The model: the flag, else config.yaml, else the one the index already has, else the
     // default.

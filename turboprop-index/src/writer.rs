@@ -142,10 +142,13 @@ impl IndexWriter {
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
         let dir = IndexDir::new(path.as_ref());
+        std::fs::create_dir_all(dir.root())
+            .map_err(|e| StorageError::io("create folder", dir.root(), e))?;
+        let lock = dir.lock(opts.wait, on_wait)?;
+        // Under the lock, so two first runs never race on version.txt and config.yaml.
         if !dir.exists() {
             dir.init(&IndexConfig::default())?;
         }
-        let lock = dir.lock(opts.wait, on_wait)?;
         // Leftovers of a crashed writer: temp files and uncommitted segments.
         let (base, base_state, next_generation) = if opts.rebuild {
             if dir.check_version().is_err() {

@@ -101,8 +101,11 @@ pub fn remove_temp_files(dir: &Path) -> Result<usize> {
         let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
         if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
             let path = entry.path();
-            fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
-            removed += 1;
+            match fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("remove", &path, e)),
+            }
         }
     }
     Ok(removed)
