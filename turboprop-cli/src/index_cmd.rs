@@ -122,15 +122,17 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         repo.root.display(),
         writer.spec().model.id
     );
-    let result = update(
-        writer,
-        &repo,
-        &config.chunking,
-        embedder.as_ref(),
-        config.max_filesize,
-        started,
-    );
-    match result {
+    let run_update = |writer| {
+        update(
+            writer,
+            &repo,
+            &config.chunking,
+            embedder.as_ref(),
+            config.max_filesize,
+            started,
+        )
+    };
+    match run_update(writer) {
         // Damage found while copying old rows: nothing was committed; rebuild once.
         Err(e) if !rebuilding && e.downcast_ref::<Damaged>().is_some() => {
             eprintln!("warning: {e:#}; rebuilding the index from the source files");
@@ -140,14 +142,7 @@ pub fn run(args: &IndexArgs) -> Result<()> {
             };
             let writer = IndexWriter::open(&repo.index_dir, spec, options, on_wait)
                 .map_err(|e| explain(e, &repo.index_dir))?;
-            update(
-                writer,
-                &repo,
-                &config.chunking,
-                embedder.as_ref(),
-                config.max_filesize,
-                started,
-            )
+            run_update(writer)
         }
         other => other,
     }
