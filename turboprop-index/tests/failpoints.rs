@@ -86,6 +86,7 @@ fn update(path: &Path, compaction: CompactionConfig) -> turboprop_index::Result<
 
 #[test]
 fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
+    let mut fired = BTreeSet::new();
     for compaction in [
         CompactionConfig::default(),
         // Forces a merge, so the failing commit also rewrites old rows.
@@ -102,6 +103,8 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
             put(&mut w, "a.rs", [1.0, 0.0], 3);
             put(&mut w, "b.rs", [0.6, 0.8], 2);
             put(&mut w, "d.rs", [0.8, 0.6], 2);
+            // Enough untouched rows that the default policy writes a delete set, not a merge.
+            put(&mut w, "e.rs", [0.8, 0.6], 20);
             w.commit().expect("first commit");
             let before = snapshot(&path);
 
@@ -113,6 +116,8 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
             put(&mut w, "a.rs", [1.0, 0.0], 3);
             put(&mut w, "b.rs", [0.6, 0.8], 2);
             put(&mut w, "d.rs", [0.8, 0.6], 2);
+            // Enough untouched rows that the default policy writes a delete set, not a merge.
+            put(&mut w, "e.rs", [0.8, 0.6], 20);
             w.commit().expect("twin commit");
             update(&twin, compaction.clone()).expect("twin update");
             let after = snapshot(&twin);
@@ -123,6 +128,7 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
             let seen = snapshot(&path);
             match result {
                 Err(e) => {
+                    fired.insert(point);
                     assert!(
                         e.to_string().contains("injected failure")
                             || format!("{e:?}").contains("injected"),
@@ -149,4 +155,7 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
             );
         }
     }
+    // Every failpoint must be reached by some commit, or this test proves nothing about it.
+    let missed: Vec<_> = FAILPOINTS.iter().filter(|p| !fired.contains(*p)).collect();
+    assert!(missed.is_empty(), "failpoints never reached: {missed:?}");
 }
