@@ -1,13 +1,15 @@
 //! [`Index`]: one committed generation opened for searching. Opening reads the manifest once
-//! and maps what it names; it never takes a lock and never blocks a writer.
+//! and maps what it names; it never takes a lock and never blocks a writer. The index lives in
+//! a [`Directory`]: a folder on disk ([`Index::open`]) or any other ([`Index::open_in`]).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use turboprop_storage::{
-    DeleteSet, IndexDir, Manifest, ModelGuard, ReadMode, SegmentEntry, SegmentFile, SegmentReader,
-    StorageError,
+    DeleteSet, Directory, IndexDir, Manifest, ModelGuard, ReadMode, SegmentEntry, SegmentFile,
+    SegmentReader, StorageError, CONFIG_FILE, MANIFEST_FILE, VERSION_FILE,
 };
 use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
@@ -82,7 +84,7 @@ pub(crate) struct LiveSegment {
 
 impl LiveSegment {
     fn open(dir: &IndexDir, entry: &SegmentEntry, dims: u32, mode: ReadMode) -> Result<Self> {
-        let reader = SegmentReader::open(&dir.path(&entry.name), mode)?;
+        let reader = SegmentReader::open(dir.directory(), &entry.name, mode)?;
         if reader.dims() != dims as usize
             || reader.rows() as u64 != entry.rows
             || reader.files().len() as u64 != entry.files
@@ -97,7 +99,7 @@ impl LiveSegment {
         let deletes = match &entry.deletes {
             None => None,
             Some(d) => {
-                let set = DeleteSet::open(&dir.path(&d.name), mode)?;
+                let set = DeleteSet::open(dir.directory(), &d.name, mode)?;
                 let mismatch = |why: &str| -> IndexError {
                     StorageError::corrupt(set.path(), why.to_owned()).into()
                 };
@@ -150,7 +152,47 @@ impl Index {
 
     /// Opens the index, mapping files or reading them into the heap.
     pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Index> {
-        let dir = IndexDir::new(path.as_ref());
+        Self::open_dir(IndexDir::new(path.as_ref()), mode)
+    }
+
+    /// Opens the last committed generation of the index held by `dir` (files on disk are
+    /// memory-mapped).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{Index, IndexSpec, IndexWriter, NewChunk, SearchOptions, WriterOptions};
+    /// use turboprop_storage::{Directory, MemDirectory, ModelGuard};
+    /// use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let spec = IndexSpec {
+    ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
+    ///     chunking: ChunkingConfig::default(),
+    /// };
+    /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
+    /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
+    /// writer.put_file(record, vec![NewChunk {
+    ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
+    ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![],
+    /// }])?;
+    /// writer.commit()?;
+    ///
+    /// let index = Index::open_in(dir)?;
+    /// let hits = index.search(&[0.6, 0.8], &SearchOptions::default())?;
+    /// assert_eq!(hits[0].chunk.file(), "src/pot.py");
+    /// assert_eq!(index.path().to_str(), Some("mem://"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_in(dir: Arc<dyn Directory>) -> Result<Index> {
+        Self::open_in_with(dir, ReadMode::Mmap)
+    }
+
+    /// Opens the index held by `dir`, mapping files on disk or reading them into the heap.
+    pub fn open_in_with(dir: Arc<dyn Directory>, mode: ReadMode) -> Result<Index> {
+        Self::open_dir(IndexDir::with_directory(dir), mode)
+    }
+
+    pub(crate) fn open_dir(dir: IndexDir, mode: ReadMode) -> Result<Index> {
         let mut last_generation = None;
         let mut attempt = 0;
         loop {
@@ -180,7 +222,7 @@ impl Index {
         // A folder with data but no version.txt or manifest is a damaged index, not a
         // missing one: say which file is gone.
         let has_data = dir.has_data();
-        if !dir.exists() && !dir.manifest_path().exists() && !has_data {
+        if !dir.exists() && !dir.has_manifest() && !has_data {
             return Err(not_indexed());
         }
         dir.check_version()?;
@@ -207,9 +249,14 @@ impl Index {
         })
     }
 
-    /// The index folder.
+    /// The index folder's location (its path on disk).
     pub fn path(&self) -> &Path {
         self.dir.root()
+    }
+
+    /// The directory holding the index's files.
+    pub fn directory(&self) -> &dyn Directory {
+        self.dir.directory()
     }
 
     /// The committed manifest.
@@ -256,16 +303,13 @@ impl Index {
 
     /// Counts and facts for `tp status`.
     pub fn stats(&self) -> IndexStats {
-        let mut bytes: u64 = self.segments.iter().map(|s| s.reader.bytes_on_disk()).sum();
-        let mut names = vec!["manifest.json", "config.yaml", "version.txt"];
-        names.extend(
-            self.manifest
-                .segments
-                .iter()
-                .filter_map(|s| s.deletes.as_ref().map(|d| d.name.as_str())),
-        );
-        for name in names {
-            bytes += std::fs::metadata(self.dir.path(name)).map_or(0, |m| m.len());
+        let mut bytes: u64 = self
+            .segments
+            .iter()
+            .map(|s| s.reader.bytes_on_disk() + s.deletes.as_ref().map_or(0, DeleteSet::file_len))
+            .sum();
+        for name in [MANIFEST_FILE, CONFIG_FILE, VERSION_FILE] {
+            bytes += self.dir.directory().file_len(name).unwrap_or(0);
         }
         IndexStats {
             files: self.manifest.files(),

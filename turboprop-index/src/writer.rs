@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    write_delete_set, DeleteEntry, IndexDir, LockWait, Manifest, ModelGuard, NewRow, SegmentEntry,
-    SegmentReader, SegmentWriter, StorageError, WriterLock,
+    write_delete_set, DeleteEntry, Directory, IndexDir, LockWait, Manifest, ModelGuard, NewRow,
+    ReadMode, SegmentEntry, SegmentReader, SegmentWriter, StorageError, WriterLock, MANIFEST_FILE,
 };
 use turboprop_types::{
     ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
@@ -141,9 +142,26 @@ impl IndexWriter {
         opts: WriterOptions,
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
-        let dir = IndexDir::new(path.as_ref());
-        std::fs::create_dir_all(dir.root())
-            .map_err(|e| StorageError::io("create folder", dir.root(), e))?;
+        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait)
+    }
+
+    /// [`Self::open`] for the index held by `dir` (see [`Index::open_in`] for an example).
+    pub fn open_in(
+        dir: Arc<dyn Directory>,
+        spec: IndexSpec,
+        opts: WriterOptions,
+        on_wait: impl FnOnce(),
+    ) -> Result<IndexWriter> {
+        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait)
+    }
+
+    fn open_dir(
+        dir: IndexDir,
+        spec: IndexSpec,
+        opts: WriterOptions,
+        on_wait: impl FnOnce(),
+    ) -> Result<IndexWriter> {
+        dir.directory().create_root()?;
         let lock = dir.lock(opts.wait, on_wait)?;
         // Under the lock, so two first runs never race on version.txt and config.yaml.
         if !dir.exists() {
@@ -180,7 +198,8 @@ impl IndexWriter {
                         (None, BaseState::SpecChanged { old }, next)
                     } else {
                         // The writer lock is held, so this generation cannot change under us.
-                        (Some(Index::open(dir.root())?), BaseState::Reused, next)
+                        let base = Index::open_dir(dir.clone(), ReadMode::Mmap)?;
+                        (Some(base), BaseState::Reused, next)
                     }
                 }
             }
@@ -400,9 +419,9 @@ impl IndexWriter {
             let mut entry = base_entry.clone();
             if let Some(p) = &deletes[s] {
                 let name = IndexDir::delete_set_name(&entry.name, generation);
-                let path = self.dir.path(&name);
-                write_delete_set(&path, &p.files, &p.removed)?;
-                stats.bytes_written += file_len(&path)?;
+                let store = self.dir.directory();
+                write_delete_set(store, &name, &p.files, &p.removed)?;
+                stats.bytes_written += store.file_len(&name)?;
                 entry.deletes = Some(DeleteEntry {
                     name,
                     files: p.files.len() as u64,
@@ -414,7 +433,7 @@ impl IndexWriter {
         if !incoming.is_empty() {
             let name = IndexDir::segment_name(generation);
             let mut writer =
-                SegmentWriter::create(&self.dir.path(&name), self.spec.model.dimensions)?;
+                SegmentWriter::create(self.dir.directory(), &name, self.spec.model.dimensions)?;
             for item in incoming.values() {
                 match item {
                     Incoming::New(record, chunks) => {
@@ -459,7 +478,7 @@ impl IndexWriter {
         // The commit point. Before this line a crash leaves the previous generation; after
         // it, the new one.
         self.dir.commit(&self.lock, &manifest)?;
-        stats.bytes_written += file_len(&self.dir.manifest_path())?;
+        stats.bytes_written += self.dir.directory().file_len(MANIFEST_FILE)?;
         // Close our maps of the old generation before removing its files.
         let IndexWriter {
             dir, lock, base, ..
@@ -502,15 +521,9 @@ impl PendingDeletes {
     }
 }
 
-fn file_len(path: &std::path::Path) -> Result<u64> {
-    Ok(std::fs::metadata(path)
-        .map_err(|e| StorageError::io("stat", path, e))?
-        .len())
-}
-
 /// Copies file `i` of `reader` (vectors, chunk records, terms) into `writer`.
 fn copy_file(
-    writer: &mut SegmentWriter,
+    writer: &mut SegmentWriter<'_>,
     reader: &SegmentReader,
     i: usize,
     record: FileRecord,

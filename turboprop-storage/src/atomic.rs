@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, StorageError};
 
-/// Prefix of every temp file this crate creates; [`remove_temp_files`] removes leftovers.
+/// Prefix of every temp file this crate creates; [`crate::IndexDir::remove_temp_files`]
+/// removes leftovers.
 pub const TEMP_PREFIX: &str = ".tp-tmp-";
 
 /// A temp-file name in the same folder as `target`, unique within this machine.
@@ -88,29 +89,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes temp files left in `dir` by a writer that crashed. Call only while holding the
-/// writer lock. Returns how many were removed.
-pub fn remove_temp_files(dir: &Path) -> Result<usize> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(StorageError::io("list", dir, e)),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            let path = entry.path();
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &path, e)),
-            }
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,15 +105,6 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 1);
-    }
-
-    #[test]
-    fn leftover_temp_files_are_cleaned() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join(format!("{TEMP_PREFIX}1-0-x")), b"junk").expect("write");
-        fs::write(dir.path().join("keep.bin"), b"data").expect("write");
-        assert_eq!(remove_temp_files(dir.path()).expect("clean"), 1);
-        assert!(dir.path().join("keep.bin").exists());
     }
 
     #[test]

@@ -11,22 +11,25 @@ use std::path::Path;
 
 use turboprop_types::TermId;
 
+use crate::directory::Directory;
 use crate::error::{Result, StorageError};
 use crate::mmap::ReadMode;
 use crate::table::{Table, TableKind, TableWriter};
 use crate::termstats::{pair, push_counts, Pairs};
 
-/// Writes a delete set: `files` maps each deleted file index to its rows; `removed` holds
-/// the term counts of those files.
+/// Writes the delete set `name` of `dir`: `files` maps each deleted file index to its rows;
+/// `removed` holds the term counts of those files.
 pub fn write_delete_set(
-    path: &Path,
+    dir: &dyn Directory,
+    name: &str,
     files: &BTreeMap<u32, u32>,
     removed: &BTreeMap<TermId, u32>,
 ) -> Result<()> {
+    let path = dir.location(name);
     let width = u32::try_from(files.len())
-        .map_err(|_| StorageError::corrupt(path, "more than 2^32 deleted files"))?;
-    crate::failpoint::check("deletes:write", path)?;
-    let mut w = TableWriter::create(path, TableKind::Deletes, width)?;
+        .map_err(|_| StorageError::corrupt(&path, "more than 2^32 deleted files"))?;
+    crate::failpoint::check("deletes:write", &path)?;
+    let mut w = TableWriter::create(dir, name, TableKind::Deletes, width)?;
     let mut rows = 0u64;
     for (&file, &n) in files {
         w.push(&pair(file, n))?;
@@ -44,12 +47,12 @@ pub struct DeleteSet {
 }
 
 impl DeleteSet {
-    /// Opens and checks a delete set.
-    pub fn open(path: &Path, mode: ReadMode) -> Result<DeleteSet> {
-        let table = Table::open(path, TableKind::Deletes, mode)?;
+    /// Opens and checks the delete set `name` of `dir`.
+    pub fn open(dir: &dyn Directory, name: &str, mode: ReadMode) -> Result<DeleteSet> {
+        let table = Table::open(dir, name, TableKind::Deletes, mode)?;
         if u64::from(table.header().width) > table.header().count {
             return Err(StorageError::corrupt(
-                path,
+                table.path(),
                 "more deleted files than records",
             ));
         }
@@ -91,9 +94,14 @@ impl DeleteSet {
         Ok(())
     }
 
-    /// The file's path.
+    /// The file's location.
     pub fn path(&self) -> &Path {
         self.table.path()
+    }
+
+    /// Bytes of the whole file.
+    pub fn file_len(&self) -> u64 {
+        self.table.file_len()
     }
 }
 
@@ -103,12 +111,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("del.bin");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = crate::FsDirectory::new(tmp.path());
         let files: BTreeMap<u32, u32> = [(3, 10), (7, 0), (9, 2)].into_iter().collect();
         let removed: BTreeMap<u32, u32> = [(5, 2), (100, 12)].into_iter().collect();
-        write_delete_set(&path, &files, &removed).expect("write");
-        let d = DeleteSet::open(&path, ReadMode::Mmap).expect("open");
+        write_delete_set(&dir, "del.bin", &files, &removed).expect("write");
+        let d = DeleteSet::open(&dir, "del.bin", ReadMode::Mmap).expect("open");
         assert_eq!(
             d.files().iter().collect::<Vec<_>>(),
             vec![(3, 10), (7, 0), (9, 2)]

@@ -12,8 +12,10 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::directory::Directory;
 use crate::error::{Result, StorageError};
 use crate::header::payload_hash;
+use crate::mmap::ReadMode;
 
 /// Version of the document header line written by this build.
 pub const DOCUMENT_FORMAT_VERSION: u32 = 1;
@@ -112,14 +114,29 @@ pub fn document_body<'a>(path: &Path, kind: &str, bytes: &'a [u8]) -> Result<&'a
     Ok(body)
 }
 
-/// Reads, checks and parses a document of `kind` from `path`.
-pub fn read_document<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| StorageError::io("read", path, e))?;
-    let body = document_body(path, kind, &bytes)?;
-    serde_json::from_slice(body).map_err(|source| StorageError::Json {
+/// Reads, checks and parses the document `name` of `kind` from `dir`.
+pub fn read_document<T: DeserializeOwned>(
+    dir: &dyn Directory,
+    name: &str,
+    kind: &str,
+) -> Result<T> {
+    read_document_sized(dir, name, kind).map(|(value, _)| value)
+}
+
+/// [`read_document`], also returning the document's length in bytes.
+pub(crate) fn read_document_sized<T: DeserializeOwned>(
+    dir: &dyn Directory,
+    name: &str,
+    kind: &str,
+) -> Result<(T, u64)> {
+    let file = dir.read(name, ReadMode::Heap)?;
+    let path = file.path();
+    let body = document_body(path, kind, file.bytes())?;
+    let value = serde_json::from_slice(body).map_err(|source| StorageError::Json {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    Ok((value, file.bytes().len() as u64))
 }
 
 #[cfg(test)]

@@ -11,27 +11,34 @@
 //! ```
 //! A commit writes a new segment folder and delete sets under fresh names, syncs them, then
 //! atomically replaces `manifest.json`. Readers read the manifest once and open what it names;
-//! files no manifest names are removed by the next writer.
+//! files no manifest names are removed by the next writer. Every byte goes through the
+//! folder's [`Directory`], on disk or in memory.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use turboprop_types::{ChunkingConfig, IndexConfig};
 
-use crate::atomic::{atomic_write, remove_temp_files, sync_dir};
+use crate::atomic::TEMP_PREFIX;
+use crate::directory::{Directory, FsDirectory};
 use crate::document::{encode_document, read_document};
 use crate::error::{Result, StorageError};
 use crate::lock::{LockWait, WriterLock};
+use crate::mmap::ReadMode;
 
 /// Layout version written to `version.txt`.
 pub const LAYOUT_VERSION: u32 = 1;
 
-const VERSION_FILE: &str = "version.txt";
-const CONFIG_FILE: &str = "config.yaml";
-const MANIFEST_FILE: &str = "manifest.json";
-const LOCK_FILE: &str = "writer.lock";
+/// The layout version file.
+pub const VERSION_FILE: &str = "version.txt";
+/// The user-editable settings.
+pub const CONFIG_FILE: &str = "config.yaml";
+/// The commit point.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The writer lock.
+pub const LOCK_FILE: &str = "writer.lock";
 
 /// The model an index was built with; searches with another model are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,26 +125,39 @@ impl Manifest {
     }
 }
 
-/// The index folder (`.turboprop/index`).
+/// The index folder (`.turboprop/index`), in a [`Directory`]. Clones share the directory.
 #[derive(Debug, Clone)]
 pub struct IndexDir {
+    store: Arc<dyn Directory>,
+    /// The directory's location, for messages.
     root: PathBuf,
 }
 
 impl IndexDir {
-    /// The index folder at `root` (nothing is read or created).
+    /// The index folder at `root` on disk (nothing is read or created).
     pub fn new(root: impl Into<PathBuf>) -> IndexDir {
-        IndexDir { root: root.into() }
+        IndexDir::with_directory(Arc::new(FsDirectory::new(root)))
     }
 
-    /// The folder.
+    /// The index folder held by `store` (nothing is read or created).
+    pub fn with_directory(store: Arc<dyn Directory>) -> IndexDir {
+        let root = store.location("");
+        IndexDir { store, root }
+    }
+
+    /// The directory holding the files.
+    pub fn directory(&self) -> &dyn Directory {
+        &*self.store
+    }
+
+    /// The folder's location (its path on disk).
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Path of an entry inside the folder.
+    /// Location of an entry inside the folder (its path on disk).
     pub fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+        self.store.location(name)
     }
 
     /// Path of `manifest.json`.
@@ -152,7 +172,12 @@ impl IndexDir {
 
     /// Whether the folder looks like a turboprop index (has `version.txt`).
     pub fn exists(&self) -> bool {
-        self.path(VERSION_FILE).is_file()
+        self.store.exists(VERSION_FILE)
+    }
+
+    /// Whether `manifest.json` exists (it may still be damaged).
+    pub fn has_manifest(&self) -> bool {
+        self.store.exists(MANIFEST_FILE)
     }
 
     /// Whether the folder holds segments or delete sets (committed or left by a crash).
@@ -169,7 +194,7 @@ impl IndexDir {
             .map(|names| {
                 names.iter().any(|n| {
                     [VERSION_FILE, CONFIG_FILE, MANIFEST_FILE, LOCK_FILE].contains(&n.as_str())
-                        || n.starts_with(crate::atomic::TEMP_PREFIX)
+                        || n.starts_with(TEMP_PREFIX)
                         || Self::generation_of(n).is_some()
                 })
             })
@@ -178,12 +203,11 @@ impl IndexDir {
 
     /// Creates the folder, `version.txt` and (if absent) `config.yaml`. Idempotent.
     pub fn init(&self, config: &IndexConfig) -> Result<()> {
-        fs::create_dir_all(&self.root)
-            .map_err(|e| StorageError::io("create folder", &self.root, e))?;
-        if !self.path(VERSION_FILE).exists() {
+        self.store.create_root()?;
+        if !self.store.exists(VERSION_FILE) {
             self.write_version()?;
         }
-        if !self.config_path().exists() {
+        if !self.store.exists(CONFIG_FILE) {
             self.write_config(config)?;
         }
         Ok(())
@@ -191,16 +215,26 @@ impl IndexDir {
 
     /// Writes `version.txt` again (after damage), atomically.
     pub fn write_version(&self) -> Result<()> {
-        atomic_write(
-            &self.path(VERSION_FILE),
+        self.store.replace(
+            VERSION_FILE,
             format!("turboprop-index {LAYOUT_VERSION}\n").as_bytes(),
         )
+    }
+
+    /// Reads a small text file, whole.
+    fn read_text(&self, name: &str) -> Result<String> {
+        let file = self.store.read(name, ReadMode::Heap)?;
+        String::from_utf8(file.bytes().to_vec()).map_err(|e| StorageError::Io {
+            op: "read",
+            path: file.path().to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
     }
 
     /// Checks `version.txt`.
     pub fn check_version(&self) -> Result<()> {
         let path = self.path(VERSION_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| StorageError::io("read", &path, e))?;
+        let text = self.read_text(VERSION_FILE)?;
         let version = text
             .trim()
             .strip_prefix("turboprop-index ")
@@ -222,10 +256,10 @@ impl IndexDir {
     /// Reads and validates `config.yaml`; a missing file gives the defaults.
     pub fn read_config(&self) -> Result<IndexConfig> {
         let path = self.config_path();
-        let text = match fs::read_to_string(&path) {
+        let text = match self.read_text(CONFIG_FILE) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(IndexConfig::default()),
-            Err(e) => return Err(StorageError::io("read", &path, e)),
+            Err(e) if e.is_missing() => return Ok(IndexConfig::default()),
+            Err(e) => return Err(e),
         };
         let config: IndexConfig = if text.trim().is_empty() {
             IndexConfig::default()
@@ -251,12 +285,12 @@ impl IndexDir {
         let text = format!(
             "# turboprop index settings; changing chunking re-chunks every file on the next tp index\n{yaml}"
         );
-        atomic_write(&path, text.as_bytes())
+        self.store.replace(CONFIG_FILE, text.as_bytes())
     }
 
     /// Reads the manifest; `Ok(None)` when nothing has been committed yet.
     pub fn read_manifest(&self) -> Result<Option<Manifest>> {
-        match read_document(&self.manifest_path(), "manifest") {
+        match read_document(&*self.store, MANIFEST_FILE, "manifest") {
             Ok(m) => Ok(Some(m)),
             Err(StorageError::Missing { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -265,7 +299,12 @@ impl IndexDir {
 
     /// Takes the writer lock.
     pub fn lock(&self, wait: LockWait, on_wait: impl FnOnce()) -> Result<WriterLock> {
-        WriterLock::acquire(&self.path(LOCK_FILE), wait, on_wait)
+        let mut on_wait = Some(on_wait);
+        self.store.lock(LOCK_FILE, wait, &mut || {
+            if let Some(f) = on_wait.take() {
+                f();
+            }
+        })
     }
 
     /// A name for generation `generation`'s segment folder.
@@ -301,14 +340,7 @@ impl IndexDir {
     }
 
     fn list(&self) -> Result<Vec<String>> {
-        let entries =
-            fs::read_dir(&self.root).map_err(|e| StorageError::io("list", &self.root, e))?;
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| StorageError::io("list", &self.root, e))?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-        Ok(names)
+        self.store.list("")
     }
 
     /// Publishes `manifest` atomically. The caller must hold the writer lock and have synced
@@ -316,34 +348,50 @@ impl IndexDir {
     pub fn commit(&self, _lock: &WriterLock, manifest: &Manifest) -> Result<()> {
         let path = self.manifest_path();
         crate::failpoint::check("manifest:write", &path)?;
-        atomic_write(&path, &encode_document(&path, "manifest", manifest)?)
+        self.store.replace(
+            MANIFEST_FILE,
+            &encode_document(&path, "manifest", manifest)?,
+        )
+    }
+
+    /// Removes entry `name`; one already gone (removed by someone else) is not an error.
+    fn remove_if_present(&self, name: &str) -> Result<bool> {
+        match self.store.remove(name) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_missing() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes temp files left by a writer that crashed. Call only while holding the writer
+    /// lock. Returns how many were removed.
+    pub fn remove_temp_files(&self, _lock: &WriterLock) -> Result<usize> {
+        let mut removed = 0;
+        for name in self.list()? {
+            if name.starts_with(TEMP_PREFIX) && self.remove_if_present(&name)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes segments and tables that `live` does not name, and temp files left by a crash.
     /// Readers that already opened an older generation keep their mappings; a reader that
     /// finds a file gone re-reads the manifest. Returns how many entries were removed.
-    pub fn collect_garbage(&self, _lock: &WriterLock, live: Option<&Manifest>) -> Result<usize> {
+    pub fn collect_garbage(&self, lock: &WriterLock, live: Option<&Manifest>) -> Result<usize> {
         let keep = live.map(Manifest::live_names).unwrap_or_default();
-        let mut removed = remove_temp_files(&self.root)?;
+        let mut removed = self.remove_temp_files(lock)?;
         for name in self.list()? {
             let ours = Self::generation_of(&name).is_some();
             if !ours || keep.contains(&name) {
                 continue;
             }
-            let path = self.path(&name);
-            crate::failpoint::check("gc:remove", &path)?;
-            let result = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            match result {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &path, e)),
+            crate::failpoint::check("gc:remove", &self.path(&name))?;
+            if self.remove_if_present(&name)? {
+                removed += 1;
             }
         }
-        sync_dir(&self.root)?;
+        self.store.sync_dir("")?;
         Ok(removed)
     }
 }

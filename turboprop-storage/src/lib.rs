@@ -2,6 +2,9 @@
 //! through memory maps, segments, the manifest commit point, the writer lock and integrity
 //! checks. It knows nothing about embeddings or search.
 //!
+//! Every byte goes through a [`Directory`]: [`FsDirectory`] keeps the index in a folder on
+//! disk, [`MemDirectory`] in memory (same format, same checks, same conformance tests).
+//!
 //! ```
 //! use turboprop_storage::{IndexDir, LockWait, ReadMode, SegmentReader, SegmentWriter, NewRow};
 //! use turboprop_types::{ContentHash, FileRecord, IndexConfig};
@@ -11,15 +14,16 @@
 //! dir.init(&IndexConfig::default())?;
 //! let _lock = dir.lock(LockWait::NoWait, || {})?;
 //!
-//! let seg_path = dir.path(&IndexDir::segment_name(1));
-//! let mut seg = SegmentWriter::create(&seg_path, 2)?;
+//! let name = IndexDir::segment_name(1);
+//! let mut seg = SegmentWriter::create(dir.directory(), &name, 2)?;
 //! let record = FileRecord::new("src/pot.py", 10, 0, ContentHash::of(b"..."))?;
 //! let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
 //!                    hash: ContentHash::of(b"..."), vector: &[0.6, 0.8] };
 //! seg.add_file(record, [row], &[(42, 1)])?;
 //! seg.finish()?;
 //!
-//! let reader = SegmentReader::open(&seg_path, ReadMode::Mmap)?;
+//! let reader = SegmentReader::open(dir.directory(), &name, ReadMode::Mmap)?;
+//! assert_eq!(reader.dir(), tmp.path().join("index/seg-00000001"));
 //! assert_eq!(reader.vector(0), Some(&[0.6f32, 0.8][..]));
 //! reader.verify()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -28,6 +32,7 @@
 
 mod atomic;
 mod deletes;
+mod directory;
 mod document;
 mod error;
 pub mod failpoint;
@@ -39,12 +44,16 @@ mod segment;
 mod table;
 mod termstats;
 
-pub use atomic::{atomic_write, remove_temp_files, sync_dir, write_new_file, TEMP_PREFIX};
+pub use atomic::{atomic_write, sync_dir, write_new_file, TEMP_PREFIX};
 pub use deletes::{write_delete_set, DeleteSet};
+pub use directory::{join_name, Directory, FsDirectory, MemDirectory, WriteFile};
 pub use document::{document_body, encode_document, read_document, DOCUMENT_FORMAT_VERSION};
 pub use error::{Result, StorageError};
 pub use header::{payload_hash, Header, BINARY_FORMAT_VERSION, HEADER_LEN};
-pub use layout::{DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, LAYOUT_VERSION};
+pub use layout::{
+    DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, CONFIG_FILE, LAYOUT_VERSION,
+    LOCK_FILE, MANIFEST_FILE, VERSION_FILE,
+};
 pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, f32_as_bytes, FileBytes, ReadMode};
 pub use segment::{

@@ -1,8 +1,11 @@
 //! The writer lock: one process at a time may change an index. Readers never lock.
 //!
-//! The lock is an exclusive advisory lock (`fs2`) on a lock file; it is released when the
-//! guard is dropped or the process dies, so a crashed writer never leaves a stale lock.
+//! A [`WriterLock`] is a guard handed out by a [`crate::Directory`]. On disk it is an
+//! exclusive advisory lock (`fs2`) on a lock file; it is released when the guard is dropped or
+//! the process dies, so a crashed writer never leaves a stale lock. In memory it is an
+//! in-process exclusive flag with the same waiting rules.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -22,11 +25,29 @@ pub enum LockWait {
 /// Proof that this process is the index's only writer; released on drop.
 #[derive(Debug)]
 pub struct WriterLock {
-    file: File,
     path: PathBuf,
+    /// Releases the lock when dropped.
+    _held: Box<dyn fmt::Debug + Send + Sync>,
+}
+
+/// An `fs2` lock on an open lock file, unlocked on drop.
+#[derive(Debug)]
+struct FileLock(File);
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Unlocking only releases the advisory lock; closing the file would do the same.
+        let _ = FileExt::unlock(&self.0);
+    }
 }
 
 impl WriterLock {
+    /// A lock named `path` (in errors and [`Self::path`]) that lasts as long as `held`: a
+    /// [`crate::Directory`] backend's guard, which releases the lock in its `Drop`.
+    pub fn from_guard(path: PathBuf, held: Box<dyn fmt::Debug + Send + Sync>) -> WriterLock {
+        WriterLock { path, _held: held }
+    }
+
     /// Takes the lock at `path`, creating the file if needed. With [`LockWait::Block`],
     /// `on_wait` is called once before blocking if the lock is held elsewhere.
     ///
@@ -64,13 +85,13 @@ impl WriterLock {
             },
             Err(e) => return Err(StorageError::io("lock", path, e)),
         }
-        Ok(WriterLock {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(WriterLock::from_guard(
+            path.to_path_buf(),
+            Box::new(FileLock(file)),
+        ))
     }
 
-    /// The lock file.
+    /// The lock file (or its name in a memory directory).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -79,11 +100,4 @@ impl WriterLock {
 fn is_contended(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
         || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
-}
-
-impl Drop for WriterLock {
-    fn drop(&mut self) {
-        // Unlocking only releases the advisory lock; closing the file would do the same.
-        let _ = FileExt::unlock(&self.file);
-    }
 }

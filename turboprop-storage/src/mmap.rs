@@ -1,8 +1,10 @@
 //! Read-only views of immutable index files: memory-mapped when possible, read into the heap
-//! otherwise. All `unsafe` of the storage layer lives here.
+//! otherwise, or shared with an in-memory directory. All `unsafe` of the storage layer lives
+//! here.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -21,12 +23,45 @@ pub struct FileBytes {
 #[derive(Debug)]
 enum Backing {
     Mapped(Mmap),
-    /// u64 words keep the buffer 8-byte aligned, like a mapping's page alignment would.
-    Owned {
-        words: Vec<u64>,
-        len: usize,
-    },
+    Owned(AlignedBytes),
+    /// The bytes of a [`crate::MemDirectory`] file, shared without copying.
+    Shared(Arc<AlignedBytes>),
     Empty,
+}
+
+/// An immutable byte buffer that starts 8-byte aligned, like a mapping's page alignment would,
+/// so that f32 rows behind the 64-byte header can be viewed in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AlignedBytes {
+    /// u64 words give the alignment; only the first `len` bytes are content.
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// A zeroed buffer of `len` bytes.
+    fn zeroed(len: usize) -> AlignedBytes {
+        AlignedBytes {
+            words: vec![0u64; len.div_ceil(8)],
+            len,
+        }
+    }
+
+    /// An aligned copy of `bytes`.
+    pub(crate) fn copy_from(bytes: &[u8]) -> AlignedBytes {
+        let mut out = AlignedBytes::zeroed(bytes.len());
+        out.as_bytes_mut().copy_from_slice(bytes);
+        out
+    }
+
+    /// The content.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &words_as_bytes(&self.words)[..self.len]
+    }
+
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        &mut words_as_bytes_mut(&mut self.words)[..self.len]
+    }
 }
 
 /// How to bring a file into memory.
@@ -73,16 +108,21 @@ impl FileBytes {
         use std::io::Read;
         let len = usize::try_from(len)
             .map_err(|_| StorageError::corrupt(path, "file too large for this platform"))?;
-        let mut words = vec![0u64; len.div_ceil(8)];
-        {
-            let bytes = words_as_bytes_mut(&mut words);
-            file.read_exact(&mut bytes[..len])
-                .map_err(|e| StorageError::io("read", path, e))?;
-        }
+        let mut owned = AlignedBytes::zeroed(len);
+        file.read_exact(owned.as_bytes_mut())
+            .map_err(|e| StorageError::io("read", path, e))?;
         Ok(FileBytes {
             path: path.to_path_buf(),
-            backing: Backing::Owned { words, len },
+            backing: Backing::Owned(owned),
         })
+    }
+
+    /// The bytes of a file held in memory, named `path` in errors; no copy is made.
+    pub(crate) fn shared(path: PathBuf, bytes: Arc<AlignedBytes>) -> FileBytes {
+        FileBytes {
+            path,
+            backing: Backing::Shared(bytes),
+        }
     }
 
     /// The file's path.
@@ -94,12 +134,14 @@ impl FileBytes {
     pub fn bytes(&self) -> &[u8] {
         match &self.backing {
             Backing::Mapped(map) => map,
-            Backing::Owned { words, len } => &words_as_bytes(words)[..*len],
+            Backing::Owned(owned) => owned.as_bytes(),
+            Backing::Shared(shared) => shared.as_bytes(),
             Backing::Empty => &[],
         }
     }
 
-    /// Whether the bytes are memory-mapped (as opposed to copied into the heap).
+    /// Whether the bytes are memory-mapped (as opposed to copied into the heap or shared with
+    /// an in-memory directory).
     pub fn is_mapped(&self) -> bool {
         matches!(self.backing, Backing::Mapped(_))
     }
@@ -158,6 +200,16 @@ mod tests {
             .expect("empty")
             .bytes()
             .is_empty());
+    }
+
+    #[test]
+    fn aligned_bytes_are_aligned_for_f32() {
+        for len in [0usize, 1, 7, 8, 9, 64 + 12] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let a = AlignedBytes::copy_from(&data);
+            assert_eq!(a.as_bytes(), &data[..]);
+            assert_eq!(a.as_bytes().as_ptr() as usize % 8, 0);
+        }
     }
 
     #[test]

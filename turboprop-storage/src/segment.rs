@@ -12,14 +12,13 @@
 //! A file's chunks occupy consecutive rows, so a filter on files is a set of row ranges.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use turboprop_types::{ContentHash, FileRecord};
 
-use crate::atomic::{sync_dir, write_new_file};
-use crate::document::{encode_document, read_document};
+use crate::directory::{join_name, Directory};
+use crate::document::{encode_document, read_document_sized};
 use crate::error::{Result, StorageError};
 use crate::mmap::{bytes_as_f32, f32_as_bytes, ReadMode};
 use crate::table::{Table, TableKind, TableWriter};
@@ -154,37 +153,48 @@ pub struct SegmentSummary {
 
 /// Writes a new segment folder, file by file.
 #[derive(Debug)]
-pub struct SegmentWriter {
+pub struct SegmentWriter<'a> {
+    store: &'a dyn Directory,
+    /// The folder's name in `store`.
+    name: String,
+    /// The folder's location, for errors.
     dir: PathBuf,
     dims: u32,
-    vectors: TableWriter,
-    chunks: TableWriter,
-    terms: TableWriter,
+    vectors: TableWriter<'a>,
+    chunks: TableWriter<'a>,
+    terms: TableWriter<'a>,
     df: BTreeMap<u32, u32>,
     files: Vec<SegmentFile>,
 }
 
-impl SegmentWriter {
-    /// Creates the segment folder `dir` (which must not exist) for vectors of `dims`.
-    pub fn create(dir: &Path, dims: u32) -> Result<SegmentWriter> {
-        crate::failpoint::check("segment:create", dir)?;
-        fs::create_dir(dir).map_err(|e| StorageError::io("create folder", dir, e))?;
+impl<'a> SegmentWriter<'a> {
+    /// Creates the segment folder `name` in `store` (it must not exist) for vectors of
+    /// `dims`.
+    pub fn create(store: &'a dyn Directory, name: &str, dims: u32) -> Result<SegmentWriter<'a>> {
+        let dir = store.location(name);
+        crate::failpoint::check("segment:create", &dir)?;
+        store.create_dir(name)?;
+        let table = |file: &str, kind: TableKind, width: u32| {
+            TableWriter::create(store, &join_name(name, file), kind, width)
+        };
         Ok(SegmentWriter {
-            dir: dir.to_path_buf(),
+            store,
+            name: name.to_owned(),
+            dir,
             dims,
-            vectors: TableWriter::create(&dir.join(VECTORS_FILE), TableKind::Vectors, dims)?,
-            chunks: TableWriter::create(&dir.join(CHUNKS_FILE), TableKind::Chunks, 0)?,
-            terms: TableWriter::create(&dir.join(TERMS_FILE), TableKind::Terms, 0)?,
+            vectors: table(VECTORS_FILE, TableKind::Vectors, dims)?,
+            chunks: table(CHUNKS_FILE, TableKind::Chunks, 0)?,
+            terms: table(TERMS_FILE, TableKind::Terms, 0)?,
             df: BTreeMap::new(),
             files: Vec::new(),
         })
     }
 
     /// Appends one file with its chunks and its (term, chunk count) pairs, sorted by term.
-    pub fn add_file<'a>(
+    pub fn add_file<'r>(
         &mut self,
         record: FileRecord,
-        rows: impl IntoIterator<Item = NewRow<'a>>,
+        rows: impl IntoIterator<Item = NewRow<'r>>,
         terms: &[(u32, u32)],
     ) -> Result<()> {
         let file_idx = u32::try_from(self.files.len())
@@ -250,34 +260,39 @@ impl SegmentWriter {
     /// Finishes every file, checks what was written and syncs the folder. The segment is not
     /// live until a manifest names it.
     pub fn finish(self) -> Result<SegmentSummary> {
-        let rows = self.vectors.count();
-        self.vectors.finish(0)?;
-        self.chunks.finish(0)?;
-        self.terms.finish(0)?;
-        write_doc_freq(&self.dir.join(DF_FILE), rows, &self.df)?;
+        let SegmentWriter {
+            store,
+            name,
+            dir,
+            dims,
+            vectors,
+            chunks,
+            terms,
+            df,
+            files,
+        } = self;
+        let rows = vectors.count();
+        vectors.finish(0)?;
+        chunks.finish(0)?;
+        terms.finish(0)?;
+        write_doc_freq(store, &join_name(&name, DF_FILE), rows, &df)?;
         let meta = SegmentMeta {
-            dimensions: self.dims,
+            dimensions: dims,
             rows,
-            files: self.files,
+            files,
         };
-        let meta_path = self.dir.join(METADATA_FILE);
+        let meta_name = join_name(&name, METADATA_FILE);
+        let meta_path = store.location(&meta_name);
         crate::failpoint::check("segment:metadata", &meta_path)?;
-        write_new_file(&meta_path, &encode_document(&meta_path, "metadata", &meta)?)?;
-        crate::failpoint::check("segment:sync", &self.dir)?;
-        sync_dir(&self.dir)?;
+        store.write_new(&meta_name, &encode_document(&meta_path, "metadata", &meta)?)?;
+        crate::failpoint::check("segment:sync", &dir)?;
+        store.sync_dir(&name)?;
         let mut bytes = 0;
-        for name in ALL_FILES {
-            let path = self.dir.join(name);
-            bytes += fs::metadata(&path)
-                .map_err(|e| StorageError::io("stat", &path, e))?
-                .len();
+        for file in ALL_FILES {
+            bytes += store.file_len(&join_name(&name, file))?;
         }
         Ok(SegmentSummary {
-            name: self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name,
             rows,
             files: meta.files.len() as u64,
             bytes,
@@ -288,31 +303,36 @@ impl SegmentWriter {
 /// An open segment: headers, sizes and metadata checked; vectors and records mapped.
 #[derive(Debug)]
 pub struct SegmentReader {
+    /// The folder's location, for errors.
     dir: PathBuf,
     vectors: Table,
     chunks: Table,
     terms: Table,
     df: DocFreqTable,
     meta: SegmentMeta,
+    meta_len: u64,
 }
 
 impl SegmentReader {
-    /// Opens the segment in `dir`, checking every header, size and the metadata's checksum
-    /// and consistency. Payload checksums of the tables are checked by [`Self::verify`].
-    pub fn open(dir: &Path, mode: ReadMode) -> Result<SegmentReader> {
-        let meta_path = dir.join(METADATA_FILE);
-        let meta: SegmentMeta = read_document(&meta_path, "metadata")?;
-        let vectors = Table::open(&dir.join(VECTORS_FILE), TableKind::Vectors, mode)?;
-        let chunks = Table::open(&dir.join(CHUNKS_FILE), TableKind::Chunks, mode)?;
-        let terms = Table::open(&dir.join(TERMS_FILE), TableKind::Terms, mode)?;
-        let df = DocFreqTable::open(&dir.join(DF_FILE), mode)?;
+    /// Opens the segment folder `name` of `store`, checking every header, size and the
+    /// metadata's checksum and consistency. Payload checksums of the tables are checked by
+    /// [`Self::verify`].
+    pub fn open(store: &dyn Directory, name: &str, mode: ReadMode) -> Result<SegmentReader> {
+        let file = |f: &str| join_name(name, f);
+        let (meta, meta_len): (SegmentMeta, u64) =
+            read_document_sized(store, &file(METADATA_FILE), "metadata")?;
+        let vectors = Table::open(store, &file(VECTORS_FILE), TableKind::Vectors, mode)?;
+        let chunks = Table::open(store, &file(CHUNKS_FILE), TableKind::Chunks, mode)?;
+        let terms = Table::open(store, &file(TERMS_FILE), TableKind::Terms, mode)?;
+        let df = DocFreqTable::open(store, &file(DF_FILE), mode)?;
         let reader = SegmentReader {
-            dir: dir.to_path_buf(),
+            dir: store.location(name),
             vectors,
             chunks,
             terms,
             df,
             meta,
+            meta_len,
         };
         reader.check_consistency()?;
         Ok(reader)
@@ -378,7 +398,7 @@ impl SegmentReader {
         Ok(())
     }
 
-    /// The segment folder.
+    /// The segment folder's location (its path on disk).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -502,13 +522,13 @@ impl SegmentReader {
         self.vectors.is_mapped()
     }
 
-    /// Bytes the segment occupies on disk.
+    /// Bytes of the segment's files (which never change once written).
     pub fn bytes_on_disk(&self) -> u64 {
-        ALL_FILES
-            .iter()
-            .filter_map(|n| fs::metadata(self.dir.join(n)).ok())
-            .map(|m| m.len())
-            .sum()
+        self.vectors.file_len()
+            + self.chunks.file_len()
+            + self.terms.file_len()
+            + self.df.file_len()
+            + self.meta_len
     }
 }
 

@@ -1,13 +1,13 @@
 //! Binary tables: a [`Header`] followed by `count` fixed-size records. Vectors, chunk records
 //! and term tables are all tables of different kinds ([`TableKind`]).
 //!
-//! Tables are written once, streamed through a hasher, synced, then read back and checked
-//! against their checksum before anyone can publish them.
+//! Tables are written once through a [`Directory`], streamed through a hasher, synced, then
+//! read back and checked against their checksum before anyone can publish them.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::directory::{Directory, WriteFile};
 use crate::error::{Result, StorageError};
 use crate::header::{Header, BINARY_FORMAT_VERSION, HEADER_LEN};
 use crate::mmap::{FileBytes, ReadMode};
@@ -62,31 +62,38 @@ impl TableKind {
 
 /// Streams records into a new table file.
 #[derive(Debug)]
-pub struct TableWriter {
+pub struct TableWriter<'a> {
+    dir: &'a dyn Directory,
+    name: String,
+    /// Where the file is, for errors.
     path: PathBuf,
     kind: TableKind,
     width: u32,
-    out: BufWriter<File>,
+    out: Box<dyn WriteFile>,
     hasher: blake3::Hasher,
     count: u64,
     payload_len: u64,
 }
 
-impl TableWriter {
-    /// Creates `path` (it must not exist yet).
-    pub fn create(path: &Path, kind: TableKind, width: u32) -> Result<TableWriter> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| StorageError::io("create", path, e))?;
-        file.write_all(&[0u8; HEADER_LEN])
-            .map_err(|e| StorageError::io("write", path, e))?;
+impl<'a> TableWriter<'a> {
+    /// Creates the table `name` in `dir` (it must not exist yet).
+    pub fn create(
+        dir: &'a dyn Directory,
+        name: &str,
+        kind: TableKind,
+        width: u32,
+    ) -> Result<TableWriter<'a>> {
+        let path = dir.location(name);
+        let mut out = dir.create(name)?;
+        out.write_all(&[0u8; HEADER_LEN])
+            .map_err(|e| StorageError::io("write", &path, e))?;
         Ok(TableWriter {
-            path: path.to_path_buf(),
+            dir,
+            name: name.to_owned(),
+            path,
             kind,
             width,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out,
             hasher: blake3::Hasher::new(),
             count: 0,
             payload_len: 0,
@@ -125,17 +132,16 @@ impl TableWriter {
     /// Writes the header, syncs the file, then reads it back and checks its checksum.
     pub fn finish(self, extra: u64) -> Result<Header> {
         let TableWriter {
+            dir,
+            name,
             path,
             kind,
             width,
-            out,
+            mut out,
             hasher,
             count,
             payload_len,
         } = self;
-        let mut file = out
-            .into_inner()
-            .map_err(|e| StorageError::io("write", &path, e.into_error()))?;
         let mut payload_hash = [0u8; 16];
         payload_hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
         let header = Header {
@@ -148,13 +154,13 @@ impl TableWriter {
             extra,
         };
         crate::failpoint::check("table:sync", &path)?;
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.write_all(&header.encode()))
-            .and_then(|_| file.sync_all())
+        out.seek(SeekFrom::Start(0))
+            .and_then(|_| out.write_all(&header.encode()))
             .map_err(|e| StorageError::io("write", &path, e))?;
-        drop(file);
-        // Read back what the disk now holds and check it before the table can be published.
-        let table = Table::open(&path, kind, ReadMode::Heap)?;
+        out.finish()?;
+        // Read back what the directory now holds and check it before the table can be
+        // published.
+        let table = Table::open(dir, &name, kind, ReadMode::Heap)?;
         table.verify()?;
         crate::failpoint::check("table:verify", &path)?;
         Ok(header)
@@ -170,9 +176,16 @@ pub struct Table {
 }
 
 impl Table {
-    /// Opens and checks the header and size of a table of `kind`.
-    pub fn open(path: &Path, kind: TableKind, mode: ReadMode) -> Result<Table> {
-        let bytes = FileBytes::open(path, mode)?;
+    /// Opens the table `name` of `dir` and checks the header and size of a table of `kind`.
+    pub fn open(dir: &dyn Directory, name: &str, kind: TableKind, mode: ReadMode) -> Result<Table> {
+        let bytes = dir.read(name, mode)?;
+        Table::from_bytes(bytes, kind)
+    }
+
+    /// Checks the header and size of `bytes`, a table of `kind`.
+    fn from_bytes(bytes: FileBytes, kind: TableKind) -> Result<Table> {
+        let path = bytes.path().to_path_buf();
+        let path = path.as_path();
         let header = Header::decode(path, bytes.bytes(), kind.magic(), kind.name())?;
         let expected = kind
             .record_len(header.width)
@@ -201,9 +214,14 @@ impl Table {
         &self.header
     }
 
-    /// The file's path.
+    /// The file's location (its path on disk).
     pub fn path(&self) -> &Path {
         self.bytes.path()
+    }
+
+    /// Bytes of the whole file.
+    pub fn file_len(&self) -> u64 {
+        self.bytes.bytes().len() as u64
     }
 
     /// Number of records.
@@ -244,11 +262,21 @@ impl Table {
 mod tests {
     use super::*;
 
+    use crate::directory::{FsDirectory, MemDirectory};
+
     #[test]
     fn write_then_read() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("terms.bin");
-        let mut w = TableWriter::create(&path, TableKind::Terms, 0).expect("create");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for dir in [
+            &FsDirectory::new(tmp.path()) as &dyn Directory,
+            &MemDirectory::new(),
+        ] {
+            write_then_read_in(dir);
+        }
+    }
+
+    fn write_then_read_in(dir: &dyn Directory) {
+        let mut w = TableWriter::create(dir, "terms.bin", TableKind::Terms, 0).expect("create");
         for i in 0u32..10 {
             let mut rec = [0u8; 8];
             rec[..4].copy_from_slice(&i.to_le_bytes());
@@ -257,13 +285,14 @@ mod tests {
         }
         assert!(w.push(&[0u8; 3]).is_err());
         w.finish(5).expect("finish");
-        let t = Table::open(&path, TableKind::Terms, ReadMode::Mmap).expect("open");
+        let t = Table::open(dir, "terms.bin", TableKind::Terms, ReadMode::Mmap).expect("open");
         assert_eq!(t.len(), 10);
         assert_eq!(t.header().extra, 5);
         assert_eq!(&t.record(3).expect("rec")[4..], &6u32.to_le_bytes());
         assert!(t.record(10).is_none());
         t.verify().expect("intact");
-        assert!(Table::open(&path, TableKind::Chunks, ReadMode::Mmap).is_err());
+        assert!(Table::open(dir, "terms.bin", TableKind::Chunks, ReadMode::Mmap).is_err());
+        assert_eq!(t.file_len(), dir.file_len("terms.bin").expect("len"));
     }
 
     #[test]
@@ -271,7 +300,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.bin");
         std::fs::write(&path, b"precious").expect("write");
-        assert!(TableWriter::create(&path, TableKind::Terms, 0).is_err());
+        let fs = FsDirectory::new(dir.path());
+        assert!(TableWriter::create(&fs, "x.bin", TableKind::Terms, 0).is_err());
         assert_eq!(std::fs::read(&path).expect("read"), b"precious");
     }
 }

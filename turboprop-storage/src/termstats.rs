@@ -7,12 +7,13 @@ use std::path::Path;
 
 use turboprop_types::TermId;
 
+use crate::directory::Directory;
 use crate::error::Result;
 use crate::mmap::ReadMode;
 use crate::table::{Table, TableKind, TableWriter};
 
 /// Appends `counts` (sorted by term, zero counts skipped) as 8-byte (term, count) records.
-pub(crate) fn push_counts(w: &mut TableWriter, counts: &BTreeMap<TermId, u32>) -> Result<()> {
+pub(crate) fn push_counts(w: &mut TableWriter<'_>, counts: &BTreeMap<TermId, u32>) -> Result<()> {
     for (&term, &count) in counts {
         if count > 0 {
             w.push(&pair(term, count))?;
@@ -87,9 +88,14 @@ impl<'a> Pairs<'a> {
     }
 }
 
-/// Writes a document-frequency table over `documents` chunks.
-pub fn write_doc_freq(path: &Path, documents: u64, df: &BTreeMap<TermId, u32>) -> Result<()> {
-    let mut w = TableWriter::create(path, TableKind::DocFreq, 0)?;
+/// Writes the document-frequency table `name` of `dir` over `documents` chunks.
+pub fn write_doc_freq(
+    dir: &dyn Directory,
+    name: &str,
+    documents: u64,
+    df: &BTreeMap<TermId, u32>,
+) -> Result<()> {
+    let mut w = TableWriter::create(dir, name, TableKind::DocFreq, 0)?;
     push_counts(&mut w, df)?;
     w.finish(documents)?;
     Ok(())
@@ -102,9 +108,9 @@ pub struct DocFreqTable {
 }
 
 impl DocFreqTable {
-    /// Opens a `df.bin`, checking header, size and order.
-    pub fn open(path: &Path, mode: ReadMode) -> Result<DocFreqTable> {
-        let table = Table::open(path, TableKind::DocFreq, mode)?;
+    /// Opens the `df.bin` `name` of `dir`, checking header and size.
+    pub fn open(dir: &dyn Directory, name: &str, mode: ReadMode) -> Result<DocFreqTable> {
+        let table = Table::open(dir, name, TableKind::DocFreq, mode)?;
         Ok(DocFreqTable { table })
     }
 
@@ -135,9 +141,14 @@ impl DocFreqTable {
         Ok(())
     }
 
-    /// The file's path.
+    /// The file's location.
     pub fn path(&self) -> &Path {
         self.table.path()
+    }
+
+    /// Bytes of the whole file.
+    pub fn file_len(&self) -> u64 {
+        self.table.file_len()
     }
 }
 
@@ -147,11 +158,10 @@ mod tests {
 
     #[test]
     fn lookups_match_the_map() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("df.bin");
+        let dir = crate::MemDirectory::new();
         let df: BTreeMap<u32, u32> = (0..500u32).map(|i| (i * 7919, i % 13 + 1)).collect();
-        write_doc_freq(&path, 1000, &df).expect("write");
-        let t = DocFreqTable::open(&path, ReadMode::Mmap).expect("open");
+        write_doc_freq(&dir, "df.bin", 1000, &df).expect("write");
+        let t = DocFreqTable::open(&dir, "df.bin", ReadMode::Mmap).expect("open");
         assert_eq!(t.documents(), 1000);
         for (&term, &count) in &df {
             assert_eq!(t.frequency(term), u64::from(count));
