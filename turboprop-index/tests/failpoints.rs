@@ -1,14 +1,16 @@
 //! An error injected at each step of a commit leaves the previous commit intact (or, after the
 //! commit point, the new one), readable and verifiable; the next commit cleans up and succeeds.
+//! The same for an index on disk and one in memory: the failpoints fire at the same steps.
 //! Run with `cargo test -p turboprop-index --features failpoints --test failpoints`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::sync::Arc;
 
 use turboprop_index::{
     Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, SearchOptions, WriterOptions,
 };
 use turboprop_storage::failpoint::{arm, disarm, FAILPOINTS};
+use turboprop_storage::{Directory, FsDirectory, MemDirectory};
 use turboprop_types::{ChunkingConfig, CompactionConfig, ContentHash, FileRecord};
 
 fn spec() -> IndexSpec {
@@ -47,8 +49,8 @@ fn put(w: &mut IndexWriter, name: &str, v: [f32; 2], n: u32) {
 }
 
 /// What a reader sees: files, hits and statistics.
-fn snapshot(path: &Path) -> (Vec<String>, Vec<(String, u32)>, u64, u64) {
-    let index = Index::open(path).expect("the index must stay readable");
+fn snapshot(dir: &Arc<dyn Directory>) -> (Vec<String>, Vec<(String, u32)>, u64, u64) {
+    let index = Index::open_in(dir.clone()).expect("the index must stay readable");
     assert!(index.verify().is_empty(), "{:?}", index.verify());
     let files = index.files().map(|f| f.path().to_owned()).collect();
     let hits = index
@@ -67,25 +69,41 @@ fn snapshot(path: &Path) -> (Vec<String>, Vec<(String, u32)>, u64, u64) {
     (files, hits, stats.documents(), stats.document_frequency(99))
 }
 
-fn data_names(path: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(path)
+fn data_names(dir: &dyn Directory) -> BTreeSet<String> {
+    dir.list("")
         .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .into_iter()
         .filter(|n| n.starts_with("seg-") || n.starts_with("del-") || n.starts_with(".tp-tmp"))
         .collect()
 }
 
 /// One update: replace a.rs, remove b.rs, add c.rs (a new segment and a delete set).
-fn update(path: &Path, compaction: CompactionConfig) -> turboprop_index::Result<()> {
-    let mut w = IndexWriter::open(path, spec(), opts(compaction), || {})?;
+fn update(dir: &Arc<dyn Directory>, compaction: CompactionConfig) -> turboprop_index::Result<()> {
+    let mut w = IndexWriter::open_in(dir.clone(), spec(), opts(compaction), || {})?;
     put(&mut w, "a.rs", [0.0, 1.0], 2);
     w.remove_file("b.rs");
     put(&mut w, "c.rs", [1.0, 0.0], 1);
     w.commit().map(|_| ())
 }
 
+/// Two fresh directories (the index and its twin) of the backend `backend`.
+fn directories(backend: &str, tmp: &tempfile::TempDir) -> [Arc<dyn Directory>; 2] {
+    match backend {
+        "fs" => ["index", "twin"]
+            .map(|n| Arc::new(FsDirectory::new(tmp.path().join(n))) as Arc<dyn Directory>),
+        _ => [(); 2].map(|()| Arc::new(MemDirectory::new()) as Arc<dyn Directory>),
+    }
+}
+
 #[test]
 fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
+    // One test, not one per backend: the armed failpoint is process-wide.
+    for backend in ["fs", "mem"] {
+        a_failure_at_any_commit_step_keeps_a_whole_generation_in(backend);
+    }
+}
+
+fn a_failure_at_any_commit_step_keeps_a_whole_generation_in(backend: &str) {
     let mut fired = BTreeSet::new();
     for compaction in [
         CompactionConfig::default(),
@@ -97,9 +115,9 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
     ] {
         for &point in FAILPOINTS {
             let tmp = tempfile::tempdir().expect("tempdir");
-            let path = tmp.path().join("index");
-            let mut w =
-                IndexWriter::open(&path, spec(), opts(compaction.clone()), || {}).expect("writer");
+            let [path, twin] = directories(backend, &tmp);
+            let mut w = IndexWriter::open_in(path.clone(), spec(), opts(compaction.clone()), || {})
+                .expect("writer");
             put(&mut w, "a.rs", [1.0, 0.0], 3);
             put(&mut w, "b.rs", [0.6, 0.8], 2);
             put(&mut w, "d.rs", [0.8, 0.6], 2);
@@ -109,10 +127,8 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
             let before = snapshot(&path);
 
             // The expected state after the update, from a twin index.
-            let twin = tmp.path().join("twin");
-            std::fs::create_dir_all(&twin).expect("mkdir");
-            let mut w =
-                IndexWriter::open(&twin, spec(), opts(compaction.clone()), || {}).expect("writer");
+            let mut w = IndexWriter::open_in(twin.clone(), spec(), opts(compaction.clone()), || {})
+                .expect("writer");
             put(&mut w, "a.rs", [1.0, 0.0], 3);
             put(&mut w, "b.rs", [0.6, 0.8], 2);
             put(&mut w, "d.rs", [0.8, 0.6], 2);
@@ -132,30 +148,43 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation() {
                     assert!(
                         e.to_string().contains("injected failure")
                             || format!("{e:?}").contains("injected"),
-                        "{point}: unexpected error {e}"
+                        "{backend} {point}: unexpected error {e}"
                     );
                     let committed = matches!(point, "manifest:sync" | "gc:remove");
                     let want = if committed { &after } else { &before };
-                    assert_eq!(&seen, want, "{point}: wrong state after the failure");
+                    assert_eq!(
+                        &seen, want,
+                        "{backend} {point}: wrong state after the failure"
+                    );
                 }
                 Ok(()) => {
                     // Some points are not on every path (e.g. no merge without compaction).
-                    assert_eq!(seen, after, "{point}: commit succeeded but state is wrong");
+                    assert_eq!(
+                        seen, after,
+                        "{backend} {point}: commit succeeded but state is wrong"
+                    );
                 }
             }
 
             // The next commit cleans every leftover and brings the index to the new state.
             update(&path, compaction.clone()).expect("the next commit succeeds");
-            assert_eq!(snapshot(&path), after, "{point}: state after recovery");
-            let index = Index::open(&path).expect("open");
             assert_eq!(
-                data_names(&path),
+                snapshot(&path),
+                after,
+                "{backend} {point}: state after recovery"
+            );
+            let index = Index::open_in(path.clone()).expect("open");
+            assert_eq!(
+                data_names(&*path),
                 index.manifest().live_names(),
-                "{point}: garbage left"
+                "{backend} {point}: garbage left"
             );
         }
     }
     // Every failpoint must be reached by some commit, or this test proves nothing about it.
     let missed: Vec<_> = FAILPOINTS.iter().filter(|p| !fired.contains(*p)).collect();
-    assert!(missed.is_empty(), "failpoints never reached: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "{backend}: failpoints never reached: {missed:?}"
+    );
 }
