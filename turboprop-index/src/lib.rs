@@ -1,6 +1,8 @@
 //! turboprop's index layer: exact, parallel vector search over committed segments, with file
 //! filters applied before top-k, incremental diffing against the stored file records, and
 //! atomic commits through `turboprop-storage`. It needs no embedder: any vectors will do.
+//! An index lives in a folder on disk ([`Index::open`], [`IndexWriter::open`]) or in any
+//! [`Directory`], such as a [`MemDirectory`] ([`Index::open_in`], [`IndexWriter::open_in`]).
 //!
 //! ```
 //! use turboprop_index::{Index, IndexSpec, IndexWriter, NewChunk, SearchOptions, WriterOptions};
@@ -46,5 +48,5 @@ pub use error::{IndexError, Result};
 pub use filter::FileFilter;
 pub use reader::{Hit, Index, IndexStats, SearchOptions};
 pub use topk::{dot, Scored, TopK};
-pub use turboprop_storage::{LockWait, ModelGuard, ReadMode};
+pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};
 pub use writer::{BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, WriterOptions};

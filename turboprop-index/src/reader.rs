@@ -160,8 +160,10 @@ impl Index {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use turboprop_index::{Index, IndexSpec, IndexWriter, NewChunk, SearchOptions, WriterOptions};
-    /// use turboprop_storage::{Directory, MemDirectory, ModelGuard};
+    /// use turboprop_index::{
+    ///     Directory, Index, IndexSpec, IndexWriter, MemDirectory, ModelGuard, NewChunk,
+    ///     SearchOptions, WriterOptions,
+    /// };
     /// use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
     ///
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
@@ -177,10 +179,12 @@ impl Index {
     /// }])?;
     /// writer.commit()?;
     ///
+    /// // A reader on a clone of the same directory sees the commit.
     /// let index = Index::open_in(dir)?;
     /// let hits = index.search(&[0.6, 0.8], &SearchOptions::default())?;
     /// assert_eq!(hits[0].chunk.file(), "src/pot.py");
     /// assert_eq!(index.path().to_str(), Some("mem://"));
+    /// assert!(index.verify().is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open_in(dir: Arc<dyn Directory>) -> Result<Index> {
