@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
     write_delete_set, DeleteEntry, IndexDir, LockWait, Manifest, ModelGuard, NewRow, SegmentEntry,
-    SegmentReader, SegmentWriter, StorageError, WriterLock,
+    ReadMode, SegmentReader, SegmentWriter, StorageError, WriterLock,
 };
 use turboprop_types::{
     ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
@@ -436,11 +436,15 @@ impl IndexWriter {
             }
             let summary = writer.finish()?;
             stats.bytes_written += summary.bytes;
+            let seg_dir = self.dir.path(&name);
+            let written = SegmentReader::open(&seg_dir, ReadMode::Mmap)?;
+            stats.bytes_written += crate::quant::write_codes(&seg_dir, &written)?;
             entries.push(SegmentEntry {
                 name,
                 rows: summary.rows,
                 files: summary.files,
                 deletes: None,
+                codes: true,
             });
         }
 

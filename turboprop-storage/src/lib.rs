@@ -46,7 +46,7 @@ pub use error::{Result, StorageError};
 pub use header::{payload_hash, Header, BINARY_FORMAT_VERSION, HEADER_LEN};
 pub use layout::{DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, LAYOUT_VERSION};
 pub use lock::{LockWait, WriterLock};
-pub use mmap::{bytes_as_f32, f32_as_bytes, FileBytes, ReadMode};
+pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};
 pub use segment::{
     ChunkRecord, NewRow, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter, CHUNKS_FILE,
     DF_FILE, METADATA_FILE, TERMS_FILE, VECTORS_FILE,
