@@ -27,6 +27,8 @@ pub enum Command {
     Verify(RepoArg),
     /// List, inspect, import and download embedding models.
     Model(crate::model_cmd::ModelArgs),
+    /// Measure search on this machine with a synthetic index built in a temporary folder.
+    Benchmark(crate::benchmark_cmd::BenchmarkArgs),
 }
 
 /// `--repo`, shared by every command.
@@ -88,6 +90,10 @@ pub struct SearchArgs {
     /// Only files matching this glob (e.g. 'src/**/*.py'); repeat for several.
     #[arg(long, value_name = "GLOB")]
     pub filter: Vec<String>,
+    /// Score every chunk exactly, even on an index large enough for the fast path
+    /// (1-bit codes, then exact re-ranking of the closest candidates).
+    #[arg(long)]
+    pub exact: bool,
 }
 
 /// `tp status`.

@@ -5,6 +5,7 @@
 //! included. A closed pipe (`tp search ... | head -1`) is not an error.
 
 mod args;
+mod benchmark_cmd;
 mod discover;
 mod index_cmd;
 mod model_cmd;
@@ -39,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status_cmd::status(&a),
         Command::Verify(a) => status_cmd::verify(&a),
         Command::Model(a) => model_cmd::run(&a),
+        Command::Benchmark(a) => benchmark_cmd::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 
 use anyhow::{bail, Result};
-use turboprop_index::{FileFilter, Hit, SearchOptions};
+use turboprop_index::{FileFilter, Hit, SearchOptions, Strategy};
 
 use crate::args::{OutputFormat, SearchArgs};
 use crate::models;
@@ -40,7 +40,12 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             limit: args.limit,
             min_score,
             filter: Some(&filter),
-            sequential: false,
+            strategy: if args.exact {
+                Strategy::Exact
+            } else {
+                Strategy::Auto
+            },
+            ..SearchOptions::default()
         },
     )?;
 

@@ -39,14 +39,18 @@
 mod diff;
 mod error;
 mod filter;
+pub mod kernel;
+pub mod quant;
 mod reader;
+pub mod synthetic;
 mod topk;
 mod writer;
 
 pub use diff::{Confirmed, Diff, FileStatus, ScannedFile};
 pub use error::{IndexError, Result};
 pub use filter::FileFilter;
-pub use reader::{Hit, Index, IndexStats, SearchOptions};
-pub use topk::{dot, Scored, TopK};
+pub use kernel::dot;
+pub use reader::{fast_candidates, Hit, Index, IndexStats, SearchOptions, Strategy, FAST_MIN_ROWS};
+pub use topk::{Scored, TopK};
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};
 pub use writer::{BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, WriterOptions};

@@ -15,13 +15,34 @@ use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
 use crate::error::{IndexError, Result};
 use crate::filter::FileFilter;
-use crate::topk::{dot, Scored, TopK};
+use crate::kernel::{dot_rows, hamming_rows, Isa};
+use crate::quant::{self, Codes};
+use crate::topk::{Scored, TopK};
 
 /// Rows scored per parallel task.
 const BLOCK_ROWS: usize = 4096;
 
 /// How many times a reader re-reads the manifest when a writer removed files under it.
 const OPEN_ATTEMPTS: usize = 8;
+
+/// How a search picks the rows it scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// [`Strategy::Fast`] when at least [`FAST_MIN_ROWS`] rows are to be searched,
+    /// [`Strategy::Exact`] below.
+    #[default]
+    Auto,
+    /// Score every row with f32 dot products: the reference result.
+    Exact,
+    /// Scan the 1-bit codes, then re-rank the closest rows with exact f32 dot products
+    /// (segments without codes are scored exactly). Scores are exact; a true top hit can
+    /// be missed only if its code is farther than every re-ranked candidate's.
+    Fast,
+}
+
+/// Below this many rows to search, [`Strategy::Auto`] scores exactly (a few milliseconds at
+/// most); above it, it takes the fast path.
+pub const FAST_MIN_ROWS: usize = 200_000;
 
 /// Options of one search.
 #[derive(Debug, Clone)]
@@ -34,6 +55,11 @@ pub struct SearchOptions<'a> {
     pub filter: Option<&'a FileFilter>,
     /// Score on one thread (for tests and tiny indexes); results are identical.
     pub sequential: bool,
+    /// Exact, fast, or chosen by size.
+    pub strategy: Strategy,
+    /// On the fast path, how many rows to re-rank exactly (at least; rows tied at the
+    /// cut-off distance are all taken). `0` picks [`fast_candidates`].
+    pub candidates: usize,
 }
 
 impl Default for SearchOptions<'_> {
@@ -43,8 +69,16 @@ impl Default for SearchOptions<'_> {
             min_score: 0.0,
             filter: None,
             sequential: false,
+            strategy: Strategy::Auto,
+            candidates: 0,
         }
     }
+}
+
+/// The number of rows the fast path re-ranks exactly by default, for `limit` hits out of
+/// `rows`: generous, because re-ranking a candidate costs one random row read.
+pub fn fast_candidates(limit: usize, rows: usize) -> usize {
+    (limit.saturating_mul(50)).max(1000).max(rows / 400)
 }
 
 /// One search result.
@@ -78,6 +112,8 @@ pub struct IndexStats {
 pub(crate) struct LiveSegment {
     pub(crate) reader: SegmentReader,
     pub(crate) deletes: Option<DeleteSet>,
+    /// 1-bit codes for the fast path (segments written before codes existed have none).
+    codes: Option<Codes>,
     /// Per file of the segment: deleted or not.
     deleted: Vec<bool>,
 }
@@ -119,9 +155,21 @@ impl LiveSegment {
                 Some(set)
             }
         };
+        let codes = if entry.codes {
+            Some(Codes::open(
+                dir.directory(),
+                &entry.name,
+                reader.rows(),
+                reader.dims(),
+                mode,
+            )?)
+        } else {
+            None
+        };
         Ok(LiveSegment {
             reader,
             deletes,
+            codes,
             deleted,
         })
     }
@@ -310,7 +358,11 @@ impl Index {
         let mut bytes: u64 = self
             .segments
             .iter()
-            .map(|s| s.reader.bytes_on_disk() + s.deletes.as_ref().map_or(0, DeleteSet::file_len))
+            .map(|s| {
+                s.reader.bytes_on_disk()
+                    + s.deletes.as_ref().map_or(0, DeleteSet::file_len)
+                    + s.codes.as_ref().map_or(0, Codes::bytes)
+            })
             .sum();
         for name in [MANIFEST_FILE, CONFIG_FILE, VERSION_FILE] {
             bytes += self.dir.directory().file_len(name).unwrap_or(0);
@@ -352,6 +404,9 @@ impl Index {
             }
             if let Some(Err(e)) = seg.deletes.as_ref().map(DeleteSet::verify) {
                 problems.push(e.into());
+            }
+            if let Some(Err(e)) = seg.codes.as_ref().map(Codes::verify) {
+                problems.push(e);
             }
             for row in 0..seg.reader.rows() {
                 if let Err(e) = seg.reader.chunk(row) {
@@ -397,14 +452,57 @@ impl Index {
             return Ok(Vec::new());
         }
         let blocks = self.blocks(opts.filter);
+        let rows: usize = blocks.iter().map(|(_, r)| r.len()).sum();
+        let fast = match opts.strategy {
+            Strategy::Exact => false,
+            Strategy::Fast => true,
+            Strategy::Auto => rows >= FAST_MIN_ROWS,
+        };
+        let want = if opts.candidates == 0 {
+            fast_candidates(opts.limit, rows)
+        } else {
+            opts.candidates.max(opts.limit)
+        };
+        let (coded, plain): (Vec<_>, Vec<_>) = if fast {
+            blocks
+                .into_iter()
+                .partition(|(s, _)| self.segments[*s].codes.is_some())
+        } else {
+            (Vec::new(), blocks)
+        };
+        let coded_rows: usize = coded.iter().map(|(_, r)| r.len()).sum();
+        let (coded, plain) = if coded_rows < want {
+            // Re-ranking every coded row is exact search.
+            (Vec::new(), [plain, coded].concat())
+        } else {
+            (coded, plain)
+        };
+        let mut top = self.score_blocks(query, &plain, opts);
+        if !coded.is_empty() {
+            let candidates = self.closest_codes(query, &coded, want, opts.sequential);
+            top = top.merge(self.rerank(query, &candidates, opts));
+        }
+        top.into_sorted().into_iter().map(|s| self.hit(s)).collect()
+    }
+
+    /// Exact f32 scores of every row of `blocks`, the best `opts.limit` kept.
+    fn score_blocks(
+        &self,
+        query: &[f32],
+        blocks: &[(usize, Range<usize>)],
+        opts: &SearchOptions<'_>,
+    ) -> TopK {
         let floor = opts.min_score.max(0.0);
+        let isa = Isa::detect();
         let score_block = |&(seg, ref rows): &(usize, Range<usize>)| {
             let mut top = TopK::new(opts.limit);
             let segment = &self.segments[seg].reader;
             let d = segment.dims();
-            let data = segment.vectors();
-            for row in rows.clone() {
-                let score = dot(query, &data[row * d..(row + 1) * d]);
+            let data = &segment.vectors()[rows.start * d..rows.end * d];
+            let mut scores = [0.0f32; BLOCK_ROWS];
+            let scores = &mut scores[..rows.len()];
+            dot_rows(isa, query, data, scores);
+            for (row, &score) in rows.clone().zip(scores.iter()) {
                 if score > 0.0 && score >= floor && score >= top.threshold() {
                     top.push(Scored {
                         score,
@@ -415,7 +513,7 @@ impl Index {
             }
             top
         };
-        let top = if opts.sequential || blocks.len() <= 1 {
+        if opts.sequential || blocks.len() <= 1 {
             blocks
                 .iter()
                 .map(score_block)
@@ -425,8 +523,130 @@ impl Index {
                 .par_iter()
                 .map(score_block)
                 .reduce(|| TopK::new(opts.limit), TopK::merge)
+        }
+    }
+
+    /// The rows of `blocks` (all in segments with codes) whose codes are closest to the
+    /// query's: at least `want` of them, plus every row tied at the cut-off distance.
+    fn closest_codes(
+        &self,
+        query: &[f32],
+        blocks: &[(usize, Range<usize>)],
+        want: usize,
+        sequential: bool,
+    ) -> Vec<(u32, u32)> {
+        let isa = Isa::detect();
+        let bits = self.dims();
+        // The query's code in each segment's frame.
+        let query_codes: Vec<Vec<u64>> = self
+            .segments
+            .iter()
+            .map(|seg| match &seg.codes {
+                Some(c) => {
+                    let mut code = vec![0u64; c.words()];
+                    quant::encode(query, c.center(), &mut code);
+                    code
+                }
+                None => Vec::new(),
+            })
+            .collect();
+        // Distances of every row, and a histogram of them per block.
+        let scan = |&(seg, ref rows): &(usize, Range<usize>)| {
+            let codes = self.segments[seg].codes.as_ref();
+            let mut dist = vec![u16::MAX; rows.len()];
+            let mut hist = vec![0u32; bits + 1];
+            if let Some(c) = codes {
+                let w = c.words();
+                let q = &query_codes[seg];
+                hamming_rows(isa, q, &c.codes()[rows.start * w..rows.end * w], &mut dist);
+                for &x in &dist {
+                    hist[usize::from(x).min(bits)] += 1;
+                }
+            }
+            (dist, hist)
         };
-        top.into_sorted().into_iter().map(|s| self.hit(s)).collect()
+        let scanned: Vec<(Vec<u16>, Vec<u32>)> = if sequential {
+            blocks.iter().map(scan).collect()
+        } else {
+            blocks.par_iter().map(scan).collect()
+        };
+        // The smallest distance that admits at least `want` rows.
+        let mut total = vec![0u64; bits + 1];
+        for (_, hist) in &scanned {
+            total
+                .iter_mut()
+                .zip(hist)
+                .for_each(|(t, h)| *t += u64::from(*h));
+        }
+        let mut cut = bits;
+        let mut seen = 0u64;
+        for (d, count) in total.iter().enumerate() {
+            seen += count;
+            if seen >= want as u64 {
+                cut = d;
+                break;
+            }
+        }
+        let cut = u16::try_from(cut).unwrap_or(u16::MAX);
+        let mut out = Vec::with_capacity(usize::try_from(seen).unwrap_or(want));
+        for ((seg, rows), (dist, _)) in blocks.iter().zip(&scanned) {
+            for (row, &x) in rows.clone().zip(dist) {
+                if x <= cut {
+                    out.push((*seg as u32, row as u32));
+                }
+            }
+        }
+        out
+    }
+
+    /// Exact f32 scores of the candidate rows, the best `opts.limit` kept.
+    fn rerank(&self, query: &[f32], candidates: &[(u32, u32)], opts: &SearchOptions<'_>) -> TopK {
+        let floor = opts.min_score.max(0.0);
+        let isa = Isa::detect();
+        let score = |chunk: &[(u32, u32)]| {
+            let mut top = TopK::new(opts.limit);
+            for &(seg, row) in chunk {
+                let Some(v) = self.segments[seg as usize].reader.vector(row as usize) else {
+                    continue;
+                };
+                let mut s = [0.0f32];
+                dot_rows(isa, query, v, &mut s);
+                let score = s[0];
+                if score > 0.0 && score >= floor && score >= top.threshold() {
+                    top.push(Scored {
+                        score,
+                        segment: seg,
+                        row,
+                    });
+                }
+            }
+            top
+        };
+        if opts.sequential {
+            score(candidates)
+        } else {
+            candidates
+                .par_chunks(512)
+                .map(score)
+                .reduce(|| TopK::new(opts.limit), TopK::merge)
+        }
+    }
+
+    /// Reads every vector row that exact search would score, in the same parallel blocks,
+    /// summing the values so the reads cannot be skipped; returns the bytes read. This is
+    /// the streaming-read baseline `tp benchmark` measures memory bandwidth with (and a way
+    /// to warm the page cache).
+    pub fn stream_vectors(&self) -> (u64, f32) {
+        let isa = Isa::detect();
+        self.blocks(None)
+            .par_iter()
+            .map(|(seg, rows)| {
+                let segment = &self.segments[*seg].reader;
+                let d = segment.dims();
+                let data = &segment.vectors()[rows.start * d..rows.end * d];
+                ((data.len() * 4) as u64, crate::kernel::sum(isa, data))
+            })
+            .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 
     /// Row ranges to score, cut into blocks: whole segments, or only the rows of files that

@@ -1,4 +1,4 @@
-//! Bounded top-k selection and the dot-product kernel of exact search.
+//! Bounded top-k selection: per-thread heaps of the best candidates, merged at the end.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -104,28 +104,6 @@ impl TopK {
     }
 }
 
-/// Dot product of two equal-length slices, written so the compiler vectorizes it (eight
-/// independent accumulators).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let chunks = n / 8;
-    for i in 0..chunks {
-        let x = &a[i * 8..i * 8 + 8];
-        let y = &b[i * 8..i * 8 + 8];
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut tail = 0.0;
-    for i in chunks * 8..n {
-        tail += a[i] * b[i];
-    }
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,14 +128,6 @@ mod tests {
             want.sort_by(Scored::better_first);
             want.truncate(k);
             prop_assert_eq!(got, want);
-        }
-
-        #[test]
-        fn dot_matches_naive(pairs in prop::collection::vec((-1.0f32..1.0, -1.0f32..1.0), 0..100)) {
-            let a: Vec<f32> = pairs.iter().map(|p| p.0).collect();
-            let b: Vec<f32> = pairs.iter().map(|p| p.1).collect();
-            let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            prop_assert!((dot(&a, &b) - naive).abs() < 1e-4);
         }
     }
 }

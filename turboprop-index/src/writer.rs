@@ -455,11 +455,15 @@ impl IndexWriter {
             }
             let summary = writer.finish()?;
             stats.bytes_written += summary.bytes;
+            let store = self.dir.directory();
+            let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
+            stats.bytes_written += crate::quant::write_codes(store, &name, &written)?;
             entries.push(SegmentEntry {
                 name,
                 rows: summary.rows,
                 files: summary.files,
                 deletes: None,
+                codes: true,
             });
         }
 

@@ -113,15 +113,31 @@ fn check_all_paths(
 ) {
     let want = naive(files, q, k, filter);
     let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
-    for (idx, sequential) in [(index, false), (index, true), (&heap, false), (&heap, true)] {
+    let rows: usize = files.iter().map(|f| f.1.len()).sum();
+    let paths = [(index, false), (index, true), (&heap, false), (&heap, true)];
+    // Exact, and the fast path re-ranking every row (through the code scan).
+    let strategies = [
+        (turboprop_index::Strategy::Exact, 0),
+        (turboprop_index::Strategy::Fast, rows),
+    ];
+    for ((idx, sequential), (strategy, candidates)) in paths
+        .into_iter()
+        .flat_map(|p| strategies.map(move |s| (p, s)))
+    {
         let opts = SearchOptions {
             limit: k,
             min_score: 0.0,
             filter: Some(filter),
             sequential,
+            strategy,
+            candidates,
         };
         let got = idx.search(q, &opts).expect("search");
-        assert_eq!(got.len(), want.len(), "sequential={sequential}");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "sequential={sequential} {strategy:?}"
+        );
         for (g, w) in got.iter().zip(&want) {
             assert!((g.score - w.2).abs() < 1e-4, "{g:?} vs {w:?}");
         }
@@ -191,6 +207,71 @@ fn parallel_blocks_agree_on_a_large_index() {
         50,
         &FileFilter::any().with_globs(["dir1/**"]).expect("glob"),
     );
+}
+
+/// The fast path on embedding-like vectors: every score it returns is exact, it finds
+/// nearly all of the exact top 10 with its default candidate count, and results do not
+/// depend on threads or on how the index is read.
+#[test]
+fn the_fast_path_finds_the_exact_top_hits() {
+    use turboprop_index::synthetic::LatentSpace;
+    use turboprop_index::Strategy as Path;
+    let space = LatentSpace::new(384, 7);
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..400)
+        .map(|f| {
+            let rows = (0..50).map(|r| space.vector(f * 50 + r)).collect();
+            (format!("src/f{f:04}.rs"), rows)
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let index = write(&tmp.path().join("index"), &files);
+    let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
+    let (mut found, mut total) = (0usize, 0usize);
+    for qi in 0..30 {
+        let q = space.query(qi);
+        let exact = index
+            .search(
+                &q,
+                &SearchOptions {
+                    strategy: Path::Exact,
+                    ..SearchOptions::default()
+                },
+            )
+            .expect("exact");
+        let opts = SearchOptions {
+            strategy: Path::Fast,
+            ..SearchOptions::default()
+        };
+        let fast = index.search(&q, &opts).expect("fast");
+        let sequential = heap
+            .search(
+                &q,
+                &SearchOptions {
+                    sequential: true,
+                    ..opts.clone()
+                },
+            )
+            .expect("fast, sequential, heap");
+        assert_eq!(fast, sequential);
+        assert_eq!(fast.len(), 10);
+        for hit in &fast {
+            let (name, rows) = files
+                .iter()
+                .find(|f| f.0 == hit.chunk.file())
+                .expect("a file of the index");
+            let row = &rows[(hit.chunk.line_start() / 10) as usize];
+            let score: f32 = row.iter().zip(&q).map(|(a, b)| a * b).sum();
+            assert!(
+                (hit.score - score).abs() < 1e-5,
+                "{name}: {} vs {score}",
+                hit.score
+            );
+        }
+        total += exact.len();
+        found += exact.iter().filter(|e| fast.contains(e)).count();
+    }
+    let recall = found as f64 / total as f64;
+    assert!(recall >= 0.97, "recall@10 of the fast path: {recall}");
 }
 
 #[test]

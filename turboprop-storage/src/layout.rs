@@ -61,6 +61,11 @@ pub struct SegmentEntry {
     /// The segment's current delete set, if any of its files were deleted.
     #[serde(default)]
     pub deletes: Option<DeleteEntry>,
+    /// Whether the segment has 1-bit codes of its vectors (`codes.bin`, `center.bin`) for
+    /// the fast search path. Segments written before codes existed have none and are
+    /// always scanned exactly.
+    #[serde(default)]
+    pub codes: bool,
 }
 
 impl SegmentEntry {

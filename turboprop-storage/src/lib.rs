@@ -55,7 +55,7 @@ pub use layout::{
     LOCK_FILE, MANIFEST_FILE, VERSION_FILE,
 };
 pub use lock::{LockWait, WriterLock};
-pub use mmap::{bytes_as_f32, f32_as_bytes, FileBytes, ReadMode};
+pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};
 pub use segment::{
     ChunkRecord, NewRow, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter, CHUNKS_FILE,
     DF_FILE, METADATA_FILE, TERMS_FILE, VECTORS_FILE,

@@ -161,7 +161,7 @@ fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
 /// Views little-endian f32 bytes as `&[f32]` without copying. Returns `None` when the slice
 /// is not 4-byte aligned or its length is not a multiple of 4.
 pub fn bytes_as_f32(bytes: &[u8]) -> Option<&[f32]> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     // SAFETY: every bit pattern is a valid f32, the host is little-endian (checked at compile
@@ -171,6 +171,30 @@ pub fn bytes_as_f32(bytes: &[u8]) -> Option<&[f32]> {
         Some(body)
     } else {
         None
+    }
+}
+
+/// Views little-endian u64 bytes as `&[u64]` without copying. Returns `None` when the slice
+/// is not 8-byte aligned or its length is not a multiple of 8.
+pub fn bytes_as_u64(bytes: &[u8]) -> Option<&[u64]> {
+    if !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid u64, the host is little-endian and align_to only
+    // returns a middle part that is correctly aligned.
+    let (head, body, tail) = unsafe { bytes.align_to::<u64>() };
+    if head.is_empty() && tail.is_empty() {
+        Some(body)
+    } else {
+        None
+    }
+}
+
+/// Views a `&[u64]` as its little-endian bytes.
+pub fn u64_as_bytes(values: &[u64]) -> &[u8] {
+    // SAFETY: u8 has no alignment or validity requirements; the host is little-endian.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
     }
 }
 

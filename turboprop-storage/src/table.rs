@@ -25,6 +25,9 @@ pub enum TableKind {
     DocFreq,
     /// `del-*.bin`: a segment's deleted files, then the term counts they took away.
     Deletes,
+    /// `codes.bin`: 1-bit codes of a segment's vectors, `width` bits per row padded to
+    /// whole 64-bit words.
+    Codes,
 }
 
 impl TableKind {
@@ -36,6 +39,7 @@ impl TableKind {
             TableKind::Terms => b"TPTERMS\0",
             TableKind::DocFreq => b"TPDOCFRQ",
             TableKind::Deletes => b"TPDELETE",
+            TableKind::Codes => b"TPCODES1",
         }
     }
 
@@ -47,6 +51,7 @@ impl TableKind {
             TableKind::Terms => "terms",
             TableKind::DocFreq => "document frequency",
             TableKind::Deletes => "delete set",
+            TableKind::Codes => "vector codes",
         }
     }
 
@@ -56,6 +61,7 @@ impl TableKind {
             TableKind::Vectors => u64::from(width) * 4,
             TableKind::Chunks => 64,
             TableKind::Terms | TableKind::DocFreq | TableKind::Deletes => 8,
+            TableKind::Codes => u64::from(width).div_ceil(64) * 8,
         }
     }
 }

@@ -178,7 +178,7 @@ fn replace_is_all_or_nothing_under_concurrent_reads(b: &Backend) {
             thread::spawn(move || {
                 let mut reads = 0u32;
                 while !stop.load(Ordering::Relaxed) || reads < 10 {
-                    let mode = if reads % 2 == 0 {
+                    let mode = if reads.is_multiple_of(2) {
                         ReadMode::Mmap
                     } else {
                         ReadMode::Heap
@@ -496,6 +496,7 @@ fn index_dir_commit_and_garbage_collection(b: &Backend) {
                 files: 0,
                 rows: 0,
             }),
+            codes: false,
         }],
     );
     index.commit(&lock, &live).unwrap();

@@ -1,0 +1,458 @@
+//! The scoring kernels of search: dot products of one query against many rows of f32, and
+//! Hamming distances of one 1-bit code against many codes. Each kernel has a portable
+//! version and, on x86-64, versions for AVX2+FMA and AVX-512F chosen once at run time
+//! ([`Isa::detect`]); every version computes the same thing (the f32 ones up to rounding
+//! order, the Hamming ones exactly), which the tests check against naive oracles.
+//!
+//! Search is bound by memory bandwidth, not arithmetic: the f32 kernels score four rows per
+//! pass so that each query load feeds four fused multiply-adds and the hardware prefetchers
+//! see four sequential streams.
+//!
+//! ```
+//! use turboprop_index::kernel::{dot_rows, Isa};
+//!
+//! let query = [0.6f32, 0.8];
+//! let rows = [1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8];
+//! let mut scores = [0.0f32; 3];
+//! dot_rows(Isa::detect(), &query, &rows, &mut scores);
+//! for (got, want) in scores.iter().zip([0.6, 0.8, 1.0]) {
+//!     assert!((got - want).abs() < 1e-6);
+//! }
+//! ```
+
+use std::sync::OnceLock;
+
+/// An instruction set a kernel can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust (auto-vectorized with the baseline target features).
+    Portable,
+    /// x86-64 AVX2 with FMA and POPCNT.
+    Avx2,
+    /// x86-64 AVX-512F (plus AVX2, FMA and POPCNT).
+    Avx512,
+}
+
+impl Isa {
+    /// The best instruction set of this CPU (detected once, then cached). Setting
+    /// `TURBOPROP_ISA=portable|avx2` caps it, for comparisons.
+    pub fn detect() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            let best = Isa::hardware();
+            match std::env::var("TURBOPROP_ISA").as_deref() {
+                Ok("portable") => Isa::Portable,
+                Ok("avx2") => best.min(Isa::Avx2),
+                _ => best,
+            }
+        })
+    }
+
+    /// The best instruction set of this CPU, uncapped (what the kernels check before they
+    /// use an instruction).
+    fn hardware() -> Isa {
+        static HW: OnceLock<Isa> = OnceLock::new();
+        *HW.get_or_init(|| Isa::available().into_iter().max().unwrap_or(Isa::Portable))
+    }
+
+    /// Every instruction set this CPU can run, portable first.
+    pub fn available() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("popcnt")
+            {
+                isas.push(Isa::Avx2);
+                if is_x86_feature_detected!("avx512f") {
+                    isas.push(Isa::Avx512);
+                }
+            }
+        }
+        isas
+    }
+
+    /// A short name: `portable`, `avx2` or `avx512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+/// Dot product of two slices of equal length (the shorter length if they differ).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let mut out = [0.0f32];
+    dot_rows(Isa::detect(), &a[..n], &b[..n], &mut out);
+    out[0]
+}
+
+/// Scores `out.len()` rows of `query.len()` values each, stored one after the other in
+/// `rows`: `out[i] = query · rows[i*d..(i+1)*d]`. Extra values in `rows` are ignored; if
+/// `rows` is short, only the rows it holds are scored.
+pub fn dot_rows(isa: Isa, query: &[f32], rows: &[f32], out: &mut [f32]) {
+    let d = query.len();
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let n = out.len().min(rows.len() / d);
+    let (rows, out) = (&rows[..n * d], &mut out[..n]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if Isa::hardware() >= Isa::Avx512 => {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked by `hardware`).
+            unsafe { x86::dot_rows_avx512(query, rows, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 if Isa::hardware() >= Isa::Avx2 => {
+            // SAFETY: the CPU supports AVX2 and FMA (checked by `hardware`).
+            unsafe { x86::dot_rows_avx2(query, rows, out) }
+        }
+        _ => dot_rows_portable(query, rows, out),
+    }
+}
+
+fn dot_rows_portable(query: &[f32], rows: &[f32], out: &mut [f32]) {
+    let d = query.len();
+    for (row, o) in rows.chunks_exact(d).zip(out.iter_mut()) {
+        *o = dot_portable(query, row);
+    }
+}
+
+/// Eight independent accumulators so the compiler vectorizes the loop.
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
+}
+
+/// Sums `values` with the widest loads the CPU has: the streaming-read baseline that
+/// `tp benchmark` measures memory bandwidth with.
+pub fn sum(isa: Isa, values: &[f32]) -> f32 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 if Isa::hardware() >= Isa::Avx2 => {
+            // SAFETY: the CPU supports AVX2 (checked by `hardware`).
+            unsafe { x86::sum_avx2(values) }
+        }
+        _ => {
+            let mut acc = [0.0f32; 8];
+            let mut chunks = values.chunks_exact(8);
+            for c in &mut chunks {
+                for j in 0..8 {
+                    acc[j] += c[j];
+                }
+            }
+            acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+        }
+    }
+}
+
+/// Hamming distances of one code of `query.len()` 64-bit words against `out.len()` codes
+/// stored one after the other in `codes`.
+pub fn hamming_rows(isa: Isa, query: &[u64], codes: &[u64], out: &mut [u16]) {
+    let w = query.len();
+    if w == 0 {
+        out.fill(0);
+        return;
+    }
+    let n = out.len().min(codes.len() / w);
+    let (codes, out) = (&codes[..n * w], &mut out[..n]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 if Isa::hardware() >= Isa::Avx2 => {
+            // SAFETY: the CPU supports POPCNT (checked by `hardware`).
+            unsafe { x86::hamming_rows_popcnt(query, codes, out) }
+        }
+        _ => hamming_rows_portable(query, codes, out),
+    }
+}
+
+#[inline(always)]
+fn hamming_rows_portable(query: &[u64], codes: &[u64], out: &mut [u16]) {
+    let w = query.len();
+    for (code, o) in codes.chunks_exact(w).zip(out.iter_mut()) {
+        let mut d = 0u32;
+        for (a, b) in query.iter().zip(code) {
+            d += (a ^ b).count_ones();
+        }
+        *o = d.min(u32::from(u16::MAX)) as u16;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! x86-64 kernels. Callers check CPU support before calling.
+
+    use std::arch::x86_64::*;
+
+    /// Adds the eight lanes of `v`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hsum256(v: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let lo = _mm256_castps256_ps128(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Four rows per pass, two accumulators per row over 16 values at a time; a scalar tail
+    /// for dimensions that are not a multiple of 16 and for the last rows.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot_rows_avx2(query: &[f32], rows: &[f32], out: &mut [f32]) {
+        let d = query.len();
+        let body = d - d % 16;
+        let q = query.as_ptr();
+        let mut r = 0;
+        while r + 4 <= out.len() {
+            let base = &rows[r * d..(r + 4) * d];
+            let p = base.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut i = 0;
+            while i < body {
+                // SAFETY: i + 16 <= body <= d, so query[i..i+16] and each row's
+                // [i..i+16] lie inside `query` and `base` (4 rows of d values).
+                unsafe {
+                    let q0 = _mm256_loadu_ps(q.add(i));
+                    let q1 = _mm256_loadu_ps(q.add(i + 8));
+                    for k in 0..4 {
+                        let row = p.add(k * d + i);
+                        acc[2 * k] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(row), acc[2 * k]);
+                        acc[2 * k + 1] =
+                            _mm256_fmadd_ps(q1, _mm256_loadu_ps(row.add(8)), acc[2 * k + 1]);
+                    }
+                }
+                i += 16;
+            }
+            for k in 0..4 {
+                let mut s = hsum256(_mm256_add_ps(acc[2 * k], acc[2 * k + 1]));
+                for j in body..d {
+                    s += query[j] * base[k * d + j];
+                }
+                out[r + k] = s;
+            }
+            r += 4;
+        }
+        while r < out.len() {
+            let row = &rows[r * d..(r + 1) * d];
+            let mut a0 = _mm256_setzero_ps();
+            let mut a1 = _mm256_setzero_ps();
+            let mut i = 0;
+            while i < body {
+                // SAFETY: as above, i + 16 <= d.
+                unsafe {
+                    a0 = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(q.add(i)),
+                        _mm256_loadu_ps(row.as_ptr().add(i)),
+                        a0,
+                    );
+                    a1 = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(q.add(i + 8)),
+                        _mm256_loadu_ps(row.as_ptr().add(i + 8)),
+                        a1,
+                    );
+                }
+                i += 16;
+            }
+            let mut s = hsum256(_mm256_add_ps(a0, a1));
+            for j in body..d {
+                s += query[j] * row[j];
+            }
+            out[r] = s;
+            r += 1;
+        }
+    }
+
+    /// As the AVX2 kernel with 512-bit registers: four rows per pass, 16 values at a time,
+    /// one accumulator per row (so a row's score does not depend on its neighbours).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn dot_rows_avx512(query: &[f32], rows: &[f32], out: &mut [f32]) {
+        let d = query.len();
+        let body = d - d % 16;
+        let q = query.as_ptr();
+        let finish = |acc: __m512, row: &[f32]| -> f32 {
+            let mut s = _mm512_reduce_add_ps(acc);
+            for j in body..d {
+                s += query[j] * row[j];
+            }
+            s
+        };
+        let mut r = 0;
+        while r + 4 <= out.len() {
+            let base = &rows[r * d..(r + 4) * d];
+            let p = base.as_ptr();
+            let mut acc = [_mm512_setzero_ps(); 4];
+            let mut i = 0;
+            while i < body {
+                // SAFETY: i + 16 <= body <= d, inside `query` and each of the 4 rows.
+                unsafe {
+                    let qv = _mm512_loadu_ps(q.add(i));
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(qv, _mm512_loadu_ps(p.add(k * d + i)), *a);
+                    }
+                }
+                i += 16;
+            }
+            for (k, a) in acc.iter().enumerate() {
+                out[r + k] = finish(*a, &base[k * d..(k + 1) * d]);
+            }
+            r += 4;
+        }
+        while r < out.len() {
+            let row = &rows[r * d..(r + 1) * d];
+            let mut acc = _mm512_setzero_ps();
+            let mut i = 0;
+            while i < body {
+                // SAFETY: i + 16 <= body <= d.
+                unsafe {
+                    acc = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(q.add(i)),
+                        _mm512_loadu_ps(row.as_ptr().add(i)),
+                        acc,
+                    );
+                }
+                i += 16;
+            }
+            out[r] = finish(acc, row);
+            r += 1;
+        }
+    }
+
+    /// Streaming sum with four 256-bit accumulators.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sum_avx2(values: &[f32]) -> f32 {
+        let body = values.len() - values.len() % 32;
+        let p = values.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < body {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: i + 32 <= body <= len.
+                *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(p.add(i + 8 * k)) });
+            }
+            i += 32;
+        }
+        let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        hsum256(s) + values[body..].iter().sum::<f32>()
+    }
+
+    /// The portable loop compiled with the POPCNT instruction.
+    #[target_feature(enable = "popcnt")]
+    pub(super) fn hamming_rows_popcnt(query: &[u64], codes: &[u64], out: &mut [u16]) {
+        super::hamming_rows_portable(query, codes, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
+    }
+
+    proptest! {
+        #[test]
+        fn dot_rows_agree_with_naive_on_every_isa(
+            d in 1usize..70,
+            n in 0usize..11,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut next = || {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            };
+            let query: Vec<f32> = (0..d).map(|_| next()).collect();
+            let rows: Vec<f32> = (0..n * d).map(|_| next()).collect();
+            for isa in Isa::available() {
+                let mut out = vec![f32::NAN; n];
+                dot_rows(isa, &query, &rows, &mut out);
+                for (i, got) in out.iter().enumerate() {
+                    let want = naive_dot(&query, &rows[i * d..(i + 1) * d]);
+                    prop_assert!((f64::from(*got) - want).abs() < 1e-4, "{isa:?} row {i}: {got} vs {want}");
+                }
+            }
+        }
+
+        #[test]
+        fn hamming_rows_agree_with_naive_on_every_isa(
+            w in 1usize..8,
+            codes in prop::collection::vec(any::<u64>(), 0..64),
+            query in prop::collection::vec(any::<u64>(), 8),
+        ) {
+            let query = &query[..w];
+            let n = codes.len() / w;
+            for isa in Isa::available() {
+                let mut out = vec![u16::MAX; n];
+                hamming_rows(isa, query, &codes, &mut out);
+                for (i, got) in out.iter().enumerate() {
+                    let want: u32 = query.iter().zip(&codes[i * w..(i + 1) * w]).map(|(a, b)| (a ^ b).count_ones()).sum();
+                    prop_assert_eq!(u32::from(*got), want);
+                }
+            }
+        }
+
+        #[test]
+        fn sum_agrees_with_naive(values in prop::collection::vec(-1.0f32..1.0, 0..200)) {
+            let want: f64 = values.iter().map(|v| f64::from(*v)).sum();
+            for isa in Isa::available() {
+                prop_assert!((f64::from(sum(isa, &values)) - want).abs() < 1e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn a_rows_score_does_not_depend_on_its_neighbours() {
+        let d = 37;
+        let query: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let rows: Vec<f32> = (0..7 * d).map(|i| (i as f32 * 0.11).cos()).collect();
+        for isa in Isa::available() {
+            let mut all = vec![0.0f32; 7];
+            dot_rows(isa, &query, &rows, &mut all);
+            for (r, want) in all.iter().enumerate() {
+                let mut one = [0.0f32];
+                dot_rows(isa, &query, &rows[r * d..(r + 1) * d], &mut one);
+                assert_eq!(one[0].to_bits(), want.to_bits(), "{isa:?} row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_rows_and_empty_query_do_not_panic() {
+        let mut out = [1.0f32; 3];
+        dot_rows(Isa::detect(), &[], &[1.0, 2.0], &mut out);
+        assert_eq!(out, [0.0; 3]);
+        let mut out = [7.0f32; 3];
+        // Only one full row of 2 values: the other outputs are left alone.
+        dot_rows(Isa::detect(), &[1.0, 1.0], &[1.0, 2.0, 3.0], &mut out);
+        assert_eq!(out, [3.0, 7.0, 7.0]);
+    }
+}
