@@ -1,46 +1,26 @@
-//! Search and commit benchmarks on synthetic, embedding-like vectors (points near a
-//! low-dimensional latent space plus noise, normalized), built through the real writer.
+//! Kernel, search, open and commit benchmarks on synthetic, embedding-like vectors (points
+//! near a low-dimensional latent space plus noise, normalized: `turboprop_index::synthetic`),
+//! built through the real writer.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use turboprop::index::kernel::{dot_rows, hamming_rows_hist, sum, Isa};
+use turboprop::index::synthetic::LatentSpace;
 use turboprop::index::{
     FileFilter, Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, SearchOptions,
-    WriterOptions,
+    Strategy, WriterOptions,
 };
 use turboprop::types::{ChunkingConfig, ContentHash, FileRecord};
 
 const DIMS: usize = 384;
-const LATENT: usize = 16;
 const ROWS_PER_FILE: usize = 50;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
+/// Embedding-like vectors: the same generator `tp benchmark` uses.
+fn space() -> LatentSpace {
+    LatentSpace::new(DIMS, 42)
 }
 
-fn normalize(v: &mut [f32]) {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= n);
-}
-
-/// Embedding-like vectors: a random mix of `LATENT` fixed directions plus a little noise.
-fn vectors(n: usize, rng: &mut Rng, basis: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    (0..n)
-        .map(|_| {
-            let mut v = vec![0.0f32; DIMS];
-            for b in basis {
-                let w = rng.next();
-                v.iter_mut().zip(b).for_each(|(x, y)| *x += w * y);
-            }
-            v.iter_mut().for_each(|x| *x += 0.05 * rng.next());
-            normalize(&mut v);
-            v
-        })
-        .collect()
+fn vectors(space: &LatentSpace, first: usize, n: usize) -> Vec<Vec<f32>> {
+    (first..first + n).map(|i| space.vector(i as u64)).collect()
 }
 
 fn spec() -> IndexSpec {
@@ -83,12 +63,9 @@ fn commit(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("index");
     build(&path, 100_000);
-    let mut rng = Rng(7);
-    let basis: Vec<Vec<f32>> = (0..LATENT)
-        .map(|_| (0..DIMS).map(|_| rng.next()).collect())
-        .collect();
+    let space = LatentSpace::new(DIMS, 7);
     let all: Vec<Vec<Vec<f32>>> = (0..100_000 / ROWS_PER_FILE)
-        .map(|_| vectors(ROWS_PER_FILE, &mut rng, &basis))
+        .map(|f| vectors(&space, f * ROWS_PER_FILE, ROWS_PER_FILE))
         .collect();
     let one_file = |w: &mut IndexWriter, f: usize| put(w, f, all[f].clone());
     let opts = |rebuild| WriterOptions {
@@ -134,10 +111,7 @@ fn commit(c: &mut Criterion) {
 }
 
 fn build(path: &std::path::Path, rows: usize) -> Vec<Vec<f32>> {
-    let mut rng = Rng(0x9e3779b97f4a7c15);
-    let basis: Vec<Vec<f32>> = (0..LATENT)
-        .map(|_| (0..DIMS).map(|_| rng.next()).collect())
-        .collect();
+    let space = space();
     let opts = WriterOptions {
         wait: LockWait::NoWait,
         rebuild: true,
@@ -145,16 +119,25 @@ fn build(path: &std::path::Path, rows: usize) -> Vec<Vec<f32>> {
     };
     let mut w = IndexWriter::open(path, spec(), opts, || {}).expect("writer");
     for f in 0..rows / ROWS_PER_FILE {
-        put(&mut w, f, vectors(ROWS_PER_FILE, &mut rng, &basis));
+        put(&mut w, f, vectors(&space, f * ROWS_PER_FILE, ROWS_PER_FILE));
     }
     w.commit().expect("commit");
-    vectors(16, &mut rng, &basis)
+    (0..16).map(|i| space.query(i)).collect()
+}
+
+/// Index sizes of the search benchmarks: `TURBOPROP_BENCH_ROWS=10000,100000,1000000` adds
+/// the 1M-row index (1.5 GB of vectors, a minute to build).
+fn bench_rows() -> Vec<usize> {
+    std::env::var("TURBOPROP_BENCH_ROWS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000])
 }
 
 fn search(c: &mut Criterion) {
     let mut group = c.benchmark_group("search_top10_d384");
     group.sample_size(20);
-    for rows in [10_000usize, 100_000] {
+    for rows in bench_rows() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("index");
         let queries = build(&path, rows);
@@ -163,7 +146,13 @@ fn search(c: &mut Criterion) {
         let half = FileFilter::any()
             .with_globs(["src/f0[0-4]*"])
             .expect("glob");
-        for (name, filter) in [("all", None), ("ext", Some(&rs)), ("glob", Some(&half))] {
+        let cases = [
+            ("exact", None, Strategy::Exact),
+            ("fast", None, Strategy::Fast),
+            ("exact_ext", Some(&rs), Strategy::Exact),
+            ("exact_glob", Some(&half), Strategy::Exact),
+        ];
+        for (name, filter, strategy) in cases {
             group.bench_with_input(BenchmarkId::new(name, rows), &rows, |b, _| {
                 let mut q = 0;
                 b.iter(|| {
@@ -171,11 +160,52 @@ fn search(c: &mut Criterion) {
                     let opts = SearchOptions {
                         limit: 10,
                         filter,
+                        strategy,
                         ..SearchOptions::default()
                     };
                     index.search(&queries[q], &opts).expect("search")
                 });
             });
+        }
+    }
+    group.finish();
+}
+
+/// The kernels on one thread, in cache (512 rows of 384 f32 = 768 KB) and streaming from
+/// memory (64k rows = 96 MB), on every instruction set this CPU has, beside a plain
+/// streaming sum of the same bytes.
+fn kernels(c: &mut Criterion) {
+    let space = space();
+    let mut group = c.benchmark_group("kernel_d384");
+    group.sample_size(20);
+    let query = space.query(0);
+    for rows in [512usize, 65_536] {
+        let data: Vec<f32> = (0..rows).flat_map(|i| space.vector(i as u64)).collect();
+        group.throughput(criterion::Throughput::Bytes((data.len() * 4) as u64));
+        let mut out = vec![0.0f32; rows];
+        for isa in Isa::available() {
+            group.bench_function(
+                BenchmarkId::new(format!("dot_rows_{}", isa.name()), rows),
+                |b| b.iter(|| dot_rows(isa, &query, &data, &mut out)),
+            );
+        }
+        group.bench_function(BenchmarkId::new("sum", rows), |b| {
+            b.iter(|| sum(Isa::detect(), &data))
+        });
+        let words = DIMS / 64;
+        let codes: Vec<u64> = (0..rows * words)
+            .map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let mut dist = vec![0u16; rows];
+        let mut hist = vec![0u32; DIMS + 1];
+        group.throughput(criterion::Throughput::Elements(rows as u64));
+        for isa in Isa::available() {
+            group.bench_function(
+                BenchmarkId::new(format!("hamming_hist_{}", isa.name()), rows),
+                |b| {
+                    b.iter(|| hamming_rows_hist(isa, &codes[..words], &codes, &mut dist, &mut hist))
+                },
+            );
         }
     }
     group.finish();
@@ -190,5 +220,5 @@ fn open(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, search, open, commit);
+criterion_group!(benches, kernels, search, open, commit);
 criterion_main!(benches);

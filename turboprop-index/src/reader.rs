@@ -15,9 +15,12 @@ use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
 use crate::error::{IndexError, Result};
 use crate::filter::FileFilter;
-use crate::kernel::{dot_rows, hamming_rows, Isa};
+use crate::kernel::{dot_rows, hamming_rows_hist, Isa};
 use crate::quant::{self, Codes};
 use crate::topk::{Scored, TopK};
+
+/// A run of rows of one segment: (segment, rows).
+type Block = (usize, Range<usize>);
 
 /// Rows scored per parallel task.
 const BLOCK_ROWS: usize = 4096;
@@ -558,10 +561,8 @@ impl Index {
             if let Some(c) = codes {
                 let w = c.words();
                 let q = &query_codes[seg];
-                hamming_rows(isa, q, &c.codes()[rows.start * w..rows.end * w], &mut dist);
-                for &x in &dist {
-                    hist[usize::from(x).min(bits)] += 1;
-                }
+                let codes = &c.codes()[rows.start * w..rows.end * w];
+                hamming_rows_hist(isa, q, codes, &mut dist, &mut hist);
             }
             (dist, hist)
         };
@@ -588,15 +589,23 @@ impl Index {
             }
         }
         let cut = u16::try_from(cut).unwrap_or(u16::MAX);
-        let mut out = Vec::with_capacity(usize::try_from(seen).unwrap_or(want));
-        for ((seg, rows), (dist, _)) in blocks.iter().zip(&scanned) {
-            for (row, &x) in rows.clone().zip(dist) {
-                if x <= cut {
-                    out.push((*seg as u32, row as u32));
+        let collect = |((seg, rows), (dist, hist)): (&Block, &(Vec<u16>, Vec<u32>))| {
+            let mut out = Vec::new();
+            if hist[..=usize::from(cut).min(bits)].iter().any(|&c| c > 0) {
+                for (row, &x) in rows.clone().zip(dist) {
+                    if x <= cut {
+                        out.push((*seg as u32, row as u32));
+                    }
                 }
             }
-        }
-        out
+            out
+        };
+        let found: Vec<Vec<(u32, u32)>> = if sequential {
+            blocks.iter().zip(&scanned).map(collect).collect()
+        } else {
+            blocks.par_iter().zip(&scanned).map(collect).collect()
+        };
+        found.concat()
     }
 
     /// Exact f32 scores of the candidate rows, the best `opts.limit` kept.
