@@ -1617,3 +1617,90 @@ fn index_waits_for_another_writer_by_default() {
     assert!(!rest.contains("panicked"), "{rest}");
     assert!(rest.contains("1 new"), "{rest}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// tp benchmark and --exact
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn benchmark_json_reports_every_field_and_cleans_up() {
+    let sb = Sandbox::empty();
+    let dir = sb.root.to_string_lossy().into_owned();
+    let out = sb
+        .tp(&[
+            "benchmark",
+            "--vectors",
+            "3000",
+            "--dim",
+            "64",
+            "--queries",
+            "12",
+            "--dir",
+            &dir,
+            "--output",
+            "json",
+        ])
+        .ok();
+    let report: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    for key in [
+        "vectors",
+        "dim",
+        "build_s",
+        "bytes_on_disk",
+        "open_ms",
+        "exact_p50_ms",
+        "exact_p95_ms",
+        "fast_p50_ms",
+        "fast_p95_ms",
+        "recall_at_10",
+        "bandwidth_gbps",
+        "exact_vs_bandwidth",
+    ] {
+        assert!(
+            report[key].is_number(),
+            "{key} missing or not a number: {report}"
+        );
+    }
+    assert_eq!(report["vectors"], 3000);
+    assert_eq!(report["dim"], 64);
+    // The vectors alone are 3000 × 64 × 4 bytes.
+    assert!(report["bytes_on_disk"].as_u64().unwrap() > 3000 * 64 * 4);
+    let recall = report["recall_at_10"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&recall), "{recall}");
+    assert!(report["exact_p50_ms"].as_f64().unwrap() <= report["exact_p95_ms"].as_f64().unwrap());
+    // Nothing left behind in the folder it built in.
+    assert_eq!(fs::read_dir(&sb.root).unwrap().count(), 0);
+}
+
+#[test]
+fn benchmark_bad_input_is_a_one_line_error() {
+    let sb = Sandbox::empty();
+    for args in [
+        &["benchmark", "--vectors", "0"][..],
+        &["benchmark", "--dim", "0"],
+        &["benchmark", "--queries", "0"],
+        &[
+            "benchmark",
+            "--vectors",
+            "100",
+            "--dir",
+            "/nonexistent/tp-bench",
+        ],
+    ] {
+        let err = sb.tp(args).only_err();
+        assert!(!err.contains('\n'), "{err}");
+    }
+    sb.tp(&["benchmark", "--vectors", "many"]).usage_err();
+}
+
+#[test]
+fn exact_search_agrees_with_the_default_search() {
+    let sb = Sandbox::indexed_poker();
+    let query = "split the pot between tied winners";
+    let default = sb.tp(&["search", query, "--output", "json"]).ok();
+    let exact = sb
+        .tp(&["search", query, "--output", "json", "--exact"])
+        .ok();
+    assert!(!parse_hits(&default.stdout).is_empty());
+    assert_eq!(default.stdout, exact.stdout);
+}
