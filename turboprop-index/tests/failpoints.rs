@@ -54,7 +54,7 @@ fn snapshot(dir: &Arc<dyn Directory>) -> (Vec<String>, Vec<(String, u32)>, u64, 
     assert!(index.verify().is_empty(), "{:?}", index.verify());
     let files = index
         .files()
-        .unwrap()
+        .expect("the files must stay readable")
         .map(|f| f.path().to_owned())
         .collect();
     let hits = index

@@ -772,8 +772,9 @@ impl SegmentReader {
         }
     }
 
-    /// The files of this segment, in row order. For format 2 the list is built (and every
-    /// record checked) on the first call, then kept; searches never need it.
+    /// The files of this segment, in row order. For format 2 the list is built on the first
+    /// call (checking the checksums of `files.bin` and `paths.bin` and every record), then
+    /// kept; searches never need it.
     pub fn files(&self) -> Result<&[SegmentFile]> {
         if let Some(list) = self.list.get() {
             return Ok(list);
@@ -782,13 +783,17 @@ impl SegmentReader {
         Ok(self.list.get_or_init(|| built))
     }
 
-    /// Builds the whole list from `files.bin` and `paths.bin`, checking that rows, terms and
-    /// paths tile their tables.
+    /// Builds the whole list from `files.bin` and `paths.bin`: checks both payloads against
+    /// their checksums (the list is what writers copy into new segments, so it must be as
+    /// trustworthy as a checksummed document), then that rows, terms and paths tile their
+    /// tables and every path is valid.
     fn materialize(&self) -> Result<Vec<SegmentFile>> {
         let Some(t) = &self.tables else {
             // Format 1 lists are set on open.
             return Ok(Vec::new());
         };
+        t.files.verify()?;
+        t.paths.verify()?;
         let mut out = Vec::with_capacity(self.file_count);
         let mut next = [0u64; 3];
         for i in 0..self.file_count {
@@ -1047,6 +1052,9 @@ mod tests {
 
     const SEG: &str = "seg-00000001";
 
+    /// A file's (term, count) pairs.
+    type Terms = &'static [(u32, u32)];
+
     fn record(path: &str, size: u64) -> FileRecord {
         FileRecord::new(path, size, -7, ContentHash::of(path.as_bytes())).expect("record")
     }
@@ -1063,7 +1071,7 @@ mod tests {
             vector: &V,
         };
         let mut w = SegmentWriter::create(dir, SEG, 2).expect("create");
-        let files: [(&str, u32, &[(u32, u32)]); 5] = [
+        let files: [(&str, u32, Terms); 5] = [
             ("a/one.rs", 2, &[(1, 2), (3, 1)]),
             ("a/twö.rs", 1, &[(2, 1)]),
             ("empty.txt", 0, &[]),
@@ -1291,8 +1299,13 @@ mod tests {
         bytes[HEADER_LEN + 3] ^= 1;
         dir.remove(&name(FILES_FILE)).expect("remove");
         dir.write_new(&name(FILES_FILE), &bytes).expect("write");
-        let err = open(&dir).expect("open").verify().expect_err("checksum");
+        let r = open(&dir).expect("open");
+        let err = r.verify().expect_err("checksum");
         assert!(matches!(err, StorageError::PayloadChecksum { .. }), "{err}");
+        // So does building the list that writers copy from: damage is never carried forward.
+        let err = r.files().expect_err("checksum");
+        assert!(matches!(err, StorageError::PayloadChecksum { .. }), "{err}");
+        assert!(names(&err, &dir, FILES_FILE), "{err}");
     }
 
     #[test]

@@ -150,11 +150,9 @@ impl<'a> TableWriter<'a> {
     /// ```
     pub fn push_records(&mut self, records: &[u8]) -> Result<()> {
         let len = self.kind.record_len(self.width);
-        let n = if len == 0 {
-            None
-        } else {
-            Some(records.len() as u64 / len).filter(|n| n * len == records.len() as u64)
-        };
+        let n = (records.len() as u64)
+            .checked_div(len)
+            .filter(|n| n * len == records.len() as u64);
         let Some(n) = n else {
             return Err(StorageError::corrupt(
                 &self.path,
