@@ -1200,6 +1200,25 @@ fn every_damaged_index_file_is_named_and_rebuild_recovers() {
     for fixed in ["version.txt", "config.yaml", "manifest.json", "writer.lock"] {
         assert!(files.iter().any(|f| f == fixed), "no {fixed}: {files:?}");
     }
+    // Every file of a segment, including the file records read in place.
+    for kind in [
+        "vectors.bin",
+        "chunks.bin",
+        "terms.bin",
+        "df.bin",
+        "files.bin",
+        "paths.bin",
+        "codes.bin",
+        "center.bin",
+        "metadata.json",
+    ] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with("seg-") && f.ends_with(&format!("/{kind}"))),
+            "no segment file {kind}: {files:?}"
+        );
+    }
     let expected = sb.answer(&repo, &query);
     assert!(!expected.is_empty());
     let before = sources(&repo);

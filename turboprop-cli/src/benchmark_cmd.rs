@@ -159,11 +159,11 @@ pub fn run(args: &BenchmarkArgs) -> Result<()> {
     let bytes_on_disk = index.stats().bytes_on_disk;
 
     // Warm the page cache, then time plain streaming reads of the vectors.
-    let (vector_bytes, _) = index.stream_vectors();
+    let (vector_bytes, _) = index.stream_vectors()?;
     let mut reads = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
-        let (_, sum) = index.stream_vectors();
+        let (_, sum) = index.stream_vectors()?;
         reads.push(t.elapsed());
         std::hint::black_box(sum);
     }

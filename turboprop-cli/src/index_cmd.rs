@@ -184,10 +184,13 @@ fn update(
             mtime_ns: c.mtime_ns,
         })
         .collect();
-    let base_files: Vec<FileRecord> = writer
-        .base()
-        .map(|b| b.files().cloned().collect())
-        .unwrap_or_default();
+    // The file records are read (and checked) here, the first time anything needs them.
+    let base_files: Vec<FileRecord> = match writer.base().map(|b| b.files()) {
+        Some(Ok(files)) => files.cloned().collect(),
+        Some(Err(e)) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
+        Some(Err(e)) => return Err(explain(e, &repo.index_dir)),
+        None => Vec::new(),
+    };
     let diff = Diff::new(&base_files, &scanned);
     let (_, _, unchanged) = diff.counts();
     let work: Vec<(&Candidate, Option<&FileRecord>)> = found

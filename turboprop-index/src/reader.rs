@@ -126,7 +126,7 @@ impl LiveSegment {
         let reader = SegmentReader::open(dir.directory(), &entry.name, mode)?;
         if reader.dims() != dims as usize
             || reader.rows() as u64 != entry.rows
-            || reader.files().len() as u64 != entry.files
+            || reader.file_count() as u64 != entry.files
         {
             return Err(StorageError::corrupt(
                 reader.dir(),
@@ -134,7 +134,8 @@ impl LiveSegment {
             )
             .into());
         }
-        let mut deleted = vec![false; reader.files().len()];
+        // One flag per file: a memset, no file record is read.
+        let mut deleted = vec![false; reader.file_count()];
         let deletes = match &entry.deletes {
             None => None,
             Some(d) => {
@@ -146,14 +147,15 @@ impl LiveSegment {
                     return Err(mismatch("does not match the manifest"));
                 }
                 for (file, rows) in set.files().iter() {
-                    let f = reader
-                        .files()
-                        .get(file as usize)
-                        .ok_or_else(|| mismatch("names a file the segment does not have"))?;
-                    if f.rows != u64::from(rows) {
+                    let file = file as usize;
+                    if file >= reader.file_count() {
+                        return Err(mismatch("names a file the segment does not have"));
+                    }
+                    let range = reader.file_rows(file)?;
+                    if range.end - range.start != u64::from(rows) {
                         return Err(mismatch("row count of a deleted file is wrong"));
                     }
-                    deleted[file as usize] = true;
+                    deleted[file] = true;
                 }
                 Some(set)
             }
@@ -177,13 +179,23 @@ impl LiveSegment {
         })
     }
 
-    /// The live files of the segment: (index in the segment, file).
-    pub(crate) fn live_files(&self) -> impl Iterator<Item = (usize, &SegmentFile)> + '_ {
-        self.reader
-            .files()
+    /// Indexes of the live files of the segment. Reads no file record.
+    pub(crate) fn live_indexes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.deleted
             .iter()
             .enumerate()
-            .filter(|(i, _)| !self.deleted[*i])
+            .filter(|(_, d)| !**d)
+            .map(|(i, _)| i)
+    }
+
+    /// The live files of the segment: (index in the segment, file). Builds the segment's
+    /// whole file list (once), so it is for writers, status and verify, not for searches.
+    pub(crate) fn live_files(&self) -> Result<impl Iterator<Item = (usize, &SegmentFile)> + '_> {
+        let files = self.reader.files()?;
+        Ok(files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted.get(*i).copied().unwrap_or(true)))
     }
 }
 
@@ -338,17 +350,62 @@ impl Index {
         &self.segments
     }
 
-    /// Every indexed (live) file.
-    pub fn files(&self) -> impl Iterator<Item = &FileRecord> + '_ {
-        self.segment_files().map(|(_, _, f)| &f.record)
+    /// Every indexed (live) file. This reads every file record of the index (and keeps
+    /// them); searching does not need it. Fails if a record is damaged.
+    pub fn files(&self) -> Result<impl Iterator<Item = &FileRecord> + '_> {
+        Ok(self.segment_files()?.map(|(_, _, f)| &f.record))
     }
 
-    /// Live files with their segment and index in it.
-    pub(crate) fn segment_files(&self) -> impl Iterator<Item = (usize, usize, &SegmentFile)> + '_ {
+    /// Number of live segments whose whole file list has been built (see
+    /// [`SegmentReader::is_materialized`]): 0 after opening an index of current-format
+    /// segments and searching it, however many files it holds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{
+    ///     Directory, Index, IndexSpec, IndexWriter, MemDirectory, ModelGuard, NewChunk,
+    ///     SearchOptions, WriterOptions,
+    /// };
+    /// use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let spec = IndexSpec {
+    ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
+    ///     chunking: ChunkingConfig::default(),
+    /// };
+    /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
+    /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
+    /// writer.put_file(record, vec![NewChunk {
+    ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
+    ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![],
+    /// }])?;
+    /// writer.commit()?;
+    ///
+    /// let index = Index::open_in(dir)?;
+    /// index.search(&[0.6, 0.8], &SearchOptions::default())?;
+    /// assert_eq!(index.materialized_segments(), 0);
+    /// assert_eq!(index.files()?.count(), 1);
+    /// assert_eq!(index.materialized_segments(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn materialized_segments(&self) -> usize {
         self.segments
             .iter()
-            .enumerate()
-            .flat_map(|(s, seg)| seg.live_files().map(move |(i, f)| (s, i, f)))
+            .filter(|s| s.reader.is_materialized())
+            .count()
+    }
+
+    /// Live files with their segment and index in it (builds every segment's file list).
+    pub(crate) fn segment_files(
+        &self,
+    ) -> Result<impl Iterator<Item = (usize, usize, &SegmentFile)> + '_> {
+        let mut per_segment = Vec::with_capacity(self.segments.len());
+        for (s, seg) in self.segments.iter().enumerate() {
+            per_segment.push((s, seg.live_files()?));
+        }
+        Ok(per_segment
+            .into_iter()
+            .flat_map(|(s, files)| files.map(move |(i, f)| (s, i, f))))
     }
 
     /// Document-frequency statistics of the live chunks, for query weighting.
@@ -419,15 +476,22 @@ impl Index {
             }
         }
         let mut seen = std::collections::HashSet::new();
-        for (s, _, f) in self.segment_files() {
-            if !seen.insert(f.record.path()) {
-                problems.push(
-                    StorageError::corrupt(
-                        self.segments[s].reader.dir(),
-                        format!("{} is live in two segments", f.record.path()),
-                    )
-                    .into(),
-                );
+        match self.segment_files() {
+            // The damaged segment was reported above.
+            Err(e) if !problems.is_empty() => drop(e),
+            Err(e) => problems.push(e),
+            Ok(files) => {
+                for (s, _, f) in files {
+                    if !seen.insert(f.record.path()) {
+                        problems.push(
+                            StorageError::corrupt(
+                                self.segments[s].reader.dir(),
+                                format!("{} is live in two segments", f.record.path()),
+                            )
+                            .into(),
+                        );
+                    }
+                }
             }
         }
         if let Err(e) = self.dir.read_config() {
@@ -454,7 +518,7 @@ impl Index {
         if opts.limit == 0 {
             return Ok(Vec::new());
         }
-        let blocks = self.blocks(opts.filter);
+        let blocks = self.blocks(opts.filter)?;
         let rows: usize = blocks.iter().map(|(_, r)| r.len()).sum();
         let fast = match opts.strategy {
             Strategy::Exact => false,
@@ -645,9 +709,10 @@ impl Index {
     /// summing the values so the reads cannot be skipped; returns the bytes read. This is
     /// the streaming-read baseline `tp benchmark` measures memory bandwidth with (and a way
     /// to warm the page cache).
-    pub fn stream_vectors(&self) -> (u64, f32) {
+    pub fn stream_vectors(&self) -> Result<(u64, f32)> {
         let isa = Isa::detect();
-        self.blocks(None)
+        Ok(self
+            .blocks(None)?
             .par_iter()
             .map(|(seg, rows)| {
                 let segment = &self.segments[*seg].reader;
@@ -655,12 +720,13 @@ impl Index {
                 let data = &segment.vectors()[rows.start * d..rows.end * d];
                 ((data.len() * 4) as u64, crate::kernel::sum(isa, data))
             })
-            .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+            .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1)))
     }
 
     /// Row ranges to score, cut into blocks: whole segments, or only the rows of files that
-    /// pass the filter.
-    fn blocks(&self, filter: Option<&FileFilter>) -> Vec<(usize, Range<usize>)> {
+    /// pass the filter. Without a filter or deletes, no file record is read; otherwise only
+    /// the row ranges (and, with a filter, the paths) of the live files, each checked.
+    fn blocks(&self, filter: Option<&FileFilter>) -> Result<Vec<(usize, Range<usize>)>> {
         let filter = filter.filter(|f| !f.is_any());
         let mut ranges: Vec<(usize, Range<usize>)> = Vec::new();
         for (s, seg) in self.segments.iter().enumerate() {
@@ -668,12 +734,18 @@ impl Index {
                 ranges.push((s, 0..seg.reader.rows()));
                 continue;
             }
-            for (_, file) in seg.live_files() {
-                if file.rows == 0 || filter.is_some_and(|f| !f.matches(file.record.path())) {
+            for i in seg.live_indexes() {
+                let rows = seg.reader.file_rows(i)?;
+                if rows.is_empty() {
                     continue;
                 }
-                let start = file.first_row as usize;
-                let end = start + file.rows as usize;
+                if let Some(f) = filter {
+                    if !f.matches(seg.reader.file_path(i)?) {
+                        continue;
+                    }
+                }
+                // In bounds: file_rows checks the range against the segment's rows.
+                let (start, end) = (rows.start as usize, rows.end as usize);
                 // Merge with the previous range when adjacent.
                 match ranges.last_mut() {
                     Some((ls, r)) if *ls == s && r.end == start => r.end = end,
@@ -690,15 +762,16 @@ impl Index {
                 start = end;
             }
         }
-        blocks
+        Ok(blocks)
     }
 
     fn hit(&self, s: Scored) -> Result<Hit> {
         let seg = &self.segments[s.segment as usize].reader;
+        // Reads this row's chunk record and its file's record and path, nothing else.
         let rec = seg.chunk(s.row as usize)?;
-        let file = &seg.files()[rec.file as usize];
+        let path = seg.file_path(rec.file as usize)?;
         let chunk = ChunkMeta::new(
-            file.record.path(),
+            path,
             rec.line_start,
             rec.line_end,
             rec.byte_start..rec.byte_end,

@@ -314,7 +314,7 @@ impl IndexWriter {
         // Where each live file is now.
         let mut live: HashMap<&str, (usize, usize)> = HashMap::new();
         for (s, seg) in segments.iter().enumerate() {
-            for (i, f) in seg.live_files() {
+            for (i, f) in seg.live_files()? {
                 live.insert(f.record.path(), (s, i));
             }
         }
@@ -327,8 +327,8 @@ impl IndexWriter {
                 Some(p) => p,
                 slot => slot.insert(PendingDeletes::from_existing(seg)),
             };
-            let file = &seg.reader.files()[i];
-            let rows = u32::try_from(file.rows).map_err(|_| {
+            let range = seg.reader.file_rows(i)?;
+            let rows = u32::try_from(range.end - range.start).map_err(|_| {
                 StorageError::corrupt(seg.reader.dir(), "file with more than 2^32 rows")
             })?;
             pending.files.insert(i as u32, rows);
@@ -400,7 +400,7 @@ impl IndexWriter {
                 continue;
             }
             stats.segments_merged += 1;
-            for (i, f) in seg.live_files() {
+            for (i, f) in seg.live_files()? {
                 let deleted_now = deletes[s]
                     .as_ref()
                     .is_some_and(|p| p.files.contains_key(&(i as u32)));
@@ -532,13 +532,13 @@ fn copy_file(
     i: usize,
     record: FileRecord,
 ) -> Result<()> {
-    let file = &reader.files()[i];
+    let range = reader.file_rows(i)?;
     // Never carry damage forward: the rows must match the hash recorded when written.
     reader.verify_file_rows(i)?;
     let terms = reader.file_terms(i)?;
-    let first = file.first_row as usize;
-    let mut rows = Vec::with_capacity(file.rows as usize);
-    for row in first..first + file.rows as usize {
+    let (first, end) = (range.start as usize, range.end as usize);
+    let mut rows = Vec::with_capacity(end - first);
+    for row in first..end {
         let rec = reader.chunk(row)?;
         let vector = reader.vector(row).ok_or_else(|| {
             StorageError::corrupt(reader.dir(), format!("row {row} out of bounds"))

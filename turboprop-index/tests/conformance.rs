@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use turboprop_index::{
-    Index, IndexError, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, ReadMode,
-    SearchOptions, WriterOptions,
+    FileFilter, Index, IndexError, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
+    ReadMode, SearchOptions, WriterOptions,
 };
 use turboprop_storage::{
     join_name, Directory, FsDirectory, MemDirectory, SegmentReader, StorageError, CONFIG_FILE,
@@ -71,6 +71,7 @@ macro_rules! suite {
                 second_writer_is_busy_or_waits,
                 damaged_vectors_are_reported_naming_the_file,
                 missing_index_is_not_indexed,
+                searching_reads_no_file_list,
             );
         )+
     };
@@ -191,7 +192,11 @@ fn view(index: &Index) -> View {
                 .collect()
         })
         .collect();
-    let mut files: Vec<String> = index.files().map(|f| f.path().to_owned()).collect();
+    let mut files: Vec<String> = index
+        .files()
+        .unwrap()
+        .map(|f| f.path().to_owned())
+        .collect();
     files.sort();
     let stats = index.term_stats();
     View {
@@ -290,6 +295,69 @@ fn commit_then_open_and_search(make: Factory) {
     }
 }
 
+/// Opening an index and searching it (plain, filtered, over segments with delete sets) reads
+/// only the file records of the hits: no segment's file list is ever built, so the cost of
+/// opening does not grow with the number of files. Counted, not timed.
+fn searching_reads_no_file_list(make: Factory) {
+    let b = make();
+    let keep = CompactionConfig {
+        max_segments: 8,
+        max_deleted_ratio: 0.9,
+    };
+    let mut w = IndexWriter::open_in(b.dir.clone(), spec(), opts(keep.clone()), || {}).unwrap();
+    for i in 0..40 {
+        let ext = if i % 2 == 0 { "rs" } else { "py" };
+        put(&mut w, &format!("src/f{i:02}.{ext}"), 1, 1 + i % 3);
+    }
+    w.commit().unwrap();
+    let mut w = IndexWriter::open_in(b.dir.clone(), spec(), opts(keep), || {}).unwrap();
+    put(&mut w, "src/f03.py", 2, 2);
+    w.remove_file("src/f04.rs");
+    w.commit().unwrap();
+
+    let index = Index::open_in(b.dir.clone()).unwrap();
+    assert_eq!(index.segment_count(), 2);
+    assert!(index.manifest().segments[0].deletes.is_some());
+    assert_eq!(
+        index.materialized_segments(),
+        0,
+        "opening built a file list"
+    );
+    let all = SearchOptions {
+        limit: 1000,
+        ..SearchOptions::default()
+    };
+    let hits = index.search(&vector(1), &all).unwrap();
+    assert_eq!(hits.len(), index.stats().chunks as usize);
+    assert!(hits.iter().all(|h| h.chunk.file() != "src/f04.rs"));
+    let python = FileFilter::any().with_extensions(["py"]);
+    let filtered = SearchOptions {
+        filter: Some(&python),
+        ..all.clone()
+    };
+    let hits = index.search(&vector(2), &filtered).unwrap();
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h.chunk.file().ends_with(".py")));
+    assert_eq!(
+        hits.iter()
+            .filter(|h| h.chunk.file() == "src/f03.py")
+            .count(),
+        2,
+        "only the live version of f03.py"
+    );
+    index.term_stats().document_frequency(999);
+    index.stats();
+    assert_eq!(
+        index.materialized_segments(),
+        0,
+        "searching built a file list"
+    );
+
+    // Listing the files builds the lists, once.
+    assert_eq!(index.files().unwrap().count(), 39);
+    assert_eq!(index.materialized_segments(), 2);
+}
+
 /// A series of updates (replace, remove, touch, add) with thresholds that force delete sets
 /// first and compaction later must leave the same answers as writing the final state at once.
 fn incremental_commits_agree_with_a_rebuild(make: Factory) {
@@ -350,7 +418,12 @@ fn incremental_commits_agree_with_a_rebuild(make: Factory) {
         // A touch keeps the rows (copied only if their segment is merged).
         if i == 2 {
             let base = w.base().unwrap();
-            let f00 = base.files().find(|f| f.path() == "f00.rs").unwrap().clone();
+            let f00 = base
+                .files()
+                .unwrap()
+                .find(|f| f.path() == "f00.rs")
+                .unwrap()
+                .clone();
             let touched = FileRecord::new("f00.rs", f00.size(), 77, f00.hash()).unwrap();
             w.touch_file(touched);
         }
@@ -378,6 +451,7 @@ fn incremental_commits_agree_with_a_rebuild(make: Factory) {
     assert_eq!(
         incremental
             .files()
+            .unwrap()
             .find(|f| f.path() == "f00.rs")
             .unwrap()
             .mtime_ns(),
@@ -783,7 +857,11 @@ fn format_v1_fixture_opens_in_both_backends() {
     let on_disk = Index::open(&fixture).unwrap();
     assert!(on_disk.verify().is_empty(), "{:?}", on_disk.verify());
     assert_eq!(on_disk.manifest().generation, 2);
-    let mut files: Vec<_> = on_disk.files().map(|f| f.path().to_owned()).collect();
+    let mut files: Vec<_> = on_disk
+        .files()
+        .unwrap()
+        .map(|f| f.path().to_owned())
+        .collect();
     files.sort();
     assert_eq!(
         files,
@@ -813,4 +891,80 @@ fn format_v1_fixture_opens_in_both_backends() {
         }
     }
     assert!(queries > 0, "no query found anything");
+}
+
+/// A commit that compacts the format-1 fixture's segments rewrites their files in the current
+/// format (file records in `files.bin`), with the same answers.
+#[test]
+fn compaction_rewrites_format_1_segments_in_the_current_format() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/compat/v1/.turboprop/index");
+    let mem: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    copy_into(&FsDirectory::new(&fixture), &*mem);
+    let old = Index::open_in(mem.clone()).unwrap();
+    let spec = IndexSpec {
+        model: old.model().clone(),
+        chunking: old.manifest().chunking.clone(),
+    };
+    for segment in &old.manifest().segments {
+        let reader = SegmentReader::open(&*mem, &segment.name, ReadMode::Heap).unwrap();
+        assert_eq!(reader.format_version(), 1);
+        assert!(
+            reader.is_materialized(),
+            "format 1 lists are parsed on open"
+        );
+    }
+    let all = SearchOptions {
+        limit: 100,
+        ..SearchOptions::default()
+    };
+    let query = {
+        let first = &old.manifest().segments[0].name;
+        let reader = SegmentReader::open(&*mem, first, ReadMode::Heap).unwrap();
+        reader.vector(0).unwrap().to_vec()
+    };
+    let answer = |i: &Index| -> Vec<(String, u32, u32)> {
+        i.search(&query, &all)
+            .unwrap()
+            .into_iter()
+            .map(|h| {
+                (
+                    h.chunk.file().to_owned(),
+                    h.chunk.line_start(),
+                    h.chunk.line_end(),
+                )
+            })
+            .collect()
+    };
+    let before = answer(&old);
+    let mut files_before: Vec<FileRecord> = old.files().unwrap().cloned().collect();
+    files_before.sort_by(|a, b| a.path().cmp(b.path()));
+    drop(old);
+
+    let merge_all = CompactionConfig {
+        max_segments: 1,
+        max_deleted_ratio: 0.25,
+    };
+    let mut w = IndexWriter::open_in(mem.clone(), spec, opts(merge_all), || {}).unwrap();
+    // Touch one file: a change, so the commit runs (and merges everything).
+    let touched = files_before[0].clone();
+    w.touch_file(touched);
+    let stats = w.commit().unwrap();
+    assert_eq!(stats.segments, 1);
+    assert!(stats.segments_merged >= 2, "{stats:?}");
+
+    let new = Index::open_in(mem.clone()).unwrap();
+    assert_eq!(answer(&new), before);
+    assert_eq!(new.materialized_segments(), 0);
+    assert!(new.verify().is_empty(), "{:?}", new.verify());
+    let name = &new.manifest().segments[0].name;
+    let reader = SegmentReader::open(&*mem, name, ReadMode::Heap).unwrap();
+    assert_eq!(
+        reader.format_version(),
+        turboprop_storage::SEGMENT_FORMAT_VERSION
+    );
+    assert!(mem.exists(&join_name(name, turboprop_storage::FILES_FILE)));
+    let mut files_after: Vec<FileRecord> = new.files().unwrap().cloned().collect();
+    files_after.sort_by(|a, b| a.path().cmp(b.path()));
+    assert_eq!(files_after, files_before);
 }

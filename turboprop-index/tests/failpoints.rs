@@ -52,7 +52,11 @@ fn put(w: &mut IndexWriter, name: &str, v: [f32; 2], n: u32) {
 fn snapshot(dir: &Arc<dyn Directory>) -> (Vec<String>, Vec<(String, u32)>, u64, u64) {
     let index = Index::open_in(dir.clone()).expect("the index must stay readable");
     assert!(index.verify().is_empty(), "{:?}", index.verify());
-    let files = index.files().map(|f| f.path().to_owned()).collect();
+    let files = index
+        .files()
+        .expect("the files must stay readable")
+        .map(|f| f.path().to_owned())
+        .collect();
     let hits = index
         .search(
             &[0.6, 0.8],

@@ -365,7 +365,10 @@ fn updates_replace_remove_and_touch() {
     w.touch_file(touched.clone());
     w.commit().expect("commit");
     let index = Index::open(&path).expect("open");
-    assert_eq!(index.files().collect::<Vec<_>>(), vec![&touched]);
+    assert_eq!(
+        index.files().expect("files").collect::<Vec<_>>(),
+        vec![&touched]
+    );
     assert_eq!(index.stats().chunks, 1);
 
     // Only what the manifest names is on disk: old generations are collected.
@@ -570,9 +573,9 @@ proptest! {
 
         let a = Index::open(&inc).expect("open inc");
         let b = Index::open(&full).expect("open full");
-        let mut fa: Vec<_> = a.files().cloned().collect();
+        let mut fa: Vec<_> = a.files().expect("files").cloned().collect();
         fa.sort_by(|x, y| x.path().cmp(y.path()));
-        let fb: Vec<_> = b.files().cloned().collect();
+        let fb: Vec<_> = b.files().expect("files").cloned().collect();
         prop_assert_eq!(fa, fb);
         prop_assert_eq!(a.stats().chunks, b.stats().chunks);
         for q in [[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] {

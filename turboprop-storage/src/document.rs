@@ -26,12 +26,23 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Encodes `value` as a document of `kind` (a single lowercase word).
 pub fn encode_document<T: Serialize>(path: &Path, kind: &str, value: &T) -> Result<Vec<u8>> {
+    encode_document_version(path, kind, DOCUMENT_FORMAT_VERSION, value)
+}
+
+/// Encodes `value` as a document of `kind` whose header line carries `version` (documents
+/// whose body evolves on its own, like a segment's `metadata.json`, have their own version).
+pub(crate) fn encode_document_version<T: Serialize>(
+    path: &Path,
+    kind: &str,
+    version: u32,
+    value: &T,
+) -> Result<Vec<u8>> {
     let body = serde_json::to_vec(value).map_err(|source| StorageError::Json {
         path: path.to_path_buf(),
         source,
     })?;
     let mut out = format!(
-        "turboprop {kind} v{DOCUMENT_FORMAT_VERSION} len={} blake3={}\n",
+        "turboprop {kind} v{version} len={} blake3={}\n",
         body.len(),
         hex(&payload_hash(&body))
     )
@@ -42,6 +53,17 @@ pub fn encode_document<T: Serialize>(path: &Path, kind: &str, value: &T) -> Resu
 
 /// Checks the header line and checksum of a document of `kind` and returns its JSON body.
 pub fn document_body<'a>(path: &Path, kind: &str, bytes: &'a [u8]) -> Result<&'a [u8]> {
+    document_body_versioned(path, kind, bytes, &[DOCUMENT_FORMAT_VERSION]).map(|(_, body)| body)
+}
+
+/// [`document_body`] for a document that may carry any of the `supported` versions (the
+/// highest is the one this build writes); returns the version found and the body.
+pub(crate) fn document_body_versioned<'a>(
+    path: &Path,
+    kind: &str,
+    bytes: &'a [u8],
+    supported: &[u32],
+) -> Result<(u32, &'a [u8])> {
     let newline = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -80,11 +102,15 @@ pub fn document_body<'a>(path: &Path, kind: &str, bytes: &'a [u8]) -> Result<&'a
         .ok_or_else(|| StorageError::HeaderChecksum {
             path: path.to_path_buf(),
         })?;
-    if version != DOCUMENT_FORMAT_VERSION {
+    if !supported.contains(&version) {
         return Err(StorageError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
-            supported: DOCUMENT_FORMAT_VERSION,
+            supported: supported
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(DOCUMENT_FORMAT_VERSION),
         });
     }
     let len: u64 = len
@@ -111,7 +137,7 @@ pub fn document_body<'a>(path: &Path, kind: &str, bytes: &'a [u8]) -> Result<&'a
             path: path.to_path_buf(),
         });
     }
-    Ok(body)
+    Ok((version, body))
 }
 
 /// Reads, checks and parses the document `name` of `kind` from `dir`.

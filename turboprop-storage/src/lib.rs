@@ -58,7 +58,8 @@ pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};
 pub use segment::{
     ChunkRecord, NewRow, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter, CHUNKS_FILE,
-    DF_FILE, METADATA_FILE, TERMS_FILE, VECTORS_FILE,
+    DF_FILE, FILES_FILE, FILE_RECORD_LEN, METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION,
+    TERMS_FILE, VECTORS_FILE,
 };
 pub use table::{Table, TableKind, TableWriter};
 pub use termstats::{write_doc_freq, DocFreqTable, Pairs};

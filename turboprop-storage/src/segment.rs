@@ -7,18 +7,27 @@
 //!   chunks.bin     one 64-byte record per chunk            (table, memory-mapped)
 //!   terms.bin      (term, chunk count) pairs of each file  (table, read by writers only)
 //!   df.bin         chunks of the segment containing each term (table, for query weights)
-//!   metadata.json  the files, each with its row range     (document)
+//!   files.bin      one 128-byte record per file: row, term and path ranges, stat, hashes
+//!   paths.bin      the files' UTF-8 paths back to back     (table of 1-byte records)
+//!   metadata.json  dimensions, rows, file count           (document, segment format 2)
 //! ```
 //! A file's chunks occupy consecutive rows, so a filter on files is a set of row ranges.
+//!
+//! Opening a segment reads headers and the small `metadata.json`, never a per-file record:
+//! a search reads only the records of the files it returns. Segments of format 1 (written
+//! before `files.bin` existed) keep their file list inside `metadata.json`; it is parsed
+//! whole when they are opened, and compaction rewrites them in format 2.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use turboprop_types::{ContentHash, FileRecord};
+use turboprop_types::{check_path, ContentHash, FileRecord};
 
 use crate::directory::{join_name, Directory};
-use crate::document::{encode_document, read_document_sized};
+use crate::document::{document_body_versioned, encode_document_version};
 use crate::error::{Result, StorageError};
 use crate::mmap::{bytes_as_f32, f32_as_bytes, ReadMode};
 use crate::table::{Table, TableKind, TableWriter};
@@ -32,14 +41,28 @@ pub const CHUNKS_FILE: &str = "chunks.bin";
 pub const TERMS_FILE: &str = "terms.bin";
 /// Document frequencies of the segment's terms.
 pub const DF_FILE: &str = "df.bin";
-/// File metadata.
+/// The segment's constant-size facts (dimensions, rows, file count).
 pub const METADATA_FILE: &str = "metadata.json";
+/// One fixed-size record per file (segment format 2).
+pub const FILES_FILE: &str = "files.bin";
+/// The files' paths back to back (segment format 2).
+pub const PATHS_FILE: &str = "paths.bin";
 
-const ALL_FILES: [&str; 5] = [
+/// The segment format this build writes, carried by the header line of `metadata.json`:
+/// 2 keeps the files in `files.bin` and `paths.bin`, read in place; 1 (still read) kept them
+/// as a JSON list inside `metadata.json`, parsed whole on open.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+
+/// Segment formats this build reads.
+const READABLE_FORMATS: [u32; 2] = [1, SEGMENT_FORMAT_VERSION];
+
+const ALL_FILES: [&str; 7] = [
     VECTORS_FILE,
     CHUNKS_FILE,
     TERMS_FILE,
     DF_FILE,
+    FILES_FILE,
+    PATHS_FILE,
     METADATA_FILE,
 ];
 
@@ -114,11 +137,98 @@ pub struct SegmentFile {
     pub rows_hash: ContentHash,
 }
 
+/// `metadata.json` of segment format 1: the file list inside the document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SegmentMeta {
+struct MetaV1 {
     dimensions: u32,
     rows: u64,
     files: Vec<SegmentFile>,
+}
+
+/// `metadata.json` of segment format 2: only constant-size facts; the files are in
+/// `files.bin` and `paths.bin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MetaV2 {
+    dimensions: u32,
+    rows: u64,
+    file_count: u64,
+}
+
+/// Bytes of one `files.bin` record.
+pub const FILE_RECORD_LEN: usize = 128;
+
+/// One `files.bin` record as stored (see docs/format.md), before any check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RawFile {
+    first_row: u64,
+    rows: u64,
+    terms_start: u64,
+    terms_len: u64,
+    path_start: u64,
+    path_len: u32,
+    reserved: u32,
+    size: u64,
+    mtime_ns: i64,
+    hash: [u8; 32],
+    rows_hash: [u8; 32],
+}
+
+impl RawFile {
+    fn encode(&self) -> [u8; FILE_RECORD_LEN] {
+        let mut b = [0u8; FILE_RECORD_LEN];
+        b[0..8].copy_from_slice(&self.first_row.to_le_bytes());
+        b[8..16].copy_from_slice(&self.rows.to_le_bytes());
+        b[16..24].copy_from_slice(&self.terms_start.to_le_bytes());
+        b[24..32].copy_from_slice(&self.terms_len.to_le_bytes());
+        b[32..40].copy_from_slice(&self.path_start.to_le_bytes());
+        b[40..44].copy_from_slice(&self.path_len.to_le_bytes());
+        b[44..48].copy_from_slice(&self.reserved.to_le_bytes());
+        b[48..56].copy_from_slice(&self.size.to_le_bytes());
+        b[56..64].copy_from_slice(&self.mtime_ns.to_le_bytes());
+        b[64..96].copy_from_slice(&self.hash);
+        b[96..128].copy_from_slice(&self.rows_hash);
+        b
+    }
+
+    fn decode(b: &[u8; FILE_RECORD_LEN]) -> RawFile {
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&b[64..96]);
+        let mut rows_hash = [0u8; 32];
+        rows_hash.copy_from_slice(&b[96..128]);
+        RawFile {
+            first_row: u64_at(0),
+            rows: u64_at(8),
+            terms_start: u64_at(16),
+            terms_len: u64_at(24),
+            path_start: u64_at(32),
+            path_len: u32_at(40),
+            reserved: u32_at(44),
+            size: u64_at(48),
+            mtime_ns: i64::from_le_bytes(u64_at(56).to_le_bytes()),
+            hash,
+            rows_hash,
+        }
+    }
+
+    /// Where the file's rows, terms and path start.
+    fn starts(&self) -> [u64; 3] {
+        [self.first_row, self.terms_start, self.path_start]
+    }
+
+    /// Where they end, or `None` on overflow.
+    fn ends(&self) -> Option<[u64; 3]> {
+        Some([
+            self.first_row.checked_add(self.rows)?,
+            self.terms_start.checked_add(self.terms_len)?,
+            self.path_start.checked_add(u64::from(self.path_len))?,
+        ])
+    }
 }
 
 /// A chunk to be written: its location, digest and vector.
@@ -163,8 +273,9 @@ pub struct SegmentWriter<'a> {
     vectors: TableWriter<'a>,
     chunks: TableWriter<'a>,
     terms: TableWriter<'a>,
+    files: TableWriter<'a>,
+    paths: TableWriter<'a>,
     df: BTreeMap<u32, u32>,
-    files: Vec<SegmentFile>,
 }
 
 impl<'a> SegmentWriter<'a> {
@@ -185,8 +296,9 @@ impl<'a> SegmentWriter<'a> {
             vectors: table(VECTORS_FILE, TableKind::Vectors, dims)?,
             chunks: table(CHUNKS_FILE, TableKind::Chunks, 0)?,
             terms: table(TERMS_FILE, TableKind::Terms, 0)?,
+            files: table(FILES_FILE, TableKind::Files, 0)?,
+            paths: table(PATHS_FILE, TableKind::Paths, 0)?,
             df: BTreeMap::new(),
-            files: Vec::new(),
         })
     }
 
@@ -197,8 +309,11 @@ impl<'a> SegmentWriter<'a> {
         rows: impl IntoIterator<Item = NewRow<'r>>,
         terms: &[(u32, u32)],
     ) -> Result<()> {
-        let file_idx = u32::try_from(self.files.len())
+        let file_idx = u32::try_from(self.files.count())
             .map_err(|_| StorageError::corrupt(&self.dir, "more than 2^32 files in a segment"))?;
+        let path_len = u32::try_from(record.path().len()).map_err(|_| {
+            StorageError::corrupt(self.dir.join(PATHS_FILE), "a path of 4 GiB or more")
+        })?;
         let first_row = self.vectors.count();
         let mut vectors_hash = blake3::Hasher::new();
         let mut chunks_hash = blake3::Hasher::new();
@@ -246,14 +361,21 @@ impl<'a> SegmentWriter<'a> {
             self.terms.push(&crate::termstats::pair(term, count))?;
             *self.df.entry(term).or_default() += count;
         }
-        self.files.push(SegmentFile {
-            record,
+        let raw = RawFile {
             first_row,
             rows: self.vectors.count() - first_row,
             terms_start,
             terms_len: self.terms.count() - terms_start,
-            rows_hash: rows_hash(vectors_hash, chunks_hash),
-        });
+            path_start: self.paths.count(),
+            path_len,
+            reserved: 0,
+            size: record.size(),
+            mtime_ns: record.mtime_ns(),
+            hash: *record.hash().as_bytes(),
+            rows_hash: *rows_hash(vectors_hash, chunks_hash).as_bytes(),
+        };
+        self.paths.push_records(record.path().as_bytes())?;
+        self.files.push(&raw.encode())?;
         Ok(())
     }
 
@@ -268,23 +390,28 @@ impl<'a> SegmentWriter<'a> {
             vectors,
             chunks,
             terms,
-            df,
             files,
+            paths,
+            df,
         } = self;
         let rows = vectors.count();
+        let file_count = files.count();
         vectors.finish(0)?;
         chunks.finish(0)?;
         terms.finish(0)?;
+        files.finish(rows)?;
+        paths.finish(file_count)?;
         write_doc_freq(store, &join_name(&name, DF_FILE), rows, &df)?;
-        let meta = SegmentMeta {
+        let meta = MetaV2 {
             dimensions: dims,
             rows,
-            files,
+            file_count,
         };
         let meta_name = join_name(&name, METADATA_FILE);
         let meta_path = store.location(&meta_name);
         crate::failpoint::check("segment:metadata", &meta_path)?;
-        store.write_new(&meta_name, &encode_document(&meta_path, "metadata", &meta)?)?;
+        let doc = encode_document_version(&meta_path, "metadata", SEGMENT_FORMAT_VERSION, &meta)?;
+        store.write_new(&meta_name, &doc)?;
         crate::failpoint::check("segment:sync", &dir)?;
         store.sync_dir(&name)?;
         let mut bytes = 0;
@@ -294,13 +421,19 @@ impl<'a> SegmentWriter<'a> {
         Ok(SegmentSummary {
             name,
             rows,
-            files: meta.files.len() as u64,
+            files: file_count,
             bytes,
         })
     }
 }
 
-/// An open segment: headers, sizes and metadata checked; vectors and records mapped.
+/// An open segment: headers, sizes and the constant-size metadata checked; vectors, chunk
+/// records and (format 2) file records mapped.
+///
+/// Opening costs the same whatever the number of files: the per-file records of format 2 are
+/// read in place, one at a time, by the O(1) accessors ([`Self::file_count`],
+/// [`Self::file_rows`], [`Self::file_path`], [`Self::file`]), each checking what it reads.
+/// [`Self::files`] builds the whole list (checking every file) only when asked, once.
 #[derive(Debug)]
 pub struct SegmentReader {
     /// The folder's location, for errors.
@@ -309,44 +442,125 @@ pub struct SegmentReader {
     chunks: Table,
     terms: Table,
     df: DocFreqTable,
-    meta: SegmentMeta,
+    /// `files.bin` and `paths.bin` (format 2); `None` for format 1.
+    tables: Option<FileTables>,
+    /// Segment format version (from `metadata.json`).
+    format: u32,
+    dims: u32,
+    file_count: usize,
+    /// The whole file list: parsed on open for format 1, built on demand for format 2.
+    list: OnceLock<Vec<SegmentFile>>,
     meta_len: u64,
 }
 
+#[derive(Debug)]
+struct FileTables {
+    files: Table,
+    paths: Table,
+}
+
+/// A file's row and term ranges and rows hash, checked.
+struct FileLayout {
+    rows: Range<u64>,
+    terms: Range<u64>,
+    rows_hash: ContentHash,
+}
+
 impl SegmentReader {
-    /// Opens the segment folder `name` of `store`, checking every header, size and the
-    /// metadata's checksum and consistency. Payload checksums of the tables are checked by
-    /// [`Self::verify`].
+    /// Opens the segment folder `name` of `store`, checking every header and size and the
+    /// metadata's checksum. Payload checksums of the tables, and the consistency of every
+    /// file record of format 2, are checked by [`Self::verify`].
+    ///
+    /// ```
+    /// use turboprop_storage::{MemDirectory, NewRow, ReadMode, SegmentReader, SegmentWriter};
+    /// use turboprop_types::{ContentHash, FileRecord};
+    ///
+    /// let dir = MemDirectory::new();
+    /// let mut w = SegmentWriter::create(&dir, "seg-00000001", 2)?;
+    /// let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
+    ///                    hash: ContentHash::of(b"x"), vector: &[0.6, 0.8] };
+    /// w.add_file(FileRecord::new("a.rs", 10, 0, ContentHash::of(b"a"))?, [row, row], &[])?;
+    /// w.add_file(FileRecord::new("b.rs", 10, 0, ContentHash::of(b"b"))?, [row], &[])?;
+    /// w.finish()?;
+    ///
+    /// let r = SegmentReader::open(&dir, "seg-00000001", ReadMode::Mmap)?;
+    /// assert_eq!(r.file_count(), 2);
+    /// assert_eq!(r.file_rows(1)?, 2..3);
+    /// assert_eq!(r.file_path(1)?, "b.rs");
+    /// assert!(!r.is_materialized(), "nothing per file was parsed");
+    /// assert_eq!(r.files()?.len(), 2);
+    /// assert!(r.is_materialized());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(store: &dyn Directory, name: &str, mode: ReadMode) -> Result<SegmentReader> {
         let file = |f: &str| join_name(name, f);
-        let (meta, meta_len): (SegmentMeta, u64) =
-            read_document_sized(store, &file(METADATA_FILE), "metadata")?;
+        let meta_bytes = store.read(&file(METADATA_FILE), ReadMode::Heap)?;
+        let meta_path = meta_bytes.path();
+        let (format, body) =
+            document_body_versioned(meta_path, "metadata", meta_bytes.bytes(), &READABLE_FORMATS)?;
+        let json = |source| StorageError::Json {
+            path: meta_path.to_path_buf(),
+            source,
+        };
+        let (dims, rows, file_count, list) = if format == 1 {
+            let meta: MetaV1 = serde_json::from_slice(body).map_err(json)?;
+            (
+                meta.dimensions,
+                meta.rows,
+                meta.files.len() as u64,
+                Some(meta.files),
+            )
+        } else {
+            let meta: MetaV2 = serde_json::from_slice(body).map_err(json)?;
+            (meta.dimensions, meta.rows, meta.file_count, None)
+        };
         let vectors = Table::open(store, &file(VECTORS_FILE), TableKind::Vectors, mode)?;
         let chunks = Table::open(store, &file(CHUNKS_FILE), TableKind::Chunks, mode)?;
         let terms = Table::open(store, &file(TERMS_FILE), TableKind::Terms, mode)?;
         let df = DocFreqTable::open(store, &file(DF_FILE), mode)?;
+        let tables = if list.is_none() {
+            Some(FileTables {
+                files: Table::open(store, &file(FILES_FILE), TableKind::Files, mode)?,
+                paths: Table::open(store, &file(PATHS_FILE), TableKind::Paths, mode)?,
+            })
+        } else {
+            None
+        };
+        let file_count = usize::try_from(file_count).map_err(|_| {
+            StorageError::corrupt(meta_path, format!("{file_count} files in one segment"))
+        })?;
         let reader = SegmentReader {
             dir: store.location(name),
             vectors,
             chunks,
             terms,
             df,
-            meta,
-            meta_len,
+            tables,
+            format,
+            dims,
+            file_count,
+            list: OnceLock::new(),
+            meta_len: meta_bytes.bytes().len() as u64,
         };
-        reader.check_consistency()?;
+        reader.check_shape(rows)?;
+        if let Some(list) = list {
+            // Format 1: the list is already parsed; check it once, now.
+            reader.check_list(&list)?;
+            let _ = reader.list.set(list);
+        }
         Ok(reader)
     }
 
-    fn check_consistency(&self) -> Result<()> {
-        let rows = self.meta.rows;
-        if self.vectors.header().width != self.meta.dimensions {
+    /// Checks the tables' headers against `metadata.json` (and each other): O(1).
+    fn check_shape(&self, rows: u64) -> Result<()> {
+        let meta = self.dir.join(METADATA_FILE);
+        if self.vectors.header().width != self.dims {
             return Err(StorageError::corrupt(
                 self.vectors.path(),
                 format!(
                     "{} dimensions but metadata.json says {}",
                     self.vectors.header().width,
-                    self.meta.dimensions
+                    self.dims
                 ),
             ));
         }
@@ -376,8 +590,46 @@ impl SegmentReader {
                 "misaligned rows",
             ));
         }
-        let mut next_row = 0;
-        for f in &self.meta.files {
+        if let Some(t) = &self.tables {
+            let files = t.files.header();
+            if files.count != self.file_count as u64 || files.extra != rows {
+                return Err(StorageError::corrupt(
+                    t.files.path(),
+                    format!(
+                        "{} files of {} rows but {} says {} files of {rows} rows",
+                        files.count,
+                        files.extra,
+                        meta.display(),
+                        self.file_count
+                    ),
+                ));
+            }
+            if t.paths.header().extra != self.file_count as u64 {
+                return Err(StorageError::corrupt(
+                    t.paths.path(),
+                    format!(
+                        "{} paths but {} says {} files",
+                        t.paths.header().extra,
+                        meta.display(),
+                        self.file_count
+                    ),
+                ));
+            }
+            if self.file_count == 0 && (rows != 0 || !self.terms.is_empty() || !t.paths.is_empty())
+            {
+                return Err(StorageError::corrupt(
+                    t.files.path(),
+                    "no files but rows, terms or paths",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a format-1 file list: files tile the rows, term ranges are in bounds.
+    fn check_list(&self, files: &[SegmentFile]) -> Result<()> {
+        let mut next_row = 0u64;
+        for f in files {
             let terms_end = f.terms_start.checked_add(f.terms_len);
             if f.first_row != next_row
                 || terms_end.is_none_or(|end| end > self.terms.header().count)
@@ -387,8 +639,11 @@ impl SegmentReader {
                     format!("row or term ranges of {} do not fit", f.record.path()),
                 ));
             }
-            next_row += f.rows;
+            next_row = next_row.checked_add(f.rows).ok_or_else(|| {
+                StorageError::corrupt(self.dir.join(METADATA_FILE), "row count overflows")
+            })?;
         }
+        let rows = self.rows() as u64;
         if next_row != rows {
             return Err(StorageError::corrupt(
                 self.dir.join(METADATA_FILE),
@@ -403,9 +658,14 @@ impl SegmentReader {
         &self.dir
     }
 
+    /// The segment format version: 2 for segments written by this build, 1 for older ones.
+    pub fn format_version(&self) -> u32 {
+        self.format
+    }
+
     /// Vector dimensions.
     pub fn dims(&self) -> usize {
-        self.meta.dimensions as usize
+        self.dims as usize
     }
 
     /// Number of rows (chunks).
@@ -425,7 +685,7 @@ impl SegmentReader {
         self.vectors().get(row * d..(row + 1) * d)
     }
 
-    /// The chunk record of row `row`, checked against the segment's files.
+    /// The chunk record of row `row`, checked against its file's row range.
     pub fn chunk(&self, row: usize) -> Result<ChunkRecord> {
         let bytes = self
             .chunks
@@ -435,51 +695,284 @@ impl SegmentReader {
                 StorageError::corrupt(self.chunks.path(), format!("no record for row {row}"))
             })?;
         let rec = ChunkRecord::decode(bytes);
-        let file = self.meta.files.get(rec.file as usize);
-        let row = row as u64;
-        let fits = file.is_some_and(|f| row >= f.first_row && row < f.first_row + f.rows);
-        if !fits
+        let inconsistent = || {
+            StorageError::corrupt(
+                self.chunks.path(),
+                format!("record of row {row} is inconsistent"),
+            )
+        };
+        if rec.file as usize >= self.file_count
             || rec.line_start == 0
             || rec.line_end < rec.line_start
             || rec.byte_end < rec.byte_start
         {
+            return Err(inconsistent());
+        }
+        let range = self.file_rows(rec.file as usize)?;
+        if !range.contains(&(row as u64)) {
+            // Either file may be the damaged one: name both.
             return Err(StorageError::corrupt(
                 self.chunks.path(),
-                format!("record of row {row} is inconsistent"),
+                format!(
+                    "record of row {row} names file {}, whose rows are {}..{} in {}",
+                    rec.file,
+                    range.start,
+                    range.end,
+                    self.files_location().display()
+                ),
             ));
         }
         Ok(rec)
     }
 
-    /// The files of this segment, in row order.
-    pub fn files(&self) -> &[SegmentFile] {
-        &self.meta.files
+    /// Where the file records are (`files.bin`, or `metadata.json` for format 1).
+    fn files_location(&self) -> PathBuf {
+        match &self.tables {
+            Some(t) => t.files.path().to_path_buf(),
+            None => self.dir.join(METADATA_FILE),
+        }
+    }
+
+    /// Number of files in the segment (deleted or not). O(1).
+    pub fn file_count(&self) -> usize {
+        self.file_count
+    }
+
+    /// Whether the whole file list has been built (always, for format 1; for format 2 only
+    /// after [`Self::files`] or [`Self::verify`]). Searching never builds it.
+    pub fn is_materialized(&self) -> bool {
+        self.list.get().is_some()
+    }
+
+    /// The row range of file `file`. O(1): reads the file's record and its neighbours' and
+    /// checks that the ranges tile; an error names the damaged file.
+    pub fn file_rows(&self, file: usize) -> Result<Range<u64>> {
+        Ok(self.layout(file)?.rows)
+    }
+
+    /// The path of file `file`, checked (UTF-8, a normalized relative path). O(1).
+    pub fn file_path(&self, file: usize) -> Result<&str> {
+        match &self.tables {
+            None => Ok(self.listed(file)?.record.path()),
+            Some(t) => {
+                let raw = self.checked_raw(t, file)?;
+                self.path_of(t, file, &raw)
+            }
+        }
+    }
+
+    /// Everything about file `file` (its record, ranges and rows hash). O(1).
+    pub fn file(&self, file: usize) -> Result<SegmentFile> {
+        match &self.tables {
+            None => Ok(self.listed(file)?.clone()),
+            Some(t) => {
+                let raw = self.checked_raw(t, file)?;
+                self.segment_file(t, file, &raw)
+            }
+        }
+    }
+
+    /// The files of this segment, in row order. For format 2 the list is built on the first
+    /// call (checking the checksums of `files.bin` and `paths.bin` and every record), then
+    /// kept; searches never need it.
+    pub fn files(&self) -> Result<&[SegmentFile]> {
+        if let Some(list) = self.list.get() {
+            return Ok(list);
+        }
+        let built = self.materialize()?;
+        Ok(self.list.get_or_init(|| built))
+    }
+
+    /// Builds the whole list from `files.bin` and `paths.bin`: checks both payloads against
+    /// their checksums (the list is what writers copy into new segments, so it must be as
+    /// trustworthy as a checksummed document), then that rows, terms and paths tile their
+    /// tables and every path is valid.
+    fn materialize(&self) -> Result<Vec<SegmentFile>> {
+        let Some(t) = &self.tables else {
+            // Format 1 lists are set on open.
+            return Ok(Vec::new());
+        };
+        t.files.verify()?;
+        t.paths.verify()?;
+        let mut out = Vec::with_capacity(self.file_count);
+        let mut next = [0u64; 3];
+        for i in 0..self.file_count {
+            let raw = self.raw(t, i)?;
+            let ends = raw.ends();
+            if raw.starts() != next || ends.is_none_or(|e| !self.within(t, e)) {
+                return Err(self.ranges_broken(t, i));
+            }
+            out.push(self.segment_file(t, i, &raw)?);
+            next = ends.unwrap_or(next);
+        }
+        if next != self.totals(t) {
+            return Err(StorageError::corrupt(
+                t.files.path(),
+                format!(
+                    "files cover {} rows, {} term pairs and {} path bytes of {:?}",
+                    next[0],
+                    next[1],
+                    next[2],
+                    self.totals(t)
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// File `file` of a format-1 list.
+    fn listed(&self, file: usize) -> Result<&SegmentFile> {
+        self.list.get().and_then(|l| l.get(file)).ok_or_else(|| {
+            StorageError::corrupt(self.dir.join(METADATA_FILE), format!("no file {file}"))
+        })
+    }
+
+    /// The row and term ranges and rows hash of file `file`, checked. O(1).
+    fn layout(&self, file: usize) -> Result<FileLayout> {
+        match &self.tables {
+            None => {
+                let f = self.listed(file)?;
+                Ok(FileLayout {
+                    rows: f.first_row..f.first_row + f.rows,
+                    terms: f.terms_start..f.terms_start + f.terms_len,
+                    rows_hash: f.rows_hash,
+                })
+            }
+            Some(t) => {
+                let raw = self.checked_raw(t, file)?;
+                Ok(FileLayout {
+                    rows: raw.first_row..raw.first_row + raw.rows,
+                    terms: raw.terms_start..raw.terms_start + raw.terms_len,
+                    rows_hash: ContentHash::from_bytes(raw.rows_hash),
+                })
+            }
+        }
+    }
+
+    /// Record `file` of `files.bin`, undecoded fields unchecked except the reserved ones.
+    fn raw(&self, t: &FileTables, file: usize) -> Result<RawFile> {
+        let bytes = t
+            .files
+            .record(file)
+            .and_then(|b| <&[u8; FILE_RECORD_LEN]>::try_from(b).ok())
+            .ok_or_else(|| {
+                StorageError::corrupt(t.files.path(), format!("no record for file {file}"))
+            })?;
+        let raw = RawFile::decode(bytes);
+        if raw.reserved != 0 {
+            return Err(StorageError::corrupt(
+                t.files.path(),
+                format!("reserved bytes of file {file} are not zero"),
+            ));
+        }
+        Ok(raw)
+    }
+
+    /// Record `file`, with its row, term and path ranges checked against its neighbours'
+    /// and the tables' sizes: the ranges of all files tile their tables, so a record whose
+    /// ranges do not meet its neighbours' is damaged.
+    fn checked_raw(&self, t: &FileTables, file: usize) -> Result<RawFile> {
+        let raw = self.raw(t, file)?;
+        let ends = raw.ends().ok_or_else(|| self.ranges_broken(t, file))?;
+        let before = match file.checked_sub(1) {
+            None => Some([0; 3]),
+            Some(p) => self.raw(t, p)?.ends(),
+        };
+        let after = if file + 1 == self.file_count {
+            self.totals(t)
+        } else {
+            self.raw(t, file + 1)?.starts()
+        };
+        if before != Some(raw.starts()) || ends != after || !self.within(t, ends) {
+            return Err(self.ranges_broken(t, file));
+        }
+        Ok(raw)
+    }
+
+    /// Rows of the segment, term pairs and path bytes: where the last file's ranges end.
+    fn totals(&self, t: &FileTables) -> [u64; 3] {
+        [
+            self.vectors.header().count,
+            self.terms.header().count,
+            t.paths.header().count,
+        ]
+    }
+
+    fn within(&self, t: &FileTables, ends: [u64; 3]) -> bool {
+        ends.iter()
+            .zip(self.totals(t))
+            .all(|(e, total)| *e <= total)
+    }
+
+    fn ranges_broken(&self, t: &FileTables, file: usize) -> StorageError {
+        StorageError::corrupt(
+            t.files.path(),
+            format!("row, term or path ranges of file {file} do not fit"),
+        )
+    }
+
+    /// The path of `raw` (already range-checked) in `paths.bin`.
+    fn path_of<'s>(&'s self, t: &'s FileTables, file: usize, raw: &RawFile) -> Result<&'s str> {
+        let bytes = usize::try_from(raw.path_start)
+            .ok()
+            .and_then(|start| {
+                t.paths
+                    .payload()
+                    .get(start..start.checked_add(raw.path_len as usize)?)
+            })
+            .ok_or_else(|| {
+                StorageError::corrupt(
+                    t.files.path(),
+                    format!("path of file {file} is out of bounds"),
+                )
+            })?;
+        let path = std::str::from_utf8(bytes).map_err(|_| {
+            StorageError::corrupt(t.paths.path(), format!("path of file {file} is not UTF-8"))
+        })?;
+        check_path(path).map_err(|e| {
+            StorageError::corrupt(t.paths.path(), format!("path of file {file}: {e}"))
+        })?;
+        Ok(path)
+    }
+
+    /// The whole entry of `raw` (already range-checked).
+    fn segment_file(&self, t: &FileTables, file: usize, raw: &RawFile) -> Result<SegmentFile> {
+        let path = self.path_of(t, file, raw)?;
+        let record = FileRecord::new(
+            path,
+            raw.size,
+            raw.mtime_ns,
+            ContentHash::from_bytes(raw.hash),
+        )
+        .map_err(|e| StorageError::corrupt(t.paths.path(), e.to_string()))?;
+        Ok(SegmentFile {
+            record,
+            first_row: raw.first_row,
+            rows: raw.rows,
+            terms_start: raw.terms_start,
+            terms_len: raw.terms_len,
+            rows_hash: ContentHash::from_bytes(raw.rows_hash),
+        })
     }
 
     /// Checks the rows of file `file` (vectors and chunk records) against the file's
     /// `rows_hash`, reading only those rows.
     pub fn verify_file_rows(&self, file: usize) -> Result<()> {
-        let f = self.meta.files.get(file).ok_or_else(|| {
-            StorageError::corrupt(self.dir.join(METADATA_FILE), format!("no file {file}"))
-        })?;
-        let (first, n) = (f.first_row as usize, f.rows as usize);
+        let layout = self.layout(file)?;
+        let out_of_bounds = || StorageError::corrupt(self.vectors.path(), "rows out of bounds");
+        let first = usize::try_from(layout.rows.start).map_err(|_| out_of_bounds())?;
+        let end = usize::try_from(layout.rows.end).map_err(|_| out_of_bounds())?;
         let width = self.dims() * 4;
-        let vectors = self
-            .vectors
-            .payload()
-            .get(first * width..(first + n) * width);
-        let chunks = self.chunks.payload().get(first * 64..(first + n) * 64);
+        let vectors = self.vectors.payload().get(first * width..end * width);
+        let chunks = self.chunks.payload().get(first * 64..end * 64);
         let (Some(vectors), Some(chunks)) = (vectors, chunks) else {
-            return Err(StorageError::corrupt(
-                self.vectors.path(),
-                "rows out of bounds",
-            ));
+            return Err(out_of_bounds());
         };
         let mut vh = blake3::Hasher::new();
         vh.update(vectors);
         let mut ch = blake3::Hasher::new();
         ch.update(chunks);
-        if rows_hash(vh, ch) != f.rows_hash {
+        if rows_hash(vh, ch) != layout.rows_hash {
             return Err(StorageError::PayloadChecksum {
                 path: self.vectors.path().to_path_buf(),
             });
@@ -489,14 +982,15 @@ impl SegmentReader {
 
     /// The (term, chunk count) pairs of file `file`.
     pub fn file_terms(&self, file: usize) -> Result<Vec<(u32, u32)>> {
-        let f = self.meta.files.get(file).ok_or_else(|| {
-            StorageError::corrupt(self.dir.join(METADATA_FILE), format!("no file {file}"))
-        })?;
-        (f.terms_start..f.terms_start + f.terms_len)
+        self.layout(file)?
+            .terms
             .map(|i| {
-                let rec = self.terms.record(i as usize).ok_or_else(|| {
-                    StorageError::corrupt(self.terms.path(), "term range out of bounds")
-                })?;
+                let rec = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| self.terms.record(i))
+                    .ok_or_else(|| {
+                        StorageError::corrupt(self.terms.path(), "term range out of bounds")
+                    })?;
                 let term = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
                 let count = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
                 Ok((term, count))
@@ -509,12 +1003,17 @@ impl SegmentReader {
         self.df.frequency(term)
     }
 
-    /// Checks every table's payload against its checksum.
+    /// Checks every table's payload against its checksum, then every file record.
     pub fn verify(&self) -> Result<()> {
         self.vectors.verify()?;
         self.chunks.verify()?;
         self.terms.verify()?;
-        self.df.verify()
+        self.df.verify()?;
+        if let Some(t) = &self.tables {
+            t.files.verify()?;
+            t.paths.verify()?;
+        }
+        self.files().map(|_| ())
     }
 
     /// Whether the vectors are memory-mapped.
@@ -528,6 +1027,10 @@ impl SegmentReader {
             + self.chunks.file_len()
             + self.terms.file_len()
             + self.df.file_len()
+            + self
+                .tables
+                .as_ref()
+                .map_or(0, |t| t.files.file_len() + t.paths.file_len())
             + self.meta_len
     }
 }
@@ -538,4 +1041,354 @@ fn rows_hash(vectors: blake3::Hasher, chunks: blake3::Hasher) -> ContentHash {
     h.update(vectors.finalize().as_bytes());
     h.update(chunks.finalize().as_bytes());
     ContentHash::from_bytes(*h.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::directory::{FsDirectory, MemDirectory};
+    use crate::header::HEADER_LEN;
+
+    const SEG: &str = "seg-00000001";
+
+    /// A file's (term, count) pairs.
+    type Terms = &'static [(u32, u32)];
+
+    fn record(path: &str, size: u64) -> FileRecord {
+        FileRecord::new(path, size, -7, ContentHash::of(path.as_bytes())).expect("record")
+    }
+
+    /// A segment of 5 files (one empty, one with a non-ASCII path), 2 dimensions.
+    fn write(dir: &dyn Directory) {
+        static V: [f32; 2] = [0.6, 0.8];
+        let row = |i: u32| NewRow {
+            line_start: i + 1,
+            line_end: i + 2,
+            byte_start: u64::from(i),
+            byte_end: u64::from(i) + 1,
+            hash: ContentHash::of(&[i as u8]),
+            vector: &V,
+        };
+        let mut w = SegmentWriter::create(dir, SEG, 2).expect("create");
+        let files: [(&str, u32, Terms); 5] = [
+            ("a/one.rs", 2, &[(1, 2), (3, 1)]),
+            ("a/twö.rs", 1, &[(2, 1)]),
+            ("empty.txt", 0, &[]),
+            ("ab/c.rs", 3, &[(1, 3)]),
+            ("z.py", 1, &[(9, 1)]),
+        ];
+        for (path, rows, terms) in files {
+            w.add_file(
+                record(path, u64::from(rows) * 10),
+                (0..rows).map(row),
+                terms,
+            )
+            .expect("add");
+        }
+        let summary = w.finish().expect("finish");
+        assert_eq!((summary.files, summary.rows), (5, 7));
+    }
+
+    fn open(dir: &dyn Directory) -> Result<SegmentReader> {
+        SegmentReader::open(dir, SEG, ReadMode::Mmap)
+    }
+
+    fn name(file: &str) -> String {
+        join_name(SEG, file)
+    }
+
+    /// Rewrites table `file` of the segment with `edit` applied to its payload and a valid
+    /// header, so only the checks of the records themselves can catch the damage.
+    fn rewrite(dir: &dyn Directory, file: &str, kind: TableKind, edit: impl FnOnce(&mut Vec<u8>)) {
+        let t = Table::open(dir, &name(file), kind, ReadMode::Heap).expect("open");
+        let extra = t.header().extra;
+        let mut payload = t.payload().to_vec();
+        drop(t);
+        edit(&mut payload);
+        dir.remove(&name(file)).expect("remove");
+        let mut w = TableWriter::create(dir, &name(file), kind, 0).expect("create");
+        w.push_records(&payload).expect("push");
+        w.finish(extra).expect("finish");
+    }
+
+    /// Calls every accessor on every file and row; returns the errors (none may panic).
+    fn exercise(r: &SegmentReader) -> Vec<StorageError> {
+        let mut errors = Vec::new();
+        for i in 0..r.file_count() + 1 {
+            errors.extend(r.file_rows(i).err());
+            errors.extend(r.file_path(i).err());
+            errors.extend(r.file(i).err());
+            errors.extend(r.file_terms(i).err());
+            errors.extend(r.verify_file_rows(i).err());
+        }
+        for row in 0..r.rows() + 1 {
+            errors.extend(r.chunk(row).err());
+        }
+        errors.extend(r.files().err());
+        errors
+    }
+
+    fn names(err: &StorageError, dir: &dyn Directory, file: &str) -> bool {
+        err.to_string()
+            .contains(&*dir.location(&name(file)).to_string_lossy())
+    }
+
+    #[test]
+    fn file_records_round_trip_without_materializing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fs = FsDirectory::new(tmp.path());
+        let mem = MemDirectory::new();
+        for dir in [&fs as &dyn Directory, &mem] {
+            write(dir);
+            for mode in [ReadMode::Mmap, ReadMode::Heap] {
+                let r = SegmentReader::open(dir, SEG, mode).expect("open");
+                assert_eq!(r.format_version(), SEGMENT_FORMAT_VERSION);
+                assert_eq!(r.file_count(), 5);
+                assert_eq!(r.file_path(1).expect("path"), "a/twö.rs");
+                assert_eq!(r.file_rows(3).expect("rows"), 3..6);
+                assert_eq!(r.file_rows(2).expect("rows"), 3..3);
+                assert_eq!(r.file(4).expect("file").record, record("z.py", 10));
+                assert_eq!(r.file_terms(0).expect("terms"), [(1, 2), (3, 1)]);
+                assert_eq!(r.chunk(6).expect("chunk").file, 4);
+                assert!(r.file_path(5).is_err());
+                assert!(!r.is_materialized());
+                let files = r.files().expect("files").to_vec();
+                assert!(r.is_materialized());
+                assert_eq!(files.len(), 5);
+                for (i, f) in files.iter().enumerate() {
+                    assert_eq!(r.file(i).expect("file"), *f);
+                    assert_eq!(r.file_path(i).expect("path"), f.record.path());
+                    r.verify_file_rows(i).expect("rows intact");
+                }
+                assert_eq!(files[1].record.mtime_ns(), -7);
+                r.verify().expect("intact");
+                assert!(exercise(&r).len() >= 5, "only file 5 and row 7 are missing");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_segment_opens() {
+        let dir = MemDirectory::new();
+        SegmentWriter::create(&dir, SEG, 3)
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let r = open(&dir).expect("open");
+        assert_eq!((r.file_count(), r.rows()), (0, 0));
+        assert!(r.files().expect("files").is_empty());
+        r.verify().expect("intact");
+    }
+
+    #[test]
+    fn a_path_out_of_bounds_is_an_error_naming_files_bin() {
+        let dir = MemDirectory::new();
+        write(&dir);
+        rewrite(&dir, FILES_FILE, TableKind::Files, |p| {
+            // File 4's path starts 1000 bytes later.
+            let at = 4 * FILE_RECORD_LEN + 32;
+            p[at..at + 8].copy_from_slice(&1000u64.to_le_bytes());
+        });
+        let r = open(&dir).expect("open checks no record");
+        r.file_path(2).expect("file 2 is intact");
+        assert!(
+            r.file_path(3).is_err(),
+            "file 3's path no longer meets file 4's"
+        );
+        for err in [
+            r.file_path(4).expect_err("offset"),
+            r.file(4).expect_err("offset"),
+            r.files().expect_err("offset"),
+            r.verify().expect_err("offset"),
+        ] {
+            assert!(err.is_damage());
+            assert!(names(&err, &dir, FILES_FILE), "{err}");
+        }
+        assert!(!exercise(&r).is_empty());
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_or_not_relative_is_an_error_naming_paths_bin() {
+        for (edit, what) in [(&b"\xff"[..], "not UTF-8"), (&b"../"[..], "climbs out")] {
+            let dir = MemDirectory::new();
+            write(&dir);
+            rewrite(&dir, PATHS_FILE, TableKind::Paths, |p| {
+                // "ab/c.rs" is file 3's path.
+                let at = p.windows(7).position(|w| w == b"ab/c.rs").expect("path");
+                p[at..at + edit.len()].copy_from_slice(edit);
+            });
+            let r = open(&dir).expect("open checks no path");
+            r.file_path(2).expect("file 2 is intact");
+            for err in [
+                r.file_path(3).expect_err(what),
+                r.file(3).expect_err(what),
+                r.files().expect_err(what),
+                r.verify().expect_err(what),
+            ] {
+                assert!(err.is_damage());
+                assert!(names(&err, &dir, PATHS_FILE), "{what}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn broken_row_ranges_are_errors_not_panics() {
+        let dir = MemDirectory::new();
+        write(&dir);
+        rewrite(&dir, FILES_FILE, TableKind::Files, |p| {
+            // File 3's rows: 3 → u64::MAX - 1 (would overflow and run past the segment).
+            let at = 3 * FILE_RECORD_LEN + 8;
+            p[at..at + 8].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+        });
+        let r = open(&dir).expect("open");
+        let err = r.file_rows(3).expect_err("rows");
+        assert!(names(&err, &dir, FILES_FILE), "{err}");
+        // Its neighbour no longer meets it either.
+        assert!(r.file_rows(4).is_err());
+        let err = r.chunk(4).expect_err("row 4 is file 3's");
+        assert!(names(&err, &dir, FILES_FILE), "{err}");
+        assert!(r.files().is_err());
+        r.file_rows(0).expect("file 0 is intact");
+    }
+
+    #[test]
+    fn reserved_bytes_must_be_zero() {
+        let dir = MemDirectory::new();
+        write(&dir);
+        rewrite(&dir, FILES_FILE, TableKind::Files, |p| {
+            p[FILE_RECORD_LEN + 44] = 1;
+        });
+        let r = open(&dir).expect("open");
+        let err = r.file_path(1).expect_err("reserved");
+        assert!(names(&err, &dir, FILES_FILE), "{err}");
+    }
+
+    #[test]
+    fn every_damaged_record_byte_is_an_error_or_harmless_never_a_panic() {
+        let dir = MemDirectory::new();
+        write(&dir);
+        let pristine = open(&dir).expect("open").files().expect("files").to_vec();
+        let len = 5 * FILE_RECORD_LEN;
+        for at in 0..len {
+            let dir = MemDirectory::new();
+            write(&dir);
+            rewrite(&dir, FILES_FILE, TableKind::Files, |p| p[at] ^= 0x10);
+            let r = open(&dir).expect("open");
+            for err in exercise(&r) {
+                assert!(err.is_damage(), "byte {at}: {err}");
+            }
+            let field = at % FILE_RECORD_LEN;
+            match r.files() {
+                // Sizes, times and hashes are not checked against anything here.
+                Ok(files) => assert!(
+                    field >= 48 && files != pristine.as_slice(),
+                    "byte {at} (field offset {field}) went unnoticed"
+                ),
+                Err(e) => assert!(names(&e, &dir, FILES_FILE) || names(&e, &dir, PATHS_FILE)),
+            }
+        }
+        // A flip under an intact header is what verify's payload checksum catches.
+        let dir = MemDirectory::new();
+        write(&dir);
+        let mut bytes = dir
+            .read(&name(FILES_FILE), ReadMode::Heap)
+            .expect("read")
+            .bytes()
+            .to_vec();
+        bytes[HEADER_LEN + 3] ^= 1;
+        dir.remove(&name(FILES_FILE)).expect("remove");
+        dir.write_new(&name(FILES_FILE), &bytes).expect("write");
+        let r = open(&dir).expect("open");
+        let err = r.verify().expect_err("checksum");
+        assert!(matches!(err, StorageError::PayloadChecksum { .. }), "{err}");
+        // So does building the list that writers copy from: damage is never carried forward.
+        let err = r.files().expect_err("checksum");
+        assert!(matches!(err, StorageError::PayloadChecksum { .. }), "{err}");
+        assert!(names(&err, &dir, FILES_FILE), "{err}");
+    }
+
+    #[test]
+    fn truncated_or_missing_file_tables_fail_to_open_naming_the_file() {
+        for file in [FILES_FILE, PATHS_FILE] {
+            let kind = if file == FILES_FILE {
+                TableKind::Files
+            } else {
+                TableKind::Paths
+            };
+            // Cut under a valid header: one record fewer than the metadata says.
+            let dir = MemDirectory::new();
+            write(&dir);
+            rewrite(&dir, file, kind, |p| {
+                p.truncate(p.len() - kind.record_len(0) as usize)
+            });
+            let r = open(&dir);
+            if file == FILES_FILE {
+                let err = r.expect_err("one file short");
+                assert!(names(&err, &dir, file), "{err}");
+            } else {
+                // The last path is one byte short: its file's range runs past the table.
+                let r = r.expect("open");
+                let err = r.file_path(4).expect_err("short path");
+                assert!(names(&err, &dir, FILES_FILE), "{err}");
+            }
+            // Cut bytes off the file itself.
+            let dir = MemDirectory::new();
+            write(&dir);
+            let bytes = dir
+                .read(&name(file), ReadMode::Heap)
+                .expect("read")
+                .bytes()
+                .to_vec();
+            dir.remove(&name(file)).expect("remove");
+            dir.write_new(&name(file), &bytes[..bytes.len() - 1])
+                .expect("write");
+            let err = open(&dir).expect_err("truncated");
+            assert!(names(&err, &dir, file), "{err}");
+            dir.remove(&name(file)).expect("remove");
+            let err = open(&dir).expect_err("missing");
+            assert!(err.is_missing() && names(&err, &dir, file), "{err}");
+        }
+    }
+
+    #[test]
+    fn format_1_segments_with_the_list_in_metadata_json_still_open() {
+        let dir = MemDirectory::new();
+        write(&dir);
+        let files = open(&dir).expect("open").files().expect("files").to_vec();
+        // Turn the segment into format 1: the list in metadata.json, no file tables.
+        for f in [FILES_FILE, PATHS_FILE, METADATA_FILE] {
+            dir.remove(&name(f)).expect("remove");
+        }
+        let meta = MetaV1 {
+            dimensions: 2,
+            rows: 7,
+            files: files.clone(),
+        };
+        let path = dir.location(&name(METADATA_FILE));
+        let doc = encode_document_version(&path, "metadata", 1, &meta).expect("encode");
+        dir.write_new(&name(METADATA_FILE), &doc).expect("write");
+        let r = open(&dir).expect("format 1 opens");
+        assert_eq!(r.format_version(), 1);
+        assert!(r.is_materialized(), "format 1 is parsed on open");
+        assert_eq!(r.files().expect("files"), files.as_slice());
+        assert_eq!(r.file_path(1).expect("path"), "a/twö.rs");
+        assert_eq!(r.file_rows(3).expect("rows"), 3..6);
+        assert_eq!(r.chunk(6).expect("chunk").file, 4);
+        assert!(r.file_path(5).is_err());
+        r.verify().expect("intact");
+        // A format this build does not know is refused, naming the file.
+        dir.remove(&name(METADATA_FILE)).expect("remove");
+        let doc = encode_document_version(&path, "metadata", 3, &meta).expect("encode");
+        dir.write_new(&name(METADATA_FILE), &doc).expect("write");
+        let err = open(&dir).expect_err("format 3");
+        assert!(matches!(
+            err,
+            StorageError::UnsupportedVersion {
+                found: 3,
+                supported: 2,
+                ..
+            }
+        ));
+    }
 }

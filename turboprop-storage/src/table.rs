@@ -28,6 +28,11 @@ pub enum TableKind {
     /// `codes.bin`: 1-bit codes of a segment's vectors, `width` bits per row padded to
     /// whole 64-bit words.
     Codes,
+    /// `files.bin`: one 128-byte record per file of a segment (row, term and path ranges,
+    /// size, mtime, hashes).
+    Files,
+    /// `paths.bin`: the UTF-8 paths of a segment's files back to back, one byte per record.
+    Paths,
 }
 
 impl TableKind {
@@ -40,6 +45,8 @@ impl TableKind {
             TableKind::DocFreq => b"TPDOCFRQ",
             TableKind::Deletes => b"TPDELETE",
             TableKind::Codes => b"TPCODES1",
+            TableKind::Files => b"TPFILES\0",
+            TableKind::Paths => b"TPPATHS\0",
         }
     }
 
@@ -52,6 +59,8 @@ impl TableKind {
             TableKind::DocFreq => "document frequency",
             TableKind::Deletes => "delete set",
             TableKind::Codes => "vector codes",
+            TableKind::Files => "file records",
+            TableKind::Paths => "file paths",
         }
     }
 
@@ -62,6 +71,8 @@ impl TableKind {
             TableKind::Chunks => 64,
             TableKind::Terms | TableKind::DocFreq | TableKind::Deletes => 8,
             TableKind::Codes => u64::from(width).div_ceil(64) * 8,
+            TableKind::Files => 128,
+            TableKind::Paths => 1,
         }
     }
 }
@@ -118,15 +129,53 @@ impl<'a> TableWriter<'a> {
                 ),
             ));
         }
-        if self.count == 1 {
+        self.append(record, 1)
+    }
+
+    /// Appends whole records back to back; `records` must be a multiple of the record length
+    /// long (for tables of small records, such as the one-byte records of `paths.bin`).
+    ///
+    /// ```
+    /// use turboprop_storage::{MemDirectory, ReadMode, Table, TableKind, TableWriter};
+    ///
+    /// let dir = MemDirectory::new();
+    /// let mut w = TableWriter::create(&dir, "paths.bin", TableKind::Paths, 0)?;
+    /// w.push_records(b"src/a.rs")?;
+    /// w.push_records(b"b.py")?;
+    /// assert_eq!(w.count(), 12);
+    /// w.finish(2)?;
+    /// let t = Table::open(&dir, "paths.bin", TableKind::Paths, ReadMode::Mmap)?;
+    /// assert_eq!(t.payload(), b"src/a.rsb.py");
+    /// # Ok::<(), turboprop_storage::StorageError>(())
+    /// ```
+    pub fn push_records(&mut self, records: &[u8]) -> Result<()> {
+        let len = self.kind.record_len(self.width);
+        let n = (records.len() as u64)
+            .checked_div(len)
+            .filter(|n| n * len == records.len() as u64);
+        let Some(n) = n else {
+            return Err(StorageError::corrupt(
+                &self.path,
+                format!(
+                    "{} bytes written to a table of {len}-byte records",
+                    records.len()
+                ),
+            ));
+        };
+        self.append(records, n)
+    }
+
+    /// Writes `n` records held in `bytes`.
+    fn append(&mut self, bytes: &[u8], n: u64) -> Result<()> {
+        if self.count <= 1 && self.count + n >= 2 {
             crate::failpoint::check("table:write", &self.path)?;
         }
         self.out
-            .write_all(record)
+            .write_all(bytes)
             .map_err(|e| StorageError::io("write", &self.path, e))?;
-        self.hasher.update(record);
-        self.count += 1;
-        self.payload_len += expected;
+        self.hasher.update(bytes);
+        self.count += n;
+        self.payload_len += bytes.len() as u64;
         Ok(())
     }
 

@@ -366,7 +366,9 @@ fn segment_round_trip(b: &Backend) {
         [
             "chunks.bin",
             "df.bin",
+            "files.bin",
             "metadata.json",
+            "paths.bin",
             "terms.bin",
             "vectors.bin"
         ]
@@ -384,8 +386,21 @@ fn segment_round_trip(b: &Backend) {
         assert_eq!(r.vectors(), V.concat().as_slice());
         assert_eq!(r.vector(2), Some(&V[2][..]));
         assert_eq!(r.vector(3), None);
-        let paths: Vec<_> = r.files().iter().map(|f| f.record.path()).collect();
+        assert_eq!(r.file_count(), 3);
+        assert_eq!(r.format_version(), 2);
+        assert_eq!(r.file_path(2).unwrap(), "b.rs");
+        assert_eq!(r.file_rows(0).unwrap(), 0..2);
+        assert_eq!(r.file_rows(1).unwrap(), 2..2);
+        assert_eq!(r.file_rows(2).unwrap(), 2..3);
+        assert!(r.file_rows(3).is_err());
+        assert_eq!(r.file(0).unwrap().record, record("a.rs"));
+        assert!(!r.is_materialized());
+        let paths: Vec<_> = r.files().unwrap().iter().map(|f| f.record.path()).collect();
         assert_eq!(paths, ["a.rs", "empty.rs", "b.rs"]);
+        assert!(r.is_materialized());
+        for (i, f) in r.files().unwrap().iter().enumerate() {
+            assert_eq!(&r.file(i).unwrap(), f);
+        }
         let c = r.chunk(2).unwrap();
         assert_eq!((c.file, c.line_start, c.byte_end), (2, 1, 50));
         assert!(r.chunk(3).is_err());

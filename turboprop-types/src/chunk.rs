@@ -33,8 +33,15 @@ pub enum MetaError {
     },
 }
 
-/// Checks that `path` is a normalized repository-relative path.
-pub(crate) fn check_path(path: &str) -> Result<(), MetaError> {
+/// Checks that `path` is a normalized repository-relative path: not empty, no leading `/`,
+/// no `\` or NUL, no empty, `.` or `..` parts.
+///
+/// ```
+/// use turboprop_types::check_path;
+/// assert!(check_path("src/pot.py").is_ok());
+/// assert!(check_path("../etc/passwd").is_err());
+/// ```
+pub fn check_path(path: &str) -> Result<(), MetaError> {
     let bad = path.is_empty()
         || path.starts_with('/')
         || path.contains('\\')

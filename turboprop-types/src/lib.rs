@@ -25,7 +25,7 @@ mod embed;
 mod hash;
 mod window;
 
-pub use chunk::{ChunkMeta, FileRecord, MetaError};
+pub use chunk::{check_path, ChunkMeta, FileRecord, MetaError};
 pub use config::{
     ChunkingConfig, CompactionConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION,
 };
