@@ -51,7 +51,8 @@ fn write(path: &Path, files: &[(String, Vec<Vec<f32>>)]) -> Index {
         .flat_map(|(_, v)| v.first())
         .map(|v| v.len() as u32)
         .next()
-        .unwrap_or(4);
+        // Files without chunks: the width of `arb_files`' vectors, so queries still fit.
+        .unwrap_or(8);
     let mut w = IndexWriter::open(
         path,
         spec(dims),
