@@ -175,8 +175,15 @@ impl BertEmbedder {
         // batch is even, and results do not depend on the order texts came in).
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
-        let batches: Vec<&[usize]> = order.chunks(self.options.batch_size).collect();
         let threads = rayon::current_num_threads();
+        // At most `batch_size` texts a batch, and a whole number of batches per thread, so
+        // no thread idles while another runs the last batch.
+        let n = order.len();
+        let mut count = n.div_ceil(self.options.batch_size);
+        if count > 1 || n >= 2 * threads {
+            count = count.div_ceil(threads) * threads;
+        }
+        let batches: Vec<&[usize]> = order.chunks(n.div_ceil(count.clamp(1, n))).collect();
         let run = |batch: &[usize], threads: Threads| {
             let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i]).collect();
             let mut ws = self.take_workspace();
@@ -352,10 +359,11 @@ fn get(t: &Tensors, prefix: &str, name: &str, shape: &[usize]) -> candle_core::R
         .get(&key)
         .ok_or_else(|| candle_core::Error::Msg(format!("tensor {key} is missing")))?;
     if tensor.dims() != shape {
-        candle_core::bail!(
+        // A plain message: candle's `bail!` would append a backtrace to the one-line error.
+        return Err(candle_core::Error::Msg(format!(
             "tensor {key} has shape {:?}, the config asks for {shape:?}",
             tensor.dims()
-        );
+        )));
     }
     tensor.to_dtype(DType::F32)
 }
