@@ -261,6 +261,207 @@ fn unknown_and_broken_models_are_one_line_errors() {
     assert!(line.contains("no-such-model"), "{line}");
 }
 
+/// Issue 5: a model folder whose config.json disagrees with its weights is refused with one
+/// line naming the weights file and the shapes, at import and when an installed folder is
+/// changed afterwards (by `tp index` and by `tp search` loading the index's model).
+#[test]
+fn a_model_whose_config_disagrees_with_its_weights_is_a_one_line_error() {
+    let sb = Sandbox::poker();
+    let src = sb.tiny_source();
+    let config_path = src.join("config.json");
+    let good_config = fs::read_to_string(&config_path).unwrap();
+    let mut config: Value = serde_json::from_str(&good_config).unwrap();
+    config["hidden_size"] = Value::from(64);
+    let bad_config = serde_json::to_string_pretty(&config).unwrap();
+    let expect_shapes = |line: &str| {
+        assert!(line.contains("model.safetensors"), "{line}");
+        assert!(line.len() < 400, "short, no backtrace: {line}");
+        assert!(line.contains("shape"), "{line}");
+        assert!(line.contains("64"), "{line}");
+    };
+
+    // With backtraces asked for, the error must still be one short line.
+    let bt = [("RUST_BACKTRACE", "1")];
+    fs::write(&config_path, &bad_config).unwrap();
+    let line = sb
+        .tp_env(&["model", "import", src.to_str().unwrap()], &bt)
+        .err();
+    expect_shapes(&line);
+    assert!(!sb.cache.join("models/tiny-bert").exists());
+
+    // A good import, an index, then the installed folder is damaged.
+    fs::write(&config_path, &good_config).unwrap();
+    sb.tp(&["model", "import", src.to_str().unwrap()]).ok();
+    sb.tp(&["index", "--model", "tiny-bert"]).ok();
+    let installed = sb.cache.join("models/tiny-bert/config.json");
+    fs::write(&installed, &bad_config).unwrap();
+    expect_shapes(&sb.tp_env(&["search", "shuffle the deck"], &bt).err());
+    expect_shapes(&sb.tp_env(&["index", "--model", "tiny-bert"], &bt).err());
+    // The index is untouched.
+    assert_eq!(sb.status()["dimensions"], 32);
+    sb.tp(&["verify"]).ok();
+}
+
+/// A `tp index` that reports on stderr while it runs; killed when dropped.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Vec<String>,
+}
+
+impl Running {
+    /// Waits (up to a minute) for a stderr line containing `needle`.
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.stderr.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no {needle:?} on stderr:\n{}", self.stderr.join("\n"));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sandbox {
+    fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut cmd = Command::new(TP);
+        cmd.args(args)
+            .current_dir(&self.root)
+            .env("HOME", self.base.join("home"))
+            .env_remove("XDG_CACHE_HOME")
+            .env("TURBOPROP_CACHE_DIR", &self.cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            stderr: Vec::new(),
+        }
+    }
+
+    fn hits(&self, query: &str) -> Vec<Value> {
+        let run = self
+            .tp(&["search", query, "--output", "json", "--limit", "20"])
+            .ok();
+        run.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// `embedded N chunks from M files` in a `tp index` summary.
+fn embedded(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("embedded "))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "embedded").unwrap();
+    assert_eq!(words[at + 2], "chunks", "{line}");
+    assert_eq!(words[at + 3], "from", "{line}");
+    (
+        words[at + 1].parse().unwrap(),
+        words[at + 4].parse().unwrap(),
+    )
+}
+
+/// Issue 5: `tp index` commits in batches of whole files while it embeds, so a killed run
+/// keeps every batch committed before the kill and the next run embeds only the rest.
+/// Removed files go in the first batch. Batches are made deterministic with
+/// `TURBOPROP_COMMIT_EVERY_FILES` and the kill lands right after a known commit
+/// (`TURBOPROP_TEST_PAUSE_AFTER_COMMITS`); kills at random instants, mid-commit included,
+/// are covered by tests/storage.rs.
+#[test]
+fn a_killed_tp_index_keeps_its_committed_batches_and_the_next_run_embeds_the_rest() {
+    let sb = Sandbox::poker();
+    sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
+        .ok();
+    sb.tp(&["index", "--model", "tiny-bert"]).ok();
+    let before = sb.status();
+    let files_before = before["files"].as_u64().unwrap();
+
+    // One file goes, twelve one-chunk files come.
+    let gone = "python/poker/blinds.py";
+    fs::remove_file(sb.root.join(gone)).unwrap();
+    fs::create_dir_all(sb.root.join("extra")).unwrap();
+    for i in 0..12 {
+        fs::write(
+            sb.root.join(format!("extra/f{i:02}.rs")),
+            format!("fn rank_{i}(hand: &Hand) -> u32 {{ hand.rank() + {i} }}\n"),
+        )
+        .unwrap();
+    }
+
+    let mut run = sb.spawn(
+        &["index"],
+        &[
+            ("TURBOPROP_COMMIT_EVERY_FILES", "3"),
+            ("TURBOPROP_TEST_PAUSE_AFTER_COMMITS", "2"),
+        ],
+    );
+    run.wait_for("paused after commit 2");
+    run.child.kill().unwrap();
+    let status = run.child.wait().unwrap();
+    assert!(!status.success(), "killed");
+    drop(run);
+
+    // Two batches of three new files are in, the removed file is out, all of it intact.
+    sb.tp(&["verify"]).ok();
+    let mid = sb.status();
+    assert_eq!(mid["files"].as_u64().unwrap(), files_before - 1 + 6);
+    assert_eq!(
+        mid["generation"].as_u64().unwrap(),
+        before["generation"].as_u64().unwrap() + 2
+    );
+    let hits = sb.hits("blinds small big");
+    assert!(hits.iter().all(|h| h["file"] != gone), "{hits:?}");
+
+    // The next run embeds only the six files the killed one did not reach.
+    let run = sb.tp(&["index"]).ok();
+    assert_eq!(embedded(&run.stderr), (6, 6), "{}", run.stderr);
+    let resumed = sb.status();
+    assert_eq!(resumed["files"].as_u64().unwrap(), files_before - 1 + 12);
+    let resumed_hits = sb.hits("rank the hand");
+
+    // Same answers as an index built in one go.
+    sb.tp(&["index", "--rebuild"]).ok();
+    assert_eq!(sb.status()["chunks"], resumed["chunks"]);
+    assert_eq!(sb.hits("rank the hand"), resumed_hits);
+}
+
 #[test]
 fn download_without_network_fails_fast_naming_the_offline_route() {
     let sb = Sandbox::poker();

@@ -161,6 +161,7 @@ fn update(
     max_filesize: u64,
     started: Instant,
 ) -> Result<()> {
+    let policy = BatchPolicy::from_env()?;
     let opts = DiscoverOptions { max_filesize };
     let found = discover(&repo.root, &opts)?;
     for w in &found.warnings {
@@ -204,70 +205,78 @@ fn update(
         })
         .collect();
 
-    let bar = progress(work.len() as u64);
-    let outcomes: Vec<(&Candidate, bool, Result<Outcome>)> = work
-        .par_iter()
-        .map(|&(c, stored)| {
-            let out = process(c, stored, chunking, embedder, &opts);
-            bar.inc(1);
-            (c, stored.is_some(), out)
-        })
-        .collect();
-    bar.finish_and_clear();
-
-    let (mut new, mut changed, mut chunks, mut touched, mut skipped) = (0, 0, 0, 0, 0);
-    for (c, was_indexed, out) in outcomes {
-        match out? {
-            Outcome::Embedded(record, new_chunks) => {
-                if was_indexed {
-                    changed += 1;
-                } else {
-                    new += 1;
-                }
-                chunks += new_chunks.len();
-                writer
-                    .put_file(record, new_chunks)
-                    .map_err(|e| explain(e, &repo.index_dir))?;
-            }
-            Outcome::Touched(record) => {
-                touched += 1;
-                writer.touch_file(record);
-            }
-            Outcome::Skipped(reason) => {
-                skipped += 1;
-                eprintln!("warning: skipped {}: {reason}", c.rel_path);
-                if was_indexed {
-                    writer.remove_file(&c.rel_path);
-                }
-            }
-        }
-    }
+    // Removed files go into the first commit: from then on the index never names a file that
+    // is gone, and an interrupted run leaves every file either as it is now or as it was.
     let removed = diff.removed.len();
     for path in &diff.removed {
         writer.remove_file(path);
     }
-    let stats = writer.commit().map_err(|e| {
-        if e.is_damage() {
-            anyhow::Error::new(e).context(Damaged)
-        } else {
-            explain(e, &repo.index_dir)
+
+    let commit = |writer: &mut IndexWriter| {
+        writer.commit_and_continue().map_err(|e| {
+            if e.is_damage() {
+                anyhow::Error::new(e).context(Damaged)
+            } else {
+                explain(e, &repo.index_dir)
+            }
+        })
+    };
+    let total_bytes: u64 = work.iter().map(|(c, _)| c.size).sum();
+    let mut progress = Progress::new(total_bytes);
+    let mut tally = Tally::default();
+    let mut commits = 0u64;
+    let mut last_commit = Instant::now();
+    let mut rest = &work[..];
+    while !rest.is_empty() {
+        let take = policy.group_len(rest, progress.bytes_per_second());
+        let (group, tail) = rest.split_at(take);
+        rest = tail;
+        let bytes: u64 = group.iter().map(|(c, _)| c.size).sum();
+        let embedded = embed_group(group, chunking, embedder, &opts)?;
+        progress.advance(bytes, embedded.chunks);
+        tally.record(&mut writer, embedded, &repo.index_dir)?;
+        if !rest.is_empty() && policy.commit_due(last_commit) {
+            let stats = commit(&mut writer)?;
+            if stats.committed {
+                commits += 1;
+                last_commit = Instant::now();
+                policy.after_commit(commits);
+            }
         }
-    })?;
+    }
+    progress.finish();
+    let stats = commit(&mut writer)?;
+    if stats.committed {
+        commits += 1;
+    }
+    drop(writer);
 
     let elapsed = fmt_duration(started.elapsed());
     if routine > 0 {
         eprintln!("skipped {routine} lockfiles, binary files and symlinks");
     }
-    if !stats.committed {
+    let Tally {
+        new,
+        changed,
+        chunks,
+        touched,
+        skipped,
+    } = tally;
+    if commits == 0 {
         eprintln!(
             "index is up to date: nothing re-embedded ({unchanged} files unchanged, {} chunks, generation {}) in {elapsed}",
             stats.chunks, stats.generation
         );
     } else {
         let unchanged = unchanged + touched;
+        let batches = if commits > 1 {
+            format!(" ({commits} commits)")
+        } else {
+            String::new()
+        };
         eprintln!(
             "indexed {} files ({new} new, {changed} changed, {unchanged} unchanged, {removed} removed, {skipped} skipped): \
-             embedded {chunks} chunks from {} files; {} chunks in generation {} in {elapsed}",
+             embedded {chunks} chunks from {} files; {} chunks in generation {} in {elapsed}{batches}",
             stats.files,
             new + changed,
             stats.chunks,
@@ -277,71 +286,309 @@ fn update(
     Ok(())
 }
 
-fn process(
-    c: &Candidate,
-    stored: Option<&FileRecord>,
+/// When `tp index` commits while it embeds. Work goes in groups of files (about
+/// [`GROUP_SECONDS`] of embedding each); after a group, a commit is made if
+/// [`COMMIT_INTERVAL`] has passed since the last one, and once at the end. A file's rows
+/// are always in one commit.
+///
+/// Two environment variables exist for tests, to make batches deterministic:
+/// `TURBOPROP_COMMIT_EVERY_FILES=N` makes every group N files and commits after each;
+/// `TURBOPROP_TEST_PAUSE_AFTER_COMMITS=K` makes `tp index` stop after its K-th intermediate
+/// commit and wait there until it is killed.
+struct BatchPolicy {
+    every_files: Option<usize>,
+    pause_after: Option<u64>,
+}
+
+/// Commit at least this often (after the group in progress) while embedding.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(10);
+/// Aim for groups of files that take about this long to embed: short enough for a smooth
+/// progress bar and timely commits, long enough to sort and batch many chunks together.
+const GROUP_SECONDS: f64 = 2.0;
+/// The first group, before the speed is known.
+const FIRST_GROUP_BYTES: u64 = 64 * 1024;
+
+impl BatchPolicy {
+    fn from_env() -> Result<Self> {
+        let var = |name: &str| -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Ok(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => bail!("{name}={v:?} must be a positive whole number"),
+                },
+                Err(_) => Ok(None),
+            }
+        };
+        Ok(BatchPolicy {
+            every_files: var("TURBOPROP_COMMIT_EVERY_FILES")?.map(|n| n as usize),
+            pause_after: var("TURBOPROP_TEST_PAUSE_AFTER_COMMITS")?,
+        })
+    }
+
+    /// How many of the files in `rest` the next group takes (at least one).
+    fn group_len(&self, rest: &[(&Candidate, Option<&FileRecord>)], speed: Option<f64>) -> usize {
+        if let Some(n) = self.every_files {
+            return n.min(rest.len());
+        }
+        let budget = speed.map_or(FIRST_GROUP_BYTES, |bps| (bps * GROUP_SECONDS) as u64);
+        let mut bytes = 0u64;
+        let mut n = 0;
+        for (c, _) in rest {
+            if n > 0 && bytes + c.size > budget {
+                break;
+            }
+            bytes += c.size;
+            n += 1;
+        }
+        n
+    }
+
+    fn commit_due(&self, last: Instant) -> bool {
+        self.every_files.is_some() || last.elapsed() >= COMMIT_INTERVAL
+    }
+
+    fn after_commit(&self, commits: u64) {
+        if self.pause_after == Some(commits) {
+            eprintln!("paused after commit {commits} (TURBOPROP_TEST_PAUSE_AFTER_COMMITS)");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+}
+
+/// The outcome of every file of a group.
+struct Group<'a> {
+    outcomes: Vec<(&'a Candidate, bool, Outcome)>,
+    chunks: usize,
+}
+
+/// Reads and chunks the files of a group in parallel, then embeds all their chunks in one
+/// call, so the embedder sorts and batches chunks across files.
+fn embed_group<'a>(
+    group: &[(&'a Candidate, Option<&FileRecord>)],
     chunking: &ChunkingConfig,
     embedder: &dyn Embedder,
     opts: &DiscoverOptions,
-) -> Result<Outcome> {
+) -> Result<Group<'a>> {
+    let read: Vec<(&Candidate, bool, Read)> = group
+        .par_iter()
+        .map(|&(c, stored)| {
+            Ok((
+                c,
+                stored.is_some(),
+                read_and_chunk(c, stored, chunking, opts)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let texts: Vec<&str> = read
+        .iter()
+        .flat_map(|(_, _, r)| match r {
+            Read::Chunked { texts, .. } => texts.as_slice(),
+            _ => &[],
+        })
+        .map(String::as_str)
+        .collect();
+    let mut embedded = embedder
+        .embed_documents_with_terms(&texts)
+        .with_context(|| match group.first() {
+            Some((c, _)) if group.len() > 1 => format!(
+                "cannot embed {} and {} other files",
+                c.rel_path,
+                group.len() - 1
+            ),
+            Some((c, _)) => format!("cannot embed {}", c.rel_path),
+            None => "cannot embed".to_owned(),
+        })?
+        .into_iter();
+    if embedded.len() != texts.len() {
+        bail!(
+            "model {} returned {} vectors for {} chunks",
+            embedder.model_id(),
+            embedded.len(),
+            texts.len()
+        );
+    }
+    let chunks = texts.len();
+    let outcomes = read
+        .into_iter()
+        .map(|(c, was_indexed, r)| {
+            let outcome = match r {
+                Read::Touched(record) => Outcome::Touched(record),
+                Read::Skipped(reason) => Outcome::Skipped(reason),
+                Read::Chunked {
+                    record,
+                    chunks,
+                    texts,
+                } => {
+                    let chunks = chunks
+                        .into_iter()
+                        .zip(embedded.by_ref().take(texts.len()))
+                        .map(|(c, (vector, terms))| NewChunk { vector, terms, ..c })
+                        .collect();
+                    Outcome::Embedded(record, chunks)
+                }
+            };
+            (c, was_indexed, outcome)
+        })
+        .collect();
+    Ok(Group { outcomes, chunks })
+}
+
+/// Counts of what an update did, summed over its groups.
+#[derive(Default)]
+struct Tally {
+    new: usize,
+    changed: usize,
+    chunks: usize,
+    touched: usize,
+    skipped: usize,
+}
+
+impl Tally {
+    /// Hands a group's outcomes to the writer, counting them.
+    fn record(
+        &mut self,
+        writer: &mut IndexWriter,
+        group: Group<'_>,
+        index_dir: &std::path::Path,
+    ) -> Result<()> {
+        for (c, was_indexed, out) in group.outcomes {
+            match out {
+                Outcome::Embedded(record, new_chunks) => {
+                    if was_indexed {
+                        self.changed += 1;
+                    } else {
+                        self.new += 1;
+                    }
+                    self.chunks += new_chunks.len();
+                    writer
+                        .put_file(record, new_chunks)
+                        .map_err(|e| explain(e, index_dir))?;
+                }
+                Outcome::Touched(record) => {
+                    self.touched += 1;
+                    writer.touch_file(record);
+                }
+                Outcome::Skipped(reason) => {
+                    self.skipped += 1;
+                    eprintln!("warning: skipped {}: {reason}", c.rel_path);
+                    if was_indexed {
+                        writer.remove_file(&c.rel_path);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file after reading, before embedding.
+enum Read {
+    /// New or changed content: its chunks (vectors still empty) and their texts.
+    Chunked {
+        record: FileRecord,
+        chunks: Vec<NewChunk>,
+        texts: Vec<String>,
+    },
+    /// Stat changed, content did not.
+    Touched(FileRecord),
+    /// Could not be indexed now.
+    Skipped(SkipReason),
+}
+
+fn read_and_chunk(
+    c: &Candidate,
+    stored: Option<&FileRecord>,
+    chunking: &ChunkingConfig,
+    opts: &DiscoverOptions,
+) -> Result<Read> {
     let source = match read_source(c, opts) {
         Ok(s) => s,
-        Err(reason) => return Ok(Outcome::Skipped(reason)),
+        Err(reason) => return Ok(Read::Skipped(reason)),
     };
     let record = FileRecord::new(&c.rel_path, source.size, source.mtime_ns, source.hash)
         .with_context(|| format!("cannot record {}", c.rel_path))?;
     if let Some(old) = stored {
         if Diff::confirm(old, source.hash) == Confirmed::Touch {
-            return Ok(Outcome::Touched(record));
+            return Ok(Read::Touched(record));
         }
     }
     let windows = line_windows(&source.bytes, chunking);
-    let texts: Vec<String> = windows
+    let texts = windows
         .iter()
         .map(|w| String::from_utf8_lossy(&source.bytes[w.bytes.clone()]).into_owned())
         .collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embedded = embedder
-        .embed_documents_with_terms(&refs)
-        .with_context(|| format!("cannot embed {}", c.rel_path))?;
-    if embedded.len() != windows.len() {
-        bail!(
-            "model {} returned {} vectors for {} chunks of {}",
-            embedder.model_id(),
-            embedded.len(),
-            windows.len(),
-            c.rel_path
-        );
-    }
     let chunks = windows
         .iter()
-        .zip(embedded)
-        .map(|(w, (vector, terms))| NewChunk {
+        .map(|w| NewChunk {
             line_start: w.line_start,
             line_end: w.line_end,
             byte_start: w.bytes.start as u64,
             byte_end: w.bytes.end as u64,
             hash: crate::discover::hash_bytes(&source.bytes[w.bytes.clone()]),
-            vector,
-            terms,
+            vector: Vec::new(),
+            terms: Vec::new(),
         })
         .collect();
-    Ok(Outcome::Embedded(record, chunks))
+    Ok(Read::Chunked {
+        record,
+        chunks,
+        texts,
+    })
 }
 
-fn progress(len: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || len == 0 {
-        return ProgressBar::hidden();
+/// The progress bar of `tp index` (on a terminal only, on stderr): bytes of files done out
+/// of all to read (which drives the ETA), chunks embedded and their rate.
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    bytes: u64,
+    chunks: usize,
+}
+
+impl Progress {
+    fn new(total_bytes: u64) -> Self {
+        let bar = if !std::io::stderr().is_terminal() || total_bytes == 0 {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::new(total_bytes);
+            let style = ProgressStyle::with_template(
+                "{spinner} embedding [{bar:30}] {percent}% {msg} eta {eta}",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message("0 chunks");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        };
+        Progress {
+            bar,
+            started: Instant::now(),
+            bytes: 0,
+            chunks: 0,
+        }
     }
-    let bar = ProgressBar::new(len);
-    let style = ProgressStyle::with_template(
-        "{spinner} embedding [{bar:30}] {pos}/{len} files {per_sec} eta {eta}",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
+
+    /// Bytes of source read and embedded per second so far.
+    fn bytes_per_second(&self) -> Option<f64> {
+        let secs = self.started.elapsed().as_secs_f64();
+        (self.bytes > 0 && secs > 0.0).then(|| self.bytes as f64 / secs)
+    }
+
+    fn advance(&mut self, bytes: u64, chunks: usize) {
+        self.bytes += bytes;
+        self.chunks += chunks;
+        let rate = self.chunks as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar
+            .set_message(format!("{} chunks, {rate:.1} chunks/s", self.chunks));
+        self.bar.set_position(self.bytes);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// A duration for people: `84ms`, `2.31s`, `3m05s`.

@@ -181,7 +181,7 @@ fn info(name: &str, repo: &RepoArg) -> Result<()> {
     };
     let c = &m.dir.config;
     writeln!(out, "name:        {}", m.name)?;
-    writeln!(out, "kind:        BERT-family transformer (candle, CPU)")?;
+    writeln!(out, "kind:        BERT-family transformer (pure Rust, CPU)")?;
     if let Some(k) = known(&m.name) {
         writeln!(out, "source:      https://huggingface.co/{}", k.hub_repo)?;
     }

@@ -2,11 +2,13 @@
 //! wall-second.
 //!
 //! ```sh
-//! cargo run --release -p turboprop-embed --example bert_speed -- MODEL_DIR [SOURCE_DIR] [CHUNKS]
+//! cargo run --release -p turboprop-embed --example bert_speed -- MODEL_DIR [SOURCE_DIR] [CHUNKS] [MAX_TOKENS]
 //! RAYON_NUM_THREADS=1 cargo run --release -p turboprop-embed --example bert_speed -- ...
 //! ```
 //! SOURCE_DIR (default: this crate's `src/`) is read for `.rs` files, cut into 40-line
-//! windows; the first CHUNKS (default 128) are embedded at 256 tokens.
+//! windows; the first CHUNKS (default 128) are embedded, truncated at MAX_TOKENS (default
+//! 256). The README's numbers use serde_json 1.0.154's `src/` from the cargo registry, so
+//! they do not move when this crate's code does.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,12 +44,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let model = args
         .first()
-        .ok_or("usage: bert_speed MODEL_DIR [SOURCE_DIR] [CHUNKS]")?;
+        .ok_or("usage: bert_speed MODEL_DIR [SOURCE_DIR] [CHUNKS] [MAX_TOKENS]")?;
     let source = args
         .get(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let want: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
+    let max_tokens: usize = args
+        .get(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(turboprop_embed::DEFAULT_MAX_TOKENS);
 
     let mut files = Vec::new();
     rust_files(&source, &mut files);
@@ -68,17 +75,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
 
     let t = Instant::now();
-    let e = BertEmbedder::load(Path::new(model), "model", BertOptions::default())?;
+    let options = BertOptions {
+        max_tokens,
+        ..BertOptions::default()
+    };
+    let e = BertEmbedder::load(Path::new(model), "model", options)?;
     println!("load: {:.3}s", t.elapsed().as_secs_f64());
     let tokens: usize = refs
         .iter()
         .map(|c| e.token_count(c))
         .sum::<Result<usize, _>>()?;
     println!(
-        "{} chunks, {:.0} tokens on average (max {})",
+        "{} chunks, {:.0} tokens on average (max {}), {} threads",
         refs.len(),
         tokens as f64 / refs.len() as f64,
-        e.options().max_tokens
+        e.options().max_tokens,
+        rayon_threads()
     );
     // Warm up (allocator, thread pool).
     e.embed_documents(&refs[..refs.len().min(8)])?;
@@ -106,6 +118,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         q.elapsed().as_secs_f64() * 1000.0
     );
     Ok(())
+}
+
+/// Threads the embedder will use: rayon's default, or `RAYON_NUM_THREADS`.
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn turboprop_embed_nostats() -> impl turboprop_embed::TermStatistics {

@@ -38,7 +38,7 @@
 //! ```
 //!
 //! [`BertEmbedder`] runs a BERT-family sentence-transformers model (such as
-//! all-MiniLM-L6-v2) from a model folder, in pure Rust on candle's CPU backend:
+//! all-MiniLM-L6-v2) from a model folder, in pure Rust on the CPU:
 //!
 //! ```
 //! use turboprop_embed::{write_tiny_bert, BertEmbedder, BertOptions, TINY_DIMENSIONS};
@@ -63,6 +63,7 @@ mod analyze;
 mod bert;
 mod builtin;
 mod hash;
+mod kernels;
 mod model_dir;
 mod tiny;
 

@@ -288,17 +288,49 @@ impl IndexWriter {
     /// segment, their old rows are marked deleted in their segments' delete sets, and
     /// segments are merged when the compaction thresholds say so. With no changes over an
     /// intact base, nothing is written.
-    pub fn commit(self) -> Result<CommitStats> {
+    pub fn commit(mut self) -> Result<CommitStats> {
+        let (stats, manifest) = self.write_generation()?;
+        if let Some(manifest) = manifest {
+            // Close our maps of the old generation before removing its files.
+            let IndexWriter {
+                dir, lock, base, ..
+            } = self;
+            drop(base);
+            dir.collect_garbage(&lock, Some(&manifest))?;
+        }
+        Ok(stats)
+    }
+
+    /// Commits like [`IndexWriter::commit`] and keeps the writer (and its lock) for more
+    /// changes on top of the new generation, which becomes the base. A long update commits
+    /// this way in batches, so an interrupted run keeps every batch committed before it.
+    pub fn commit_and_continue(&mut self) -> Result<CommitStats> {
+        let (stats, manifest) = self.write_generation()?;
+        if let Some(manifest) = manifest {
+            self.base = None;
+            self.dir.collect_garbage(&self.lock, Some(&manifest))?;
+            self.base = Some(Index::open_dir(self.dir.clone(), ReadMode::Mmap)?);
+            self.base_state = BaseState::Reused;
+            self.next_generation = stats.generation + 1;
+            self.changes.clear();
+        }
+        Ok(stats)
+    }
+
+    /// Writes the changes as the next generation and makes it the committed one; returns
+    /// its manifest (`None` when there was nothing to write).
+    fn write_generation(&mut self) -> Result<(CommitStats, Option<Manifest>)> {
         if !self.has_changes() {
             let stats = self.base.as_ref().map(Index::stats);
-            return Ok(CommitStats {
+            let stats = CommitStats {
                 generation: stats.as_ref().map_or(0, |s| s.generation),
                 committed: false,
                 files: stats.as_ref().map_or(0, |s| s.files),
                 chunks: stats.as_ref().map_or(0, |s| s.chunks),
                 segments: self.base.as_ref().map_or(0, Index::segment_count),
                 ..CommitStats::default()
-            });
+            };
+            return Ok((stats, None));
         }
         let generation = self.next_generation;
         let mut stats = CommitStats {
@@ -483,13 +515,7 @@ impl IndexWriter {
         // it, the new one.
         self.dir.commit(&self.lock, &manifest)?;
         stats.bytes_written += self.dir.directory().file_len(MANIFEST_FILE)?;
-        // Close our maps of the old generation before removing its files.
-        let IndexWriter {
-            dir, lock, base, ..
-        } = self;
-        drop(base);
-        dir.collect_garbage(&lock, Some(&manifest))?;
-        Ok(stats)
+        Ok((stats, Some(manifest)))
     }
 }
 

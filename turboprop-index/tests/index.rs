@@ -376,6 +376,63 @@ fn updates_replace_remove_and_touch() {
 }
 
 #[test]
+fn commit_and_continue_commits_batches_under_one_lock() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("index");
+    let opts = |rebuild| WriterOptions {
+        wait: LockWait::NoWait,
+        rebuild,
+        ..WriterOptions::default()
+    };
+    let mut w = IndexWriter::open(&path, spec(2), opts(false), || {}).expect("writer");
+    w.put_file(record("a.rs", b"a"), vec![chunk(0, vec![1.0, 0.0])])
+        .expect("put");
+    w.put_file(record("b.rs", b"b"), vec![chunk(0, vec![0.0, 1.0])])
+        .expect("put");
+    let first = w.commit_and_continue().expect("first batch");
+    assert_eq!((first.generation, first.files, first.chunks), (1, 2, 2));
+    // The batch is committed: a reader sees it while the writer goes on...
+    assert_eq!(Index::open(&path).expect("open").stats().files, 2);
+    // ...and the lock is still held.
+    assert!(IndexWriter::open(&path, spec(2), opts(false), || {}).is_err());
+    assert_eq!(w.base_state(), &BaseState::Reused);
+    assert_eq!(w.base().map(|b| b.stats().files), Some(2));
+
+    // Nothing new: nothing written.
+    let same = w.commit_and_continue().expect("empty batch");
+    assert!(!same.committed);
+    assert_eq!(same.generation, 1);
+
+    // The next batch builds on the first: replace a.rs, remove b.rs, add c.rs.
+    w.put_file(record("a.rs", b"a2"), vec![chunk(1, vec![0.6, 0.8])])
+        .expect("put");
+    w.remove_file("b.rs");
+    w.put_file(record("c.rs", b"c"), vec![chunk(0, vec![0.0, 1.0])])
+        .expect("put");
+    let second = w.commit().expect("last batch");
+    assert_eq!((second.generation, second.files, second.chunks), (2, 2, 2));
+    let index = Index::open(&path).expect("open");
+    let files: Vec<&str> = index
+        .files()
+        .expect("file list")
+        .map(FileRecord::path)
+        .collect();
+    assert_eq!(files, ["a.rs", "c.rs"]);
+    assert_eq!(index.term_stats().documents(), 2);
+    assert_eq!(data_names(&path), index.manifest().live_names());
+    assert!(index.verify().is_empty(), "verifies");
+
+    // A batch over a rebuild replaces the old index at its first commit.
+    let mut w = IndexWriter::open(&path, spec(2), opts(true), || {}).expect("writer");
+    w.put_file(record("d.rs", b"d"), vec![chunk(0, vec![1.0, 0.0])])
+        .expect("put");
+    let third = w.commit_and_continue().expect("batch");
+    assert_eq!((third.generation, third.files), (3, 1));
+    w.commit().expect("nothing more");
+    assert_eq!(Index::open(&path).expect("open").stats().files, 1);
+}
+
+#[test]
 fn a_reader_keeps_its_generation_while_a_writer_commits() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("index");
