@@ -489,13 +489,14 @@ impl IndexWriter {
             stats.bytes_written += summary.bytes;
             let store = self.dir.directory();
             let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
-            stats.bytes_written += crate::quant::write_codes(store, &name, &written)?;
+            let codes = crate::quant::write_codes(store, &name, &written)?;
+            stats.bytes_written += codes.unwrap_or(0);
             entries.push(SegmentEntry {
                 name,
                 rows: summary.rows,
                 files: summary.files,
                 deletes: None,
-                codes: true,
+                codes: codes.is_some(),
             });
         }
 

@@ -1,6 +1,7 @@
 //! Behaviour of the index through its public API: every search path agrees with a naive
 //! oracle, updates are incremental and atomic, guards and filters hold.
 
+use std::fs;
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -272,6 +273,114 @@ fn the_fast_path_finds_the_exact_top_hits() {
     }
     let recall = found as f64 / total as f64;
     assert!(recall >= 0.97, "recall@10 of the fast path: {recall}");
+}
+
+/// Sparse vectors (most values exactly zero, like the built-in lexical embedder's) get no
+/// codes, and the fast path then scores them exactly; dense ones get codes.
+#[test]
+fn only_dense_segments_get_codes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sparse: Vec<(String, Vec<Vec<f32>>)> = (0..20)
+        .map(|f| {
+            let rows = (0..10)
+                .map(|r| {
+                    let mut v = vec![0.0f32; 64];
+                    v[(f * 7 + r) % 64] = 0.8;
+                    v[(f * 3 + r * 5 + 1) % 64] = -0.6;
+                    v
+                })
+                .collect();
+            (format!("s{f:02}.rs"), rows)
+        })
+        .collect();
+    let index = write(&tmp.path().join("sparse"), &sparse);
+    assert!(!index.manifest().segments[0].codes);
+    let q = sparse[3].1[2].clone();
+    let fast = SearchOptions {
+        strategy: turboprop_index::Strategy::Fast,
+        candidates: 1,
+        ..SearchOptions::default()
+    };
+    let exact = SearchOptions {
+        strategy: turboprop_index::Strategy::Exact,
+        ..SearchOptions::default()
+    };
+    assert_eq!(
+        index.search(&q, &fast).expect("fast"),
+        index.search(&q, &exact).expect("exact")
+    );
+
+    let space = turboprop_index::synthetic::LatentSpace::new(64, 3);
+    let dense: Vec<(String, Vec<Vec<f32>>)> = (0..20)
+        .map(|f| {
+            (
+                format!("d{f:02}.rs"),
+                (0..10).map(|r| space.vector(f * 10 + r)).collect(),
+            )
+        })
+        .collect();
+    let index = write(&tmp.path().join("dense"), &dense);
+    assert!(index.manifest().segments[0].codes);
+}
+
+/// A damaged `codes.bin` or `center.bin`: truncated or deleted, opening fails naming it; a
+/// flipped payload byte is named by verify. Never a panic.
+#[test]
+fn damaged_codes_are_named() {
+    let space = turboprop_index::synthetic::LatentSpace::new(64, 5);
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..30)
+        .map(|f| {
+            (
+                format!("f{f:02}.rs"),
+                (0..20).map(|r| space.vector(f * 20 + r)).collect(),
+            )
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pristine = tmp.path().join("pristine");
+    let index = write(&pristine, &files);
+    let seg = index.manifest().segments[0].name.clone();
+    assert!(index.manifest().segments[0].codes);
+    drop(index);
+    for (n, name) in ["codes.bin", "center.bin"].into_iter().enumerate() {
+        for damage in 0..3 {
+            let path = tmp.path().join(format!("case{n}{damage}"));
+            fs::create_dir_all(path.join(&seg)).expect("mkdir");
+            for entry in fs::read_dir(&pristine).expect("ls") {
+                let entry = entry.expect("entry");
+                if entry.file_type().expect("type").is_file() {
+                    fs::copy(entry.path(), path.join(entry.file_name())).expect("copy");
+                }
+            }
+            for entry in fs::read_dir(pristine.join(&seg)).expect("ls") {
+                let entry = entry.expect("entry");
+                fs::copy(entry.path(), path.join(&seg).join(entry.file_name())).expect("copy");
+            }
+            let target = path.join(&seg).join(name);
+            let mut bytes = fs::read(&target).expect("read");
+            match damage {
+                0 => {
+                    bytes.truncate(bytes.len() / 2);
+                    fs::write(&target, &bytes).expect("write");
+                }
+                1 => fs::remove_file(&target).expect("rm"),
+                _ => {
+                    let at = bytes.len() - 3;
+                    bytes[at] ^= 0x10;
+                    fs::write(&target, &bytes).expect("write");
+                }
+            }
+            let problem = match Index::open(&path) {
+                Err(e) => e.to_string(),
+                Ok(index) => {
+                    let problems = index.verify();
+                    assert_eq!(problems.len(), 1, "{name} damage {damage}: {problems:?}");
+                    problems[0].to_string()
+                }
+            };
+            assert!(problem.contains(name), "{name} damage {damage}: {problem}");
+        }
+    }
 }
 
 #[test]
