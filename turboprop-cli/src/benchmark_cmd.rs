@@ -76,7 +76,6 @@ struct Report {
     threads: usize,
     latent_dims: usize,
     noise: f32,
-    rss_anon_mb: Option<f64>,
 }
 
 /// Runs `tp benchmark`.
@@ -227,7 +226,6 @@ pub fn run(args: &BenchmarkArgs) -> Result<()> {
         threads: rayon::current_num_threads(),
         latent_dims: space.latent(),
         noise: space.noise(),
-        rss_anon_mb: rss_anon_mb(),
     };
     drop(index);
     tmp.close()
@@ -301,14 +299,6 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * m).round() / m
 }
 
-/// Anonymous (heap) resident memory of this process, on Linux.
-fn rss_anon_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(round(kb / 1024.0, 1))
-}
-
 fn print_text(r: &Report) {
     println!(
         "{} vectors × {} dims in {} files ({}, {} threads)",
@@ -328,7 +318,4 @@ fn print_text(r: &Report) {
         "fast         {:>9.3} ms p50  {:>8.3} ms p95  recall@{} {:.4} ({} candidates re-ranked)",
         r.fast_p50_ms, r.fast_p95_ms, r.limit, r.recall_at_10, r.fast_candidates
     );
-    if let Some(rss) = r.rss_anon_mb {
-        println!("heap (RssAnon) {rss:.1} MB");
-    }
 }
