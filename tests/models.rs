@@ -523,3 +523,28 @@ fn minilm_finds_the_tie_break_code_for_a_question_sharing_no_word_with_it() {
         "rust/src/tiebreak.rs not in the top 3: {hits:?}"
     );
 }
+
+/// The index records its model's id and dimensions. When the installed model of that name
+/// now gives other dimensions (replaced by another model under the same name), `tp search`
+/// is one line naming both shapes and `tp index --rebuild`.
+#[test]
+fn an_installed_model_whose_dimensions_differ_from_the_index_is_a_one_line_error() {
+    let Some(model) = minilm() else { return };
+    let sb = Sandbox::poker();
+    let src = sb.tiny_source();
+    sb.tp(&["model", "import", src.to_str().unwrap()]).ok();
+    sb.tp(&["index", "--model", "tiny-bert"]).ok();
+    assert_eq!(sb.status()["dimensions"], 32);
+    fs::remove_dir_all(sb.cache.join("models/tiny-bert")).unwrap();
+    sb.tp(&[
+        "model",
+        "import",
+        model.to_str().unwrap(),
+        "--name",
+        "tiny-bert",
+    ])
+    .ok();
+    let line = sb.tp(&["search", "shuffle the deck"]).err();
+    assert!(line.contains("tp index --rebuild"), "{line}");
+    assert!(line.contains("32") && line.contains("384"), "{line}");
+}
