@@ -173,26 +173,13 @@ pub fn sum(isa: Isa, values: &[f32]) -> f32 {
 /// Hamming distances of one code of `query.len()` 64-bit words against `out.len()` codes
 /// stored one after the other in `codes`.
 pub fn hamming_rows(isa: Isa, query: &[u64], codes: &[u64], out: &mut [u16]) {
-    let w = query.len();
-    if w == 0 {
-        out.fill(0);
-        return;
-    }
-    let n = out.len().min(codes.len() / w);
-    let (codes, out) = (&codes[..n * w], &mut out[..n]);
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512 if Isa::hardware() >= Isa::Avx2 => {
-            // SAFETY: the CPU supports POPCNT (checked by `hardware`).
-            unsafe { x86::hamming_rows_popcnt(query, codes, out) }
-        }
-        _ => hamming_rows_portable(query, codes, out),
-    }
+    hamming_rows_hist(isa, query, codes, out, &mut [0]);
 }
 
 /// As [`hamming_rows`], also counting each distance into `hist` (`hist[d] += 1`; distances
-/// past the end of `hist` count into its last slot). Counting while the distances are
-/// computed hides the counter updates behind the popcounts.
+/// past the end of `hist` count into its last slot; an empty `hist` counts nothing).
+/// Counting while the distances are computed hides the counter updates behind the
+/// popcounts.
 pub fn hamming_rows_hist(
     isa: Isa,
     query: &[u64],
@@ -201,15 +188,14 @@ pub fn hamming_rows_hist(
     hist: &mut [u32],
 ) {
     let w = query.len();
-    if w == 0 || hist.is_empty() {
-        hamming_rows(isa, query, codes, out);
-        for &d in out.iter() {
-            if let Some(last) = hist.len().checked_sub(1) {
-                hist[usize::from(d).min(last)] += 1;
-            }
+    if w == 0 {
+        out.fill(0);
+        if let Some(first) = hist.first_mut() {
+            *first += out.len() as u32;
         }
         return;
     }
+    let hist = if hist.is_empty() { &mut [0][..] } else { hist };
     let n = out.len().min(codes.len() / w);
     let (codes, out) = (&codes[..n * w], &mut out[..n]);
     match isa {
@@ -240,6 +226,7 @@ fn hamming_hist_portable(query: &[u64], codes: &[u64], out: &mut [u16], hist: &m
                         hist[(d as usize).min(last)] += 1;
                     }
                 })*
+                // Other widths: a generic loop, then the counts.
                 _ => {
                     hamming_any(query, codes, out);
                     for &d in out.iter() {
@@ -250,35 +237,6 @@ fn hamming_hist_portable(query: &[u64], codes: &[u64], out: &mut [u16], hist: &m
         };
     }
     fixed!(1 2 3 4 5 6 7 8 12 16)
-}
-
-#[inline(always)]
-fn hamming_rows_portable(query: &[u64], codes: &[u64], out: &mut [u16]) {
-    // Fixed widths unroll completely (384 dimensions = 6 words).
-    macro_rules! fixed {
-        ($($w:literal)*) => {
-            match query.len() {
-                $($w => {
-                    let mut q = [0u64; $w];
-                    q.copy_from_slice(query);
-                    hamming_fixed::<$w>(&q, codes, out)
-                })*
-                _ => hamming_any(query, codes, out),
-            }
-        };
-    }
-    fixed!(1 2 3 4 5 6 7 8 12 16)
-}
-
-#[inline(always)]
-fn hamming_fixed<const W: usize>(query: &[u64; W], codes: &[u64], out: &mut [u16]) {
-    for (code, o) in codes.chunks_exact(W).zip(out.iter_mut()) {
-        let mut d = 0u32;
-        for k in 0..W {
-            d += (query[k] ^ code[k]).count_ones();
-        }
-        *o = d as u16;
-    }
 }
 
 #[inline(always)]
@@ -421,12 +379,6 @@ mod x86 {
         hist: &mut [u32],
     ) {
         super::hamming_hist_portable(query, codes, out, hist)
-    }
-
-    /// The portable loop compiled with the POPCNT instruction.
-    #[target_feature(enable = "popcnt")]
-    pub(super) fn hamming_rows_popcnt(query: &[u64], codes: &[u64], out: &mut [u16]) {
-        super::hamming_rows_portable(query, codes, out)
     }
 }
 
