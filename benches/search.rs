@@ -30,6 +30,7 @@ fn spec() -> IndexSpec {
             dimensions: DIMS as u32,
         },
         chunking: ChunkingConfig::default(),
+        spaces: Vec::new(),
     }
 }
 
@@ -52,6 +53,7 @@ fn put(w: &mut IndexWriter, f: usize, vs: Vec<Vec<f32>>) {
             hash: ContentHash::of(&i.to_le_bytes()),
             vector,
             terms: Vec::new(),
+            spaces: Vec::new(),
         })
         .collect();
     w.put_file(record, chunks).expect("put");

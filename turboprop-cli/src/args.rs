@@ -94,6 +94,22 @@ pub struct SearchArgs {
     /// (1-bit codes, then exact re-ranking of the closest candidates).
     #[arg(long)]
     pub exact: bool,
+    /// Which vectors rank the results: hybrid (lexical and the model's, fused; the default
+    /// when the index has a model), semantic (the model's only) or lexical (the built-in
+    /// model's only; the default without a model).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<Mode>,
+}
+
+/// How `tp search` ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Lexical and semantic scores fused.
+    Hybrid,
+    /// The transformer model's vectors only.
+    Semantic,
+    /// The built-in lexical vectors only.
+    Lexical,
 }
 
 /// `tp status`.

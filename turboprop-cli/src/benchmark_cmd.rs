@@ -133,6 +133,7 @@ pub fn run(args: &BenchmarkArgs) -> Result<()> {
             dimensions: args.dim as u32,
         },
         chunking: ChunkingConfig::default(),
+        spaces: Vec::new(),
     };
     let options = WriterOptions {
         wait: LockWait::NoWait,
@@ -261,6 +262,7 @@ fn synthetic_file(
             hash: ContentHash::of(&((first + i) as u64).to_le_bytes()),
             vector: space.vector((first + i) as u64),
             terms: Vec::new(),
+            spaces: Vec::new(),
         })
         .collect();
     Ok((record, chunks))

@@ -1,6 +1,7 @@
 //! `tp index`: discover files, diff them against the committed index, chunk and embed only
 //! what is new or changed, and commit the result atomically.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use turboprop_index::{
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
+use turboprop_embed::BuiltinEmbedder;
 use turboprop_types::{line_windows, ChunkingConfig, Embedder, FileRecord};
 
 use crate::args::{parse_size, IndexArgs};
@@ -23,6 +25,9 @@ use crate::repo::{explain, Repo};
 enum Outcome {
     /// New or changed content: its chunks, embedded.
     Embedded(FileRecord, Vec<NewChunk>),
+    /// Unchanged content whose segment lacks the model's space: its chunks' vectors in the
+    /// spec's additional spaces (`[space][chunk]`).
+    Filled(FileRecord, Vec<Vec<Vec<f32>>>),
     /// Stat changed, content did not.
     Touched(FileRecord),
     /// Could not be indexed now.
@@ -54,11 +59,16 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     }
 
     // The model: the flag, else config.yaml, else the one the index already has, else the
-    // default.
+    // default. Every index holds the built-in lexical vectors (the primary space, which also
+    // keeps the term statistics); a transformer model's vectors are a second space beside
+    // them.
     let recorded = if args.rebuild {
         None
     } else {
-        dir.read_manifest().ok().flatten().map(|m| m.model.id)
+        dir.read_manifest().ok().flatten().map(|m| match m.spaces.first() {
+            Some(space) => space.model.id.clone(),
+            None => m.model.id,
+        })
     };
     let tp_dir = repo.root.join(".turboprop");
     let embedder: Box<dyn Embedder> = match (&args.model, &config.model, &recorded) {
@@ -72,12 +82,16 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         },
         (None, None, None) => models::default_embedder(&tp_dir),
     };
+    let lexical = BuiltinEmbedder::new();
+    let model = (embedder.model_id() != lexical.model_id()).then_some(embedder);
+    let embedders = Embedders {
+        lexical: &lexical,
+        model: model.as_deref(),
+    };
     let spec = IndexSpec {
-        model: ModelGuard {
-            id: embedder.model_id().to_owned(),
-            dimensions: u32::try_from(embedder.dimensions()).context("model dimensions")?,
-        },
+        model: guard(&lexical)?,
         chunking: config.chunking.clone(),
+        spaces: model.as_deref().map(guard).transpose()?.into_iter().collect(),
     };
     let options = WriterOptions {
         wait: if args.no_wait {
@@ -117,17 +131,21 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         BaseState::Rebuild => eprintln!("rebuilding the index from scratch"),
         BaseState::Empty | BaseState::Reused => {}
     }
+    let models: Vec<&str> = std::iter::once(&writer.spec().model)
+        .chain(&writer.spec().spaces)
+        .map(|m| m.id.as_str())
+        .collect();
     eprintln!(
         "indexing {} with model {}",
         repo.root.display(),
-        writer.spec().model.id
+        models.join(" + ")
     );
     let run_update = |writer| {
         update(
             writer,
             &repo,
             &config.chunking,
-            embedder.as_ref(),
+            embedders,
             config.max_filesize,
             started,
         )
@@ -153,11 +171,27 @@ pub fn run(args: &IndexArgs) -> Result<()> {
 #[error("the index is damaged")]
 struct Damaged;
 
+/// The model guard of an embedder.
+fn guard(e: &dyn Embedder) -> Result<ModelGuard> {
+    Ok(ModelGuard {
+        id: e.model_id().to_owned(),
+        dimensions: u32::try_from(e.dimensions()).context("model dimensions")?,
+    })
+}
+
+/// The embedders of an update: the built-in lexical one (the primary space) and the
+/// transformer model of the additional space, if the index has one.
+#[derive(Clone, Copy)]
+struct Embedders<'a> {
+    lexical: &'a dyn Embedder,
+    model: Option<&'a dyn Embedder>,
+}
+
 fn update(
     mut writer: IndexWriter,
     repo: &Repo,
     chunking: &ChunkingConfig,
-    embedder: &dyn Embedder,
+    embedders: Embedders<'_>,
     max_filesize: u64,
     started: Instant,
 ) -> Result<()> {
@@ -193,17 +227,36 @@ fn update(
         None => Vec::new(),
     };
     let diff = Diff::new(&base_files, &scanned);
-    let (_, _, unchanged) = diff.counts();
-    let work: Vec<(&Candidate, Option<&FileRecord>)> = found
-        .files
-        .iter()
-        .zip(&diff.status)
-        .filter_map(|(c, s)| match s {
-            FileStatus::New => Some((c, None)),
-            FileStatus::StatChanged(r) => Some((c, Some(*r))),
-            FileStatus::Unchanged(_) => None,
-        })
-        .collect();
+    let (_, _, mut unchanged) = diff.counts();
+    // Files whose segment lacks the model's space (the model was just added, or a run that
+    // added it was interrupted): their lexical vectors are kept, only the model embeds them.
+    let lacking: HashSet<String> = match writer.files_lacking_spaces() {
+        Ok(files) => files.into_iter().map(|f| f.path().to_owned()).collect(),
+        Err(e) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
+        Err(e) => return Err(explain(e, &repo.index_dir)),
+    };
+    let mut work: Vec<Work<'_>> = Vec::new();
+    for (c, status) in found.files.iter().zip(&diff.status) {
+        let fill = lacking.contains(&c.rel_path);
+        match status {
+            FileStatus::New => work.push((c, None, false)),
+            FileStatus::StatChanged(r) => work.push((c, Some(*r), fill)),
+            FileStatus::Unchanged(r) if fill => {
+                unchanged -= 1;
+                work.push((c, Some(*r), true));
+            }
+            FileStatus::Unchanged(_) => {}
+        }
+    }
+    let filling = work.iter().filter(|w| w.2).count();
+    if filling > 0 {
+        if let Some(m) = embedders.model {
+            eprintln!(
+                "adding {} vectors to {filling} indexed files (their lexical vectors are kept)",
+                m.model_id()
+            );
+        }
+    }
 
     // Removed files go into the first commit: from then on the index never names a file that
     // is gone, and an interrupted run leaves every file either as it is now or as it was.
@@ -221,7 +274,7 @@ fn update(
             }
         })
     };
-    let total_bytes: u64 = work.iter().map(|(c, _)| c.size).sum();
+    let total_bytes: u64 = work.iter().map(|(c, _, _)| c.size).sum();
     let mut progress = Progress::new(total_bytes);
     let mut tally = Tally::default();
     let mut commits = 0u64;
@@ -231,8 +284,8 @@ fn update(
         let take = policy.group_len(rest, progress.bytes_per_second());
         let (group, tail) = rest.split_at(take);
         rest = tail;
-        let bytes: u64 = group.iter().map(|(c, _)| c.size).sum();
-        let embedded = embed_group(group, chunking, embedder, &opts)?;
+        let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
+        let embedded = embed_group(group, chunking, embedders, &opts)?;
         progress.advance(bytes, embedded.chunks);
         tally.record(&mut writer, embedded, &repo.index_dir)?;
         if !rest.is_empty() && policy.commit_due(last_commit) {
@@ -261,6 +314,7 @@ fn update(
         chunks,
         touched,
         skipped,
+        filled,
     } = tally;
     if commits == 0 {
         eprintln!(
@@ -268,7 +322,12 @@ fn update(
             stats.chunks, stats.generation
         );
     } else {
-        let unchanged = unchanged + touched;
+        let unchanged = unchanged + touched + filled;
+        let embedded_files = if filled > 0 {
+            format!("{} files ({filled} only by the model)", new + changed + filled)
+        } else {
+            format!("{} files", new + changed)
+        };
         let batches = if commits > 1 {
             format!(" ({commits} commits)")
         } else {
@@ -276,9 +335,8 @@ fn update(
         };
         eprintln!(
             "indexed {} files ({new} new, {changed} changed, {unchanged} unchanged, {removed} removed, {skipped} skipped): \
-             embedded {chunks} chunks from {} files; {} chunks in generation {} in {elapsed}{batches}",
+             embedded {chunks} chunks from {embedded_files}; {} chunks in generation {} in {elapsed}{batches}",
             stats.files,
-            new + changed,
             stats.chunks,
             stats.generation
         );
@@ -326,14 +384,14 @@ impl BatchPolicy {
     }
 
     /// How many of the files in `rest` the next group takes (at least one).
-    fn group_len(&self, rest: &[(&Candidate, Option<&FileRecord>)], speed: Option<f64>) -> usize {
+    fn group_len(&self, rest: &[Work<'_>], speed: Option<f64>) -> usize {
         if let Some(n) = self.every_files {
             return n.min(rest.len());
         }
         let budget = speed.map_or(FIRST_GROUP_BYTES, |bps| (bps * GROUP_SECONDS) as u64);
         let mut bytes = 0u64;
         let mut n = 0;
-        for (c, _) in rest {
+        for (c, _, _) in rest {
             if n > 0 && bytes + c.size > budget {
                 break;
             }
@@ -357,6 +415,10 @@ impl BatchPolicy {
     }
 }
 
+/// A file to read: its candidate, its indexed record (if any), and whether only the
+/// model's vectors are missing (a fill) should its content be unchanged.
+type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, bool);
+
 /// The outcome of every file of a group.
 struct Group<'a> {
     outcomes: Vec<(&'a Candidate, bool, Outcome)>,
@@ -364,52 +426,77 @@ struct Group<'a> {
 }
 
 /// Reads and chunks the files of a group in parallel, then embeds all their chunks in one
-/// call, so the embedder sorts and batches chunks across files.
+/// call per model, so the embedders sort and batch chunks across files. Files being filled
+/// are embedded by the model only.
 fn embed_group<'a>(
-    group: &[(&'a Candidate, Option<&FileRecord>)],
+    group: &[Work<'a>],
     chunking: &ChunkingConfig,
-    embedder: &dyn Embedder,
+    embedders: Embedders<'_>,
     opts: &DiscoverOptions,
 ) -> Result<Group<'a>> {
     let read: Vec<(&Candidate, bool, Read)> = group
         .par_iter()
-        .map(|&(c, stored)| {
+        .map(|&(c, stored, fill)| {
             Ok((
                 c,
                 stored.is_some(),
-                read_and_chunk(c, stored, chunking, opts)?,
+                read_and_chunk(c, stored, fill, chunking, opts)?,
             ))
         })
         .collect::<Result<_>>()?;
-    let texts: Vec<&str> = read
-        .iter()
-        .flat_map(|(_, _, r)| match r {
-            Read::Chunked { texts, .. } => texts.as_slice(),
-            _ => &[],
-        })
-        .map(String::as_str)
-        .collect();
-    let mut embedded = embedder
-        .embed_documents_with_terms(&texts)
-        .with_context(|| match group.first() {
-            Some((c, _)) if group.len() > 1 => format!(
-                "cannot embed {} and {} other files",
-                c.rel_path,
-                group.len() - 1
-            ),
-            Some((c, _)) => format!("cannot embed {}", c.rel_path),
-            None => "cannot embed".to_owned(),
-        })?
-        .into_iter();
-    if embedded.len() != texts.len() {
-        bail!(
-            "model {} returned {} vectors for {} chunks",
-            embedder.model_id(),
-            embedded.len(),
-            texts.len()
-        );
-    }
-    let chunks = texts.len();
+    let texts = |fills: bool| -> Vec<&str> {
+        read.iter()
+            .flat_map(|(_, _, r)| match r {
+                Read::Chunked { texts, fill, .. } if *fill == fills => texts.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
+            .collect()
+    };
+    let (new_texts, fill_texts) = (texts(false), texts(true));
+    let context = || match group.first() {
+        Some((c, _, _)) if group.len() > 1 => format!(
+            "cannot embed {} and {} other files",
+            c.rel_path,
+            group.len() - 1
+        ),
+        Some((c, _, _)) => format!("cannot embed {}", c.rel_path),
+        None => "cannot embed".to_owned(),
+    };
+    let check = |e: &dyn Embedder, got: usize, want: usize| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "model {} returned {got} vectors for {want} chunks",
+                e.model_id()
+            ))
+        }
+    };
+    let lexical = embedders
+        .lexical
+        .embed_documents_with_terms(&new_texts)
+        .with_context(context)?;
+    check(embedders.lexical, lexical.len(), new_texts.len())?;
+    // The model embeds new and filled chunks in one call.
+    let model = match embedders.model {
+        Some(m) => {
+            let all: Vec<&str> = new_texts.iter().chain(&fill_texts).copied().collect();
+            let v = m.embed_documents(&all).with_context(context)?;
+            check(m, v.len(), all.len())?;
+            Some(v)
+        }
+        None => None,
+    };
+    let (mut model_new, mut model_fill) = match model {
+        Some(mut v) => {
+            let fill = v.split_off(new_texts.len());
+            (Some(v.into_iter()), Some(fill.into_iter()))
+        }
+        None => (None, None),
+    };
+    let mut lexical = lexical.into_iter();
+    let chunks = new_texts.len() + fill_texts.len();
     let outcomes = read
         .into_iter()
         .map(|(c, was_indexed, r)| {
@@ -418,13 +505,38 @@ fn embed_group<'a>(
                 Read::Skipped(reason) => Outcome::Skipped(reason),
                 Read::Chunked {
                     record,
+                    texts,
+                    fill: true,
+                    ..
+                } => {
+                    let vectors = model_fill
+                        .as_mut()
+                        .map(|m| m.by_ref().take(texts.len()).collect())
+                        .into_iter()
+                        .collect();
+                    Outcome::Filled(record, vectors)
+                }
+                Read::Chunked {
+                    record,
                     chunks,
                     texts,
+                    fill: false,
                 } => {
+                    let n = texts.len();
+                    let spaces: Vec<Vec<Vec<f32>>> = match model_new.as_mut() {
+                        Some(m) => m.by_ref().take(n).map(|v| vec![v]).collect(),
+                        None => vec![Vec::new(); n],
+                    };
                     let chunks = chunks
                         .into_iter()
-                        .zip(embedded.by_ref().take(texts.len()))
-                        .map(|(c, (vector, terms))| NewChunk { vector, terms, ..c })
+                        .zip(lexical.by_ref().take(n))
+                        .zip(spaces)
+                        .map(|((c, (vector, terms)), spaces)| NewChunk {
+                            vector,
+                            terms,
+                            spaces,
+                            ..c
+                        })
                         .collect();
                     Outcome::Embedded(record, chunks)
                 }
@@ -443,6 +555,7 @@ struct Tally {
     chunks: usize,
     touched: usize,
     skipped: usize,
+    filled: usize,
 }
 
 impl Tally {
@@ -466,6 +579,13 @@ impl Tally {
                         .put_file(record, new_chunks)
                         .map_err(|e| explain(e, index_dir))?;
                 }
+                Outcome::Filled(record, vectors) => {
+                    self.filled += 1;
+                    self.chunks += vectors.first().map_or(0, Vec::len);
+                    writer
+                        .fill_file(record, vectors)
+                        .map_err(|e| explain(e, index_dir))?;
+                }
                 Outcome::Touched(record) => {
                     self.touched += 1;
                     writer.touch_file(record);
@@ -485,11 +605,14 @@ impl Tally {
 
 /// A file after reading, before embedding.
 enum Read {
-    /// New or changed content: its chunks (vectors still empty) and their texts.
+    /// New or changed content (or unchanged content to fill): its chunks (vectors still
+    /// empty) and their texts.
     Chunked {
         record: FileRecord,
         chunks: Vec<NewChunk>,
         texts: Vec<String>,
+        /// Unchanged content needing only the model's vectors.
+        fill: bool,
     },
     /// Stat changed, content did not.
     Touched(FileRecord),
@@ -500,6 +623,7 @@ enum Read {
 fn read_and_chunk(
     c: &Candidate,
     stored: Option<&FileRecord>,
+    fill: bool,
     chunking: &ChunkingConfig,
     opts: &DiscoverOptions,
 ) -> Result<Read> {
@@ -509,10 +633,9 @@ fn read_and_chunk(
     };
     let record = FileRecord::new(&c.rel_path, source.size, source.mtime_ns, source.hash)
         .with_context(|| format!("cannot record {}", c.rel_path))?;
-    if let Some(old) = stored {
-        if Diff::confirm(old, source.hash) == Confirmed::Touch {
-            return Ok(Read::Touched(record));
-        }
+    let same = stored.is_some_and(|old| Diff::confirm(old, source.hash) == Confirmed::Touch);
+    if same && !fill {
+        return Ok(Read::Touched(record));
     }
     let windows = line_windows(&source.bytes, chunking);
     let texts = windows
@@ -529,12 +652,14 @@ fn read_and_chunk(
             hash: crate::discover::hash_bytes(&source.bytes[w.bytes.clone()]),
             vector: Vec::new(),
             terms: Vec::new(),
+            spaces: Vec::new(),
         })
         .collect();
     Ok(Read::Chunked {
         record,
         chunks,
         texts,
+        fill: same,
     })
 }
 

@@ -1,16 +1,117 @@
-//! `tp search`: embed the query with the index's own model, search, and print the hits with
-//! their current content.
+//! `tp search`: embed the query with the index's own models, search the lexical space, the
+//! model's space, or both fused, and print the hits with their current content.
 
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
+use std::path::Path;
 
 use anyhow::{bail, Result};
-use turboprop_index::{FileFilter, Hit, SearchOptions, Strategy};
+use turboprop_index::{hybrid_scores, FileFilter, Hit, Index, SearchOptions, SpaceQuery, Strategy};
+use turboprop_types::Embedder;
 
+pub use crate::args::Mode;
 use crate::args::{OutputFormat, SearchArgs};
 use crate::models;
 use crate::output::{json_hit, text_hit, Snippet};
 use crate::repo::Repo;
+
+/// Candidates taken from each space for hybrid ranking: every chunk in the top
+/// `HYBRID_DEPTH` of either ranker is scored in both.
+pub const HYBRID_DEPTH: usize = 100;
+
+/// An opened index with the embedders of its vector spaces, ready to answer queries: what
+/// `tp search` runs, for programs that search many times (such as the evaluation harness in
+/// `examples/eval_modes.rs`).
+pub struct Searcher {
+    index: Index,
+    lexical: Box<dyn Embedder>,
+    /// The model of space 1, if the index has one.
+    model: Option<Box<dyn Embedder>>,
+}
+
+impl Searcher {
+    /// Opens the index of the repository at `repo` (its `.turboprop/index`) and loads the
+    /// models it was built with.
+    pub fn open(repo: &Path) -> Result<Searcher> {
+        let repo = Repo::locate(Some(repo))?;
+        Self::open_repo(&repo)
+    }
+
+    fn open_repo(repo: &Repo) -> Result<Searcher> {
+        let index = repo.open_index()?;
+        let lexical = models::for_index(&index.model().id, &repo.index_dir)?;
+        index.check_model(lexical.model_id(), lexical.dimensions())?;
+        let model = match index.spaces().first() {
+            Some(space) => {
+                let m = models::for_index(&space.model.id, &repo.index_dir)?;
+                index.check_space_model(1, m.model_id(), m.dimensions())?;
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Searcher {
+            index,
+            lexical,
+            model,
+        })
+    }
+
+    /// The open index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The mode `tp search` uses without `--mode`: hybrid when the index has a model's
+    /// vectors, else lexical.
+    pub fn default_mode(&self) -> Mode {
+        if self.model.is_some() {
+            Mode::Hybrid
+        } else {
+            Mode::Lexical
+        }
+    }
+
+    /// The best chunks for `query` in `mode`, best first.
+    pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
+        let index = &self.index;
+        let model = match (mode, &self.model) {
+            (Mode::Lexical, _) => None,
+            (_, Some(m)) => Some(m.as_ref()),
+            (_, None) => bail!(
+                "--mode {} needs a model's vectors, and the index at {} has only the built-in lexical ones: \
+                 run tp index --model all-MiniLM-L6-v2 (after tp model download all-MiniLM-L6-v2), or use --mode lexical",
+                if mode == Mode::Hybrid { "hybrid" } else { "semantic" },
+                index.path().display()
+            ),
+        };
+        let lexical = || self.lexical.embed_query(query, index.term_stats());
+        let hits = match (mode, model) {
+            (Mode::Lexical, _) | (_, None) => index.search(&lexical()?, opts)?,
+            (Mode::Semantic, Some(m)) => {
+                let vector = m.embed_query(query, index.term_stats())?;
+                index.search_space(1, &vector, opts)?
+            }
+            (Mode::Hybrid, Some(m)) => {
+                let lexical = lexical()?;
+                let semantic = m.embed_query(query, index.term_stats())?;
+                let queries = [
+                    SpaceQuery {
+                        space: 0,
+                        vector: &lexical,
+                        depth: HYBRID_DEPTH,
+                    },
+                    SpaceQuery {
+                        space: 1,
+                        vector: &semantic,
+                        depth: HYBRID_DEPTH,
+                    },
+                ];
+                index.search_fused(&queries, opts, &hybrid_scores)?
+            }
+        };
+        Ok(hits)
+    }
+}
 
 /// Runs `tp search`.
 pub fn run(args: &SearchArgs) -> Result<()> {
@@ -30,12 +131,20 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         .with_globs(&args.filter)?;
 
     let repo = Repo::locate(args.repo.repo.as_deref())?;
-    let index = repo.open_index()?;
-    let embedder = models::for_index(&index.model().id, &repo.index_dir)?;
-    index.check_model(embedder.model_id(), embedder.dimensions())?;
-    let vector = embedder.embed_query(query, index.term_stats())?;
-    let hits = index.search(
-        &vector,
+    let searcher = Searcher::open_repo(&repo)?;
+    let mode = args.mode.unwrap_or(searcher.default_mode());
+    if mode != Mode::Lexical {
+        let index = searcher.index();
+        let (covered, all) = (index.space_rows(1), index.stats().chunks);
+        if searcher.model.is_some() && covered < all {
+            eprintln!(
+                "warning: the model's vectors cover {covered} of {all} chunks (an update adding them was interrupted): run tp index"
+            );
+        }
+    }
+    let hits = searcher.search(
+        query,
+        mode,
         &SearchOptions {
             limit: args.limit,
             min_score,

@@ -12,12 +12,25 @@ use crate::repo::Repo;
 struct Status {
     files: u64,
     chunks: u64,
+    /// The model searches use: the transformer model when the index has one, else the
+    /// built-in lexical model.
     model: String,
     dimensions: u32,
+    /// Every vector space: the built-in lexical one first, then the model's.
+    spaces: Vec<SpaceStatus>,
     bytes_on_disk: u64,
     generation: u64,
     updated_at: String,
     index_path: String,
+}
+
+#[derive(Serialize)]
+struct SpaceStatus {
+    model: String,
+    dimensions: u32,
+    /// Chunks with vectors in this space (fewer than all while an update adding the model
+    /// has not finished).
+    chunks: u64,
 }
 
 /// Runs `tp status`.
@@ -25,11 +38,23 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     let repo = Repo::locate(args.repo.repo.as_deref())?;
     let index = repo.open_index()?;
     let s = index.stats();
+    let spaces: Vec<SpaceStatus> = (0..=index.spaces().len())
+        .filter_map(|k| {
+            let m = index.space_model(k)?;
+            Some(SpaceStatus {
+                model: m.id.clone(),
+                dimensions: m.dimensions,
+                chunks: index.space_rows(k),
+            })
+        })
+        .collect();
+    let main = index.spaces().first().map_or(&s.model, |sp| &sp.model);
     let status = Status {
         files: s.files,
         chunks: s.chunks,
-        model: s.model.id.clone(),
-        dimensions: s.model.dimensions,
+        model: main.id.clone(),
+        dimensions: main.dimensions,
+        spaces,
         bytes_on_disk: s.bytes_on_disk,
         generation: s.generation,
         updated_at: rfc3339_utc(s.updated_at_ms),
@@ -42,11 +67,19 @@ pub fn status(args: &StatusArgs) -> Result<()> {
             writeln!(out, "index       {}", status.index_path)?;
             writeln!(out, "files       {}", status.files)?;
             writeln!(out, "chunks      {}", status.chunks)?;
-            writeln!(
-                out,
-                "model       {} ({} dims)",
-                status.model, status.dimensions
-            )?;
+            for (i, sp) in status.spaces.iter().enumerate() {
+                let label = if i == 0 { "model" } else { "  + model" };
+                let partial = if sp.chunks < status.chunks {
+                    format!(", {} of {} chunks: run tp index", sp.chunks, status.chunks)
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{label:<11} {} ({} dims{partial})",
+                    sp.model, sp.dimensions
+                )?;
+            }
             writeln!(out, "size        {}", human_bytes(status.bytes_on_disk))?;
             writeln!(out, "generation  {}", status.generation)?;
             writeln!(out, "updated     {}", status.updated_at)?;

@@ -14,10 +14,11 @@
 //! let spec = IndexSpec {
 //!     model: ModelGuard { id: "my-vectors".into(), dimensions: 3 },
 //!     chunking: ChunkingConfig::default(),
+//!     spaces: vec![],
 //! };
 //! let chunk = |line: u32, v: [f32; 3]| NewChunk {
 //!     line_start: line, line_end: line + 9, byte_start: 0, byte_end: 100,
-//!     hash: ContentHash::of(&line.to_le_bytes()), vector: v.to_vec(), terms: vec![],
+//!     hash: ContentHash::of(&line.to_le_bytes()), vector: v.to_vec(), terms: vec![], spaces: vec![],
 //! };
 //!
 //! // Create, fill and commit.
@@ -39,6 +40,7 @@
 mod diff;
 mod error;
 mod filter;
+mod fusion;
 pub mod kernel;
 pub mod quant;
 mod reader;
@@ -49,8 +51,11 @@ mod writer;
 pub use diff::{Confirmed, Diff, FileStatus, ScannedFile};
 pub use error::{IndexError, Result};
 pub use filter::FileFilter;
+pub use fusion::hybrid_scores;
 pub use kernel::dot;
-pub use reader::{fast_candidates, Hit, Index, IndexStats, SearchOptions, Strategy, FAST_MIN_ROWS};
+pub use reader::{
+    fast_candidates, Hit, Index, IndexStats, SearchOptions, SpaceQuery, Strategy, FAST_MIN_ROWS,
+};
 pub use topk::{Scored, TopK};
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};
 pub use writer::{BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, WriterOptions};

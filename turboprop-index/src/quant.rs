@@ -15,8 +15,8 @@
 
 use rayon::prelude::*;
 use turboprop_storage::{
-    bytes_as_f32, bytes_as_u64, f32_as_bytes, join_name, u64_as_bytes, Directory, ReadMode,
-    SegmentReader, StorageError, Table, TableKind, TableWriter,
+    bytes_as_f32, bytes_as_u64, f32_as_bytes, join_name, space_file, u64_as_bytes, Directory,
+    ReadMode, StorageError, Table, TableKind, TableWriter,
 };
 
 use crate::error::Result;
@@ -65,17 +65,19 @@ pub fn zero_share(values: &[f32]) -> f64 {
     zeros as f64 / values.len() as f64
 }
 
-/// Computes and writes `center.bin` and `codes.bin` for the finished segment `segment` of
-/// `store`, read by `reader`, then syncs the segment folder. Returns the bytes written, or
-/// `None` (nothing written) when the vectors are too sparse for codes ([`MAX_ZERO_SHARE`]).
+/// Computes and writes `center.bin` and `codes.bin` (for an additional space `key`:
+/// `center.<key>.bin` and `codes.<key>.bin`) for the finished segment `segment` of `store`
+/// from its `vectors` of `d` dimensions, then syncs the segment folder. Returns the bytes
+/// written, or `None` (nothing written) when the vectors are too sparse for codes
+/// ([`MAX_ZERO_SHARE`]).
 pub(crate) fn write_codes(
     store: &dyn Directory,
     segment: &str,
-    reader: &SegmentReader,
+    space: Option<&str>,
+    vectors: &[f32],
+    d: usize,
 ) -> Result<Option<u64>> {
-    let d = reader.dims();
-    let rows = reader.rows();
-    let vectors = reader.vectors();
+    let rows = vectors.len() / d.max(1);
     if zero_share(vectors) > MAX_ZERO_SHARE {
         return Ok(None);
     }
@@ -102,7 +104,7 @@ pub(crate) fn write_codes(
         .iter()
         .map(|s| (s / rows.max(1) as f64) as f32)
         .collect();
-    let center_name = join_name(segment, CENTER_FILE);
+    let center_name = join_name(segment, &space_file(CENTER_FILE, space));
     let width = u32::try_from(d)
         .map_err(|_| StorageError::corrupt(store.location(segment), "too many dimensions"))?;
     let mut w = TableWriter::create(store, &center_name, TableKind::Vectors, width)?;
@@ -119,7 +121,7 @@ pub(crate) fn write_codes(
                 encode(row, &center, o);
             }
         });
-    let codes_name = join_name(segment, CODES_FILE);
+    let codes_name = join_name(segment, &space_file(CODES_FILE, space));
     let mut w = TableWriter::create(store, &codes_name, TableKind::Codes, width)?;
     for code in codes.chunks_exact(wpr.max(1)) {
         w.push(u64_as_bytes(code))?;
@@ -140,24 +142,25 @@ pub(crate) struct Codes {
 }
 
 impl Codes {
-    /// Opens the codes of segment `segment` of `store`, which has `rows` rows of `dims`
-    /// dimensions.
+    /// Opens the codes of segment `segment` of `store` (of its additional space `space`,
+    /// or of the primary vectors), which has `rows` rows of `dims` dimensions.
     pub(crate) fn open(
         store: &dyn Directory,
         segment: &str,
+        space: Option<&str>,
         rows: usize,
         dims: usize,
         mode: ReadMode,
     ) -> Result<Codes> {
         let codes = Table::open(
             store,
-            &join_name(segment, CODES_FILE),
+            &join_name(segment, &space_file(CODES_FILE, space)),
             TableKind::Codes,
             mode,
         )?;
         let center = Table::open(
             store,
-            &join_name(segment, CENTER_FILE),
+            &join_name(segment, &space_file(CENTER_FILE, space)),
             TableKind::Vectors,
             mode,
         )?;

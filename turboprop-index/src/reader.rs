@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use turboprop_storage::{
     DeleteSet, Directory, IndexDir, Manifest, ModelGuard, ReadMode, SegmentEntry, SegmentFile,
-    SegmentReader, StorageError, CONFIG_FILE, MANIFEST_FILE, VERSION_FILE,
+    SegmentReader, SpaceEntry, StorageError, CONFIG_FILE, MANIFEST_FILE, VERSION_FILE,
 };
 use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
@@ -84,6 +84,17 @@ pub fn fast_candidates(limit: usize, rows: usize) -> usize {
     (limit.saturating_mul(50)).max(1000).max(rows / 400)
 }
 
+/// One query of [`Index::search_fused`].
+#[derive(Debug, Clone, Copy)]
+pub struct SpaceQuery<'q> {
+    /// The vector space (0: primary; `k` ≥ 1: [`Index::spaces`]`[k - 1]`).
+    pub space: usize,
+    /// The query vector, normalized, of the space's dimensions.
+    pub vector: &'q [f32],
+    /// How many of the space's best rows become candidates.
+    pub depth: usize,
+}
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -117,12 +128,24 @@ pub(crate) struct LiveSegment {
     pub(crate) deletes: Option<DeleteSet>,
     /// 1-bit codes for the fast path (segments written before codes existed have none).
     codes: Option<Codes>,
+    /// Per additional space of the manifest: the segment's vectors of it, if it has them.
+    spaces: Vec<Option<SegmentSpaceData>>,
     /// Per file of the segment: deleted or not.
     deleted: Vec<bool>,
 }
 
+/// A segment's vectors in one additional space.
+#[derive(Debug)]
+struct SegmentSpaceData {
+    /// Position in [`SegmentReader::spaces`].
+    index: usize,
+    /// 1-bit codes of the space's vectors, if they were written.
+    codes: Option<Codes>,
+}
+
 impl LiveSegment {
-    fn open(dir: &IndexDir, entry: &SegmentEntry, dims: u32, mode: ReadMode) -> Result<Self> {
+    fn open(dir: &IndexDir, entry: &SegmentEntry, manifest: &Manifest, mode: ReadMode) -> Result<Self> {
+        let dims = manifest.model.dimensions;
         let reader = SegmentReader::open(dir.directory(), &entry.name, mode)?;
         if reader.dims() != dims as usize
             || reader.rows() as u64 != entry.rows
@@ -164,6 +187,7 @@ impl LiveSegment {
             Some(Codes::open(
                 dir.directory(),
                 &entry.name,
+                None,
                 reader.rows(),
                 reader.dims(),
                 mode,
@@ -171,12 +195,75 @@ impl LiveSegment {
         } else {
             None
         };
+        let mut spaces = Vec::with_capacity(manifest.spaces.len());
+        for space in &manifest.spaces {
+            let Some(listed) = entry.spaces.iter().find(|s| s.key == space.key) else {
+                spaces.push(None);
+                continue;
+            };
+            let index = reader.space_index(&space.key).ok_or_else(|| {
+                StorageError::corrupt(
+                    reader.dir(),
+                    format!("the manifest says it has vectors of space {}", space.key),
+                )
+            })?;
+            if reader.spaces()[index].dimensions != space.model.dimensions {
+                return Err(StorageError::corrupt(
+                    reader.dir(),
+                    format!(
+                        "space {} has {} dimensions but the manifest says {}",
+                        space.key,
+                        reader.spaces()[index].dimensions,
+                        space.model.dimensions
+                    ),
+                )
+                .into());
+            }
+            let codes = if listed.codes {
+                Some(Codes::open(
+                    dir.directory(),
+                    &entry.name,
+                    Some(&space.key),
+                    reader.rows(),
+                    space.model.dimensions as usize,
+                    mode,
+                )?)
+            } else {
+                None
+            };
+            spaces.push(Some(SegmentSpaceData { index, codes }));
+        }
         Ok(LiveSegment {
             reader,
             deletes,
             codes,
+            spaces,
             deleted,
         })
+    }
+
+    /// The segment's vectors in space `space` (0: primary), if it has them.
+    fn vectors(&self, space: usize) -> Option<&[f32]> {
+        match space {
+            0 => Some(self.reader.vectors()),
+            k => {
+                let data = self.spaces.get(k - 1)?.as_ref()?;
+                Some(self.reader.space_vectors(data.index))
+            }
+        }
+    }
+
+    /// The codes of the segment's vectors in space `space`, if written.
+    fn codes(&self, space: usize) -> Option<&Codes> {
+        match space {
+            0 => self.codes.as_ref(),
+            k => self.spaces.get(k - 1)?.as_ref()?.codes.as_ref(),
+        }
+    }
+
+    /// Live rows of the segment.
+    fn live_rows(&self) -> u64 {
+        self.reader.rows() as u64 - self.deletes.as_ref().map_or(0, DeleteSet::rows)
     }
 
     /// Indexes of the live files of the segment. Reads no file record.
@@ -233,12 +320,13 @@ impl Index {
     /// let spec = IndexSpec {
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
+    ///     spaces: vec![],
     /// };
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
     /// writer.put_file(record, vec![NewChunk {
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
-    ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![],
+    ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
     /// }])?;
     /// writer.commit()?;
     ///
@@ -307,7 +395,7 @@ impl Index {
         let segments = manifest
             .segments
             .iter()
-            .map(|entry| LiveSegment::open(&dir, entry, manifest.model.dimensions, mode))
+            .map(|entry| LiveSegment::open(&dir, entry, &manifest, mode))
             .collect::<Result<Vec<_>>>()?;
         Ok(Index {
             dir,
@@ -341,6 +429,60 @@ impl Index {
         self.manifest.model.dimensions as usize
     }
 
+    /// The additional vector spaces (space `k` ≥ 1 of the search methods is `spaces()[k - 1]`;
+    /// space 0 is the primary vectors of [`Self::model`]).
+    pub fn spaces(&self) -> &[SpaceEntry] {
+        &self.manifest.spaces
+    }
+
+    /// The model of space `space` (0: the primary vectors), if the index has that space.
+    pub fn space_model(&self, space: usize) -> Option<&ModelGuard> {
+        match space {
+            0 => Some(&self.manifest.model),
+            k => self.manifest.spaces.get(k - 1).map(|s| &s.model),
+        }
+    }
+
+    /// The space whose vectors were made by model `model_id`, primary first.
+    pub fn space_of_model(&self, model_id: &str) -> Option<usize> {
+        if self.manifest.model.id == model_id {
+            return Some(0);
+        }
+        self.manifest
+            .spaces
+            .iter()
+            .position(|s| s.model.id == model_id)
+            .map(|k| k + 1)
+    }
+
+    /// Live rows that have vectors in space `space` (all of them for space 0; fewer for an
+    /// additional space while an update that adds it has not finished).
+    pub fn space_rows(&self, space: usize) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.vectors(space).is_some())
+            .map(LiveSegment::live_rows)
+            .sum()
+    }
+
+    /// Fails with [`IndexError::ModelMismatch`] unless space `space` was made with `model_id`
+    /// and `dims`.
+    pub fn check_space_model(&self, space: usize, model_id: &str, dims: usize) -> Result<()> {
+        let m = self.space_model(space).unwrap_or(&self.manifest.model);
+        if self.space_model(space).is_some() && m.id == model_id && m.dimensions as usize == dims
+        {
+            Ok(())
+        } else {
+            Err(IndexError::ModelMismatch {
+                path: self.dir.root().to_path_buf(),
+                index_model: m.id.clone(),
+                index_dims: m.dimensions,
+                asked_model: model_id.to_owned(),
+                asked_dims: u32::try_from(dims).unwrap_or(u32::MAX),
+            })
+        }
+    }
+
     /// Number of live segments.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -372,12 +514,13 @@ impl Index {
     /// let spec = IndexSpec {
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
+    ///     spaces: vec![],
     /// };
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
     /// writer.put_file(record, vec![NewChunk {
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
-    ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![],
+    ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
     /// }])?;
     /// writer.commit()?;
     ///
@@ -422,6 +565,12 @@ impl Index {
                 s.reader.bytes_on_disk()
                     + s.deletes.as_ref().map_or(0, DeleteSet::file_len)
                     + s.codes.as_ref().map_or(0, Codes::bytes)
+                    + s.spaces
+                        .iter()
+                        .flatten()
+                        .filter_map(|d| d.codes.as_ref())
+                        .map(Codes::bytes)
+                        .sum::<u64>()
             })
             .sum();
         for name in [MANIFEST_FILE, CONFIG_FILE, VERSION_FILE] {
@@ -468,6 +617,11 @@ impl Index {
             if let Some(Err(e)) = seg.codes.as_ref().map(Codes::verify) {
                 problems.push(e);
             }
+            for data in seg.spaces.iter().flatten() {
+                if let Some(Err(e)) = data.codes.as_ref().map(Codes::verify) {
+                    problems.push(e);
+                }
+            }
             for row in 0..seg.reader.rows() {
                 if let Err(e) = seg.reader.chunk(row) {
                     problems.push(e.into());
@@ -503,10 +657,156 @@ impl Index {
     /// The `limit` chunks most similar to `query` (a normalized vector of the index's
     /// dimensions), best first, among files that pass the filter.
     pub fn search(&self, query: &[f32], opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
-        if query.len() != self.dims() {
+        self.search_space(0, query, opts)
+    }
+
+    /// [`Self::search`] in vector space `space` (0: the primary vectors; `k` ≥ 1:
+    /// [`Self::spaces`]`[k - 1]`). Rows of segments without vectors in the space (written
+    /// before it was added, see [`Self::space_rows`]) are not searched.
+    pub fn search_space(
+        &self,
+        space: usize,
+        query: &[f32],
+        opts: &SearchOptions<'_>,
+    ) -> Result<Vec<Hit>> {
+        self.top(space, query, opts)?
+            .into_sorted()
+            .into_iter()
+            .map(|s| self.hit(s))
+            .collect()
+    }
+
+    /// The chunks with the best fused scores over several vector spaces, best first.
+    ///
+    /// Each query's `depth` best rows in its space (among files that pass the filter)
+    /// become candidates; every candidate is scored exactly in every queried space (0 in a
+    /// space its segment has no vectors of); `fuse` maps those scores, `scores[c][q]` for
+    /// candidate `c` and query `q`, to one fused score per candidate, and the best
+    /// `opts.limit` with fused scores above zero and at least `opts.min_score` are returned
+    /// with their fused scores (clamped to 0..=1).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{
+    ///     Directory, Index, IndexSpec, IndexWriter, MemDirectory, ModelGuard, NewChunk,
+    ///     SearchOptions, SpaceQuery, WriterOptions,
+    /// };
+    /// use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let guard = |id: &str| ModelGuard { id: id.into(), dimensions: 2 };
+    /// let spec = IndexSpec {
+    ///     model: guard("words"),
+    ///     chunking: ChunkingConfig::default(),
+    ///     spaces: vec![guard("meaning")],
+    /// };
+    /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
+    /// for (path, words, meaning) in [("a.rs", [1.0, 0.0], [0.0, 1.0]), ("b.rs", [0.6, 0.8], [0.6, 0.8])] {
+    ///     let hash = ContentHash::of(path.as_bytes());
+    ///     writer.put_file(FileRecord::new(path, 10, 0, hash)?, vec![NewChunk {
+    ///         line_start: 1, line_end: 1, byte_start: 0, byte_end: 10, hash,
+    ///         vector: words.to_vec(), terms: vec![], spaces: vec![meaning.to_vec()],
+    ///     }])?;
+    /// }
+    /// writer.commit()?;
+    ///
+    /// let index = Index::open_in(dir)?;
+    /// let meaning = index.space_of_model("meaning").expect("a space");
+    /// let queries = [
+    ///     SpaceQuery { space: 0, vector: &[1.0, 0.0], depth: 10 },
+    ///     SpaceQuery { space: meaning, vector: &[1.0, 0.0], depth: 10 },
+    /// ];
+    /// // The mean of both cosines: a.rs scores (1 + 0) / 2, b.rs (0.6 + 0.6) / 2.
+    /// let mean = |scores: &[Vec<f32>]| -> Vec<f32> {
+    ///     scores.iter().map(|s| s.iter().sum::<f32>() / s.len() as f32).collect()
+    /// };
+    /// let hits = index.search_fused(&queries, &SearchOptions::default(), &mean)?;
+    /// assert_eq!(hits[0].chunk.file(), "b.rs");
+    /// assert!((hits[0].score - 0.6).abs() < 1e-6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn search_fused(
+        &self,
+        queries: &[SpaceQuery<'_>],
+        opts: &SearchOptions<'_>,
+        fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
+    ) -> Result<Vec<Hit>> {
+        if opts.limit == 0 || queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut candidates: Vec<(u32, u32)> = Vec::new();
+        for q in queries {
+            let per_space = SearchOptions {
+                limit: q.depth.max(opts.limit),
+                min_score: 0.0,
+                ..opts.clone()
+            };
+            candidates.extend(
+                self.top(q.space, q.vector, &per_space)?
+                    .into_sorted()
+                    .into_iter()
+                    .map(|s| (s.segment, s.row)),
+            );
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let isa = Isa::detect();
+        let scores: Vec<Vec<f32>> = candidates
+            .iter()
+            .map(|&(seg, row)| {
+                queries
+                    .iter()
+                    .map(|q| {
+                        let segment = &self.segments[seg as usize];
+                        let d = q.vector.len();
+                        let row = row as usize;
+                        match segment.vectors(q.space).and_then(|v| v.get(row * d..(row + 1) * d)) {
+                            Some(v) => {
+                                let mut s = [0.0f32];
+                                dot_rows(isa, q.vector, v, &mut s);
+                                s[0].max(0.0)
+                            }
+                            None => 0.0,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let fused = fuse(&scores);
+        if fused.len() != candidates.len() {
+            return Err(IndexError::InvalidVector {
+                what: "fused scores".to_owned(),
+                reason: format!("{} scores for {} candidates", fused.len(), candidates.len()),
+            });
+        }
+        let floor = opts.min_score.max(0.0);
+        let mut top = TopK::new(opts.limit);
+        for (&(segment, row), &score) in candidates.iter().zip(&fused) {
+            let score = if score.is_finite() { score.min(1.0) } else { 0.0 };
+            if score > 0.0 && score >= floor && score >= top.threshold() {
+                top.push(Scored {
+                    score,
+                    segment,
+                    row,
+                });
+            }
+        }
+        top.into_sorted().into_iter().map(|s| self.hit(s)).collect()
+    }
+
+    /// The best rows of space `space` for `query`.
+    fn top(&self, space: usize, query: &[f32], opts: &SearchOptions<'_>) -> Result<TopK> {
+        let Some(model) = self.space_model(space) else {
             return Err(IndexError::InvalidVector {
                 what: "query".to_owned(),
-                reason: format!("{} dimensions, index has {}", query.len(), self.dims()),
+                reason: format!("no vector space {space} in the index"),
+            });
+        };
+        let dims = model.dimensions as usize;
+        if query.len() != dims {
+            return Err(IndexError::InvalidVector {
+                what: "query".to_owned(),
+                reason: format!("{} dimensions, index has {dims}", query.len()),
             });
         }
         if query.iter().any(|v| !v.is_finite()) {
@@ -516,9 +816,9 @@ impl Index {
             });
         }
         if opts.limit == 0 {
-            return Ok(Vec::new());
+            return Ok(TopK::new(0));
         }
-        let blocks = self.blocks(opts.filter)?;
+        let blocks = self.blocks(opts.filter, space)?;
         let rows: usize = blocks.iter().map(|(_, r)| r.len()).sum();
         let fast = match opts.strategy {
             Strategy::Exact => false,
@@ -533,7 +833,7 @@ impl Index {
         let (coded, plain): (Vec<_>, Vec<_>) = if fast {
             blocks
                 .into_iter()
-                .partition(|(s, _)| self.segments[*s].codes.is_some())
+                .partition(|(s, _)| self.segments[*s].codes(space).is_some())
         } else {
             (Vec::new(), blocks)
         };
@@ -544,17 +844,18 @@ impl Index {
         } else {
             (coded, plain)
         };
-        let mut top = self.score_blocks(query, &plain, opts);
+        let mut top = self.score_blocks(space, query, &plain, opts);
         if !coded.is_empty() {
-            let candidates = self.closest_codes(query, &coded, want, opts.sequential);
-            top = top.merge(self.rerank(query, &candidates, opts));
+            let candidates = self.closest_codes(space, query, &coded, want, opts.sequential);
+            top = top.merge(self.rerank(space, query, &candidates, opts));
         }
-        top.into_sorted().into_iter().map(|s| self.hit(s)).collect()
+        Ok(top)
     }
 
     /// Exact f32 scores of every row of `blocks`, the best `opts.limit` kept.
     fn score_blocks(
         &self,
+        space: usize,
         query: &[f32],
         blocks: &[(usize, Range<usize>)],
         opts: &SearchOptions<'_>,
@@ -563,11 +864,11 @@ impl Index {
         let isa = Isa::detect();
         let score_block = |&(seg, ref rows): &(usize, Range<usize>)| {
             let mut top = TopK::new(opts.limit);
-            let segment = &self.segments[seg].reader;
-            let d = segment.dims();
-            let data = &segment.vectors()[rows.start * d..rows.end * d];
+            let d = query.len();
+            let vectors = self.segments[seg].vectors(space).unwrap_or(&[]);
+            let data = vectors.get(rows.start * d..rows.end * d).unwrap_or(&[]);
             let mut scores = [0.0f32; BLOCK_ROWS];
-            let scores = &mut scores[..rows.len()];
+            let scores = &mut scores[..data.len() / d.max(1)];
             dot_rows(isa, query, data, scores);
             for (row, &score) in rows.clone().zip(scores.iter()) {
                 if score > 0.0 && score >= floor && score >= top.threshold() {
@@ -597,18 +898,19 @@ impl Index {
     /// query's: at least `want` of them, plus every row tied at the cut-off distance.
     fn closest_codes(
         &self,
+        space: usize,
         query: &[f32],
         blocks: &[(usize, Range<usize>)],
         want: usize,
         sequential: bool,
     ) -> Vec<(u32, u32)> {
         let isa = Isa::detect();
-        let bits = self.dims();
+        let bits = query.len();
         // The query's code in each segment's frame.
         let query_codes: Vec<Vec<u64>> = self
             .segments
             .iter()
-            .map(|seg| match &seg.codes {
+            .map(|seg| match seg.codes(space) {
                 Some(c) => {
                     let mut code = vec![0u64; c.words()];
                     quant::encode(query, c.center(), &mut code);
@@ -619,7 +921,7 @@ impl Index {
             .collect();
         // Distances of every row, and a histogram of them per block.
         let scan = |&(seg, ref rows): &(usize, Range<usize>)| {
-            let codes = self.segments[seg].codes.as_ref();
+            let codes = self.segments[seg].codes(space);
             let mut dist = vec![u16::MAX; rows.len()];
             let mut hist = vec![0u32; bits + 1];
             if let Some(c) = codes {
@@ -673,13 +975,24 @@ impl Index {
     }
 
     /// Exact f32 scores of the candidate rows, the best `opts.limit` kept.
-    fn rerank(&self, query: &[f32], candidates: &[(u32, u32)], opts: &SearchOptions<'_>) -> TopK {
+    fn rerank(
+        &self,
+        space: usize,
+        query: &[f32],
+        candidates: &[(u32, u32)],
+        opts: &SearchOptions<'_>,
+    ) -> TopK {
         let floor = opts.min_score.max(0.0);
         let isa = Isa::detect();
         let score = |chunk: &[(u32, u32)]| {
             let mut top = TopK::new(opts.limit);
             for &(seg, row) in chunk {
-                let Some(v) = self.segments[seg as usize].reader.vector(row as usize) else {
+                let d = query.len();
+                let row_at = row as usize * d;
+                let Some(v) = self.segments[seg as usize]
+                    .vectors(space)
+                    .and_then(|v| v.get(row_at..row_at + d))
+                else {
                     continue;
                 };
                 let mut s = [0.0f32];
@@ -712,7 +1025,7 @@ impl Index {
     pub fn stream_vectors(&self) -> Result<(u64, f32)> {
         let isa = Isa::detect();
         Ok(self
-            .blocks(None)?
+            .blocks(None, 0)?
             .par_iter()
             .map(|(seg, rows)| {
                 let segment = &self.segments[*seg].reader;
@@ -726,10 +1039,17 @@ impl Index {
     /// Row ranges to score, cut into blocks: whole segments, or only the rows of files that
     /// pass the filter. Without a filter or deletes, no file record is read; otherwise only
     /// the row ranges (and, with a filter, the paths) of the live files, each checked.
-    fn blocks(&self, filter: Option<&FileFilter>) -> Result<Vec<(usize, Range<usize>)>> {
+    fn blocks(
+        &self,
+        filter: Option<&FileFilter>,
+        space: usize,
+    ) -> Result<Vec<(usize, Range<usize>)>> {
         let filter = filter.filter(|f| !f.is_any());
         let mut ranges: Vec<(usize, Range<usize>)> = Vec::new();
         for (s, seg) in self.segments.iter().enumerate() {
+            if seg.vectors(space).is_none() {
+                continue;
+            }
             if seg.deletes.is_none() && filter.is_none() {
                 ranges.push((s, 0..seg.reader.rows()));
                 continue;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    write_delete_set, DeleteEntry, Directory, IndexDir, LockWait, Manifest, ModelGuard, NewRow,
-    ReadMode, SegmentEntry, SegmentReader, SegmentWriter, StorageError, WriterLock, MANIFEST_FILE,
+    check_space_key, space_key, write_delete_set, DeleteEntry, Directory, IndexDir, LockWait,
+    Manifest, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentSpace,
+    SegmentWriter, SpaceEntry, SpaceMeta, StorageError, WriterLock, MANIFEST_FILE,
 };
 use turboprop_types::{
     ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
@@ -19,12 +20,55 @@ use crate::error::{IndexError, Result};
 use crate::reader::{Index, LiveSegment};
 
 /// What an index is built with; a writer refuses to mix two specs in one index.
+///
+/// Besides the primary vectors (`model`), an index may hold any number of additional vector
+/// spaces (`spaces`): vectors of the same chunks made by other models, each under its own
+/// model guard. Adding a space to an existing index keeps the primary vectors: the files of
+/// segments that lack the space are re-written with the new space's vectors only
+/// ([`IndexWriter::fill_file`]). Changing `model` or `chunking` replaces the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSpec {
-    /// Model id and dimensions of the vectors.
+    /// Model id and dimensions of the primary vectors.
     pub model: ModelGuard,
     /// How files were cut into chunks.
     pub chunking: ChunkingConfig,
+    /// Additional vector spaces, by model (distinct [`space_key`]s of their ids).
+    pub spaces: Vec<ModelGuard>,
+}
+
+impl IndexSpec {
+    /// A spec with only the primary vectors of `model`.
+    pub fn new(model: ModelGuard, chunking: ChunkingConfig) -> IndexSpec {
+        IndexSpec {
+            model,
+            chunking,
+            spaces: Vec::new(),
+        }
+    }
+
+    /// The spec's additional spaces as the manifest records them.
+    fn space_entries(&self) -> Result<Vec<SpaceEntry>> {
+        let mut out: Vec<SpaceEntry> = Vec::with_capacity(self.spaces.len());
+        for model in &self.spaces {
+            let key = space_key(&model.id);
+            let bad = |reason: String| IndexError::InvalidVector {
+                what: format!("space {}", model.id),
+                reason,
+            };
+            check_space_key(&key).map_err(bad)?;
+            if out.iter().any(|e| e.key == key) {
+                return Err(bad("two spaces with the same key".to_owned()));
+            }
+            if model.dimensions == 0 {
+                return Err(bad("zero dimensions".to_owned()));
+            }
+            out.push(SpaceEntry {
+                key,
+                model: model.clone(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// How to open a writer.
@@ -82,6 +126,8 @@ pub struct NewChunk {
     pub vector: Vec<f32>,
     /// The chunk's distinct terms, for embedders that use term statistics (else empty).
     pub terms: Vec<TermId>,
+    /// The chunk's vector in each additional space of the spec, in order (empty without).
+    pub spaces: Vec<Vec<f32>>,
 }
 
 #[derive(Debug)]
@@ -91,6 +137,11 @@ enum Change {
         chunks: Vec<NewChunk>,
     },
     Touch(FileRecord),
+    /// The file's rows are kept; its vectors in the spec's spaces are new.
+    Fill {
+        record: FileRecord,
+        spaces: Vec<Vec<Vec<f32>>>,
+    },
     Remove,
 }
 
@@ -130,6 +181,8 @@ pub struct IndexWriter {
     next_generation: u64,
     compaction: CompactionConfig,
     changes: BTreeMap<String, Change>,
+    /// The spec's additional spaces as the manifest records them.
+    space_entries: Vec<SpaceEntry>,
 }
 
 impl IndexWriter {
@@ -161,6 +214,7 @@ impl IndexWriter {
         opts: WriterOptions,
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
+        let space_entries = spec.space_entries()?;
         dir.directory().create_root()?;
         let lock = dir.lock(opts.wait, on_wait)?;
         // Under the lock, so two first runs never race on version.txt and config.yaml.
@@ -193,8 +247,11 @@ impl IndexWriter {
                     let old = IndexSpec {
                         model: manifest.model.clone(),
                         chunking: manifest.chunking.clone(),
+                        spaces: manifest.spaces.iter().map(|s| s.model.clone()).collect(),
                     };
-                    if old != spec {
+                    // Spaces may come and go over the same rows; the rows themselves
+                    // (model and chunking) must be the same.
+                    if old.model != spec.model || old.chunking != spec.chunking {
                         (None, BaseState::SpecChanged { old }, next)
                     } else {
                         // The writer lock is held, so this generation cannot change under us.
@@ -213,7 +270,69 @@ impl IndexWriter {
             next_generation,
             compaction: opts.compaction,
             changes: BTreeMap::new(),
+            space_entries,
         })
+    }
+
+    /// The live files of the base whose segment lacks one of the spec's spaces (or holds a
+    /// space of the same key made by another model): they must be given the spaces'
+    /// vectors with [`Self::fill_file`] (or be put again with [`Self::put_file`]) before
+    /// they can be searched in those spaces. Builds the file lists of those segments.
+    pub fn files_lacking_spaces(&self) -> Result<Vec<&FileRecord>> {
+        let Some(base) = &self.base else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (s, seg) in base.live_segments().iter().enumerate() {
+            if self.segment_has_spaces(base, s) {
+                continue;
+            }
+            for (_, f) in seg.live_files()? {
+                out.push(&f.record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether base segment `s` holds every space of the spec, made by the spec's models.
+    fn segment_has_spaces(&self, base: &Index, s: usize) -> bool {
+        let entry = &base.manifest().segments[s];
+        let made_by = |key: &str| {
+            base.manifest()
+                .spaces
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| &e.model)
+        };
+        self.space_entries.iter().all(|want| {
+            entry.spaces.iter().any(|have| have.key == want.key)
+                && made_by(&want.key) == Some(&want.model)
+        })
+    }
+
+    /// Gives a file of the base its vectors in the spec's additional spaces, keeping its
+    /// primary vectors, chunk records and terms: `spaces[k]` holds one vector per chunk (in
+    /// row order) for space `k` of the spec. The file is rewritten into the new segment;
+    /// `record` must describe the same content (same hash) as the indexed file.
+    pub fn fill_file(&mut self, record: FileRecord, spaces: Vec<Vec<Vec<f32>>>) -> Result<()> {
+        if spaces.len() != self.spec.spaces.len() {
+            return Err(IndexError::InvalidVector {
+                what: record.path().to_owned(),
+                reason: format!(
+                    "vectors of {} spaces, the spec has {}",
+                    spaces.len(),
+                    self.spec.spaces.len()
+                ),
+            });
+        }
+        for (model, rows) in self.spec.spaces.iter().zip(&spaces) {
+            for v in rows {
+                check_vector(record.path(), v, model.dimensions as usize)?;
+            }
+        }
+        self.changes
+            .insert(record.path().to_owned(), Change::Fill { record, spaces });
+        Ok(())
     }
 
     /// The committed index this update starts from (`None` when empty, rebuilding, or the
@@ -236,17 +355,19 @@ impl IndexWriter {
     pub fn put_file(&mut self, record: FileRecord, chunks: Vec<NewChunk>) -> Result<()> {
         let dims = self.spec.model.dimensions as usize;
         for c in &chunks {
-            if c.vector.len() != dims {
+            check_vector(record.path(), &c.vector, dims)?;
+            if c.spaces.len() != self.spec.spaces.len() {
                 return Err(IndexError::InvalidVector {
                     what: record.path().to_owned(),
-                    reason: format!("{} dimensions, index has {dims}", c.vector.len()),
+                    reason: format!(
+                        "vectors of {} additional spaces, the spec has {}",
+                        c.spaces.len(),
+                        self.spec.spaces.len()
+                    ),
                 });
             }
-            if c.vector.iter().any(|v| !v.is_finite()) {
-                return Err(IndexError::InvalidVector {
-                    what: record.path().to_owned(),
-                    reason: "non-finite value".to_owned(),
-                });
+            for (v, model) in c.spaces.iter().zip(&self.spec.spaces) {
+                check_vector(record.path(), v, model.dimensions as usize)?;
             }
             if c.line_start == 0 || c.line_end < c.line_start || c.byte_end < c.byte_start {
                 return Err(IndexError::InvalidVector {
@@ -266,7 +387,9 @@ impl IndexWriter {
     pub fn touch_file(&mut self, record: FileRecord) {
         match self.changes.get_mut(record.path()) {
             // Touching a file put in this same update just updates its record.
-            Some(Change::Put { record: r, .. }) => *r = record,
+            Some(Change::Put { record: r, .. }) | Some(Change::Fill { record: r, .. }) => {
+                *r = record
+            }
             _ => {
                 self.changes
                     .insert(record.path().to_owned(), Change::Touch(record));
@@ -281,7 +404,11 @@ impl IndexWriter {
 
     /// Whether anything would be committed.
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty() || self.base.is_none()
+        !self.changes.is_empty()
+            || self
+                .base
+                .as_ref()
+                .is_none_or(|b| b.manifest().spaces != self.space_entries)
     }
 
     /// Commits the changes as a new generation: the new and changed files go into one new
@@ -370,26 +497,57 @@ impl IndexWriter {
             Ok(())
         };
 
+        // Which base segments hold every space of the spec (only those can be copied from).
+        let complete: Vec<bool> = match &self.base {
+            Some(b) => (0..segments.len())
+                .map(|s| self.segment_has_spaces(b, s))
+                .collect(),
+            None => Vec::new(),
+        };
+
         // What the new segment receives, by path.
         let mut incoming: BTreeMap<&str, Incoming<'_>> = BTreeMap::new();
         for (path, change) in &self.changes {
             let old = live.get(path.as_str()).copied();
-            if let Some((s, i)) = old {
-                delete(s, i)?;
-            }
             match change {
                 Change::Put { record, chunks } => {
+                    if let Some((s, i)) = old {
+                        delete(s, i)?;
+                    }
                     stats.files_written += 1;
                     stats.chunks_written += chunks.len() as u64;
                     incoming.insert(path, Incoming::New(record, chunks));
                 }
-                Change::Touch(record) => {
-                    if let Some((s, i)) = old {
+                Change::Touch(record) => match old {
+                    // A file of a segment lacking a space stays where it is until it is
+                    // filled; its new stat is recorded then.
+                    Some((s, i)) if complete[s] => {
+                        delete(s, i)?;
                         incoming.insert(path, Incoming::Copy(record.clone(), s, i));
+                    }
+                    _ => {}
+                },
+                Change::Fill { record, spaces } => {
+                    if let Some((s, i)) = old {
+                        let rows = segments[s].reader.file_rows(i)?;
+                        let rows = rows.end - rows.start;
+                        if let Some(bad) = spaces.iter().find(|v| v.len() as u64 != rows) {
+                            return Err(IndexError::InvalidVector {
+                                what: path.clone(),
+                                reason: format!(
+                                    "{} vectors to fill a file of {rows} chunks",
+                                    bad.len()
+                                ),
+                            });
+                        }
+                        delete(s, i)?;
+                        stats.files_written += 1;
+                        incoming.insert(path, Incoming::Fill(record.clone(), s, i, spaces));
                     }
                 }
                 Change::Remove => {
-                    if old.is_some() {
+                    if let Some((s, i)) = old {
+                        delete(s, i)?;
                         stats.files_removed += 1;
                     }
                 }
@@ -410,7 +568,10 @@ impl IndexWriter {
         for (s, seg) in segments.iter().enumerate() {
             let rows = seg.reader.rows() as u64;
             let dead = rows - live_rows(s);
-            merge[s] = live_rows(s) == 0 || dead as f64 > policy.max_deleted_ratio * rows as f64;
+            // A segment lacking a space is never copied: its files are filled instead, and it
+            // goes when none is left.
+            merge[s] = live_rows(s) == 0
+                || (complete[s] && dead as f64 > policy.max_deleted_ratio * rows as f64);
         }
         let kept = merge.iter().filter(|m| !**m).count();
         let adds_segment =
@@ -422,7 +583,7 @@ impl IndexWriter {
             // With room for only one segment, the largest is merged too.
             let keep_largest = policy.max_segments >= 2;
             for (s, m) in merge.iter_mut().enumerate() {
-                if !(keep_largest && Some(s) == largest) {
+                if !(keep_largest && Some(s) == largest) && complete[s] {
                     *m = true;
                 }
             }
@@ -449,6 +610,13 @@ impl IndexWriter {
                 continue;
             }
             let mut entry = base_entry.clone();
+            // Keep only the spaces the new manifest lists, made by the same models.
+            let base_spaces = &self.base.as_ref().map_or(&[][..], |b| &b.manifest().spaces[..]);
+            entry.spaces.retain(|sp| {
+                let was = base_spaces.iter().find(|e| e.key == sp.key);
+                let now = self.space_entries.iter().find(|e| e.key == sp.key);
+                matches!((was, now), (Some(a), Some(b)) if a.model == b.model)
+            });
             if let Some(p) = &deletes[s] {
                 let name = IndexDir::delete_set_name(&entry.name, generation);
                 let store = self.dir.directory();
@@ -464,8 +632,21 @@ impl IndexWriter {
         }
         if !incoming.is_empty() {
             let name = IndexDir::segment_name(generation);
-            let mut writer =
-                SegmentWriter::create(self.dir.directory(), &name, self.spec.model.dimensions)?;
+            let metas: Vec<SpaceMeta> = self
+                .space_entries
+                .iter()
+                .map(|e| SpaceMeta {
+                    key: e.key.clone(),
+                    dimensions: e.model.dimensions,
+                })
+                .collect();
+            let keys: Vec<&str> = metas.iter().map(|m| m.key.as_str()).collect();
+            let mut writer = SegmentWriter::create_with_spaces(
+                self.dir.directory(),
+                &name,
+                self.spec.model.dimensions,
+                &metas,
+            )?;
             for item in incoming.values() {
                 match item {
                     Incoming::New(record, chunks) => {
@@ -478,10 +659,28 @@ impl IndexWriter {
                             hash: c.hash,
                             vector: &c.vector,
                         });
-                        writer.add_file((*record).clone(), rows, &terms)?;
+                        let spaces: Vec<Vec<f32>> = (0..metas.len())
+                            .map(|k| chunks.iter().flat_map(|c| c.spaces[k].clone()).collect())
+                            .collect();
+                        let spaces: Vec<&[f32]> = spaces.iter().map(Vec::as_slice).collect();
+                        writer.add_file_with_spaces((*record).clone(), rows, &terms, &spaces)?;
                     }
                     Incoming::Copy(record, s, i) => {
-                        copy_file(&mut writer, &segments[*s].reader, *i, record.clone())?;
+                        let reader = &segments[*s].reader;
+                        let spaces = copied_spaces(reader, *i, &keys)?;
+                        copy_file(&mut writer, reader, *i, record.clone(), &spaces)?;
+                    }
+                    Incoming::Fill(record, s, i, vectors) => {
+                        let spaces: Vec<Vec<f32>> =
+                            vectors.iter().map(|rows| rows.concat()).collect();
+                        let spaces: Vec<&[f32]> = spaces.iter().map(Vec::as_slice).collect();
+                        copy_file(
+                            &mut writer,
+                            &segments[*s].reader,
+                            *i,
+                            record.clone(),
+                            &spaces,
+                        )?;
                     }
                 }
             }
@@ -489,14 +688,36 @@ impl IndexWriter {
             stats.bytes_written += summary.bytes;
             let store = self.dir.directory();
             let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
-            let codes = crate::quant::write_codes(store, &name, &written)?;
+            let codes = crate::quant::write_codes(
+                store,
+                &name,
+                None,
+                written.vectors(),
+                written.dims(),
+            )?;
             stats.bytes_written += codes.unwrap_or(0);
+            let mut seg_spaces = Vec::with_capacity(metas.len());
+            for (k, meta) in metas.iter().enumerate() {
+                let space_codes = crate::quant::write_codes(
+                    store,
+                    &name,
+                    Some(&meta.key),
+                    written.space_vectors(k),
+                    meta.dimensions as usize,
+                )?;
+                stats.bytes_written += space_codes.unwrap_or(0);
+                seg_spaces.push(SegmentSpace {
+                    key: meta.key.clone(),
+                    codes: space_codes.is_some(),
+                });
+            }
             entries.push(SegmentEntry {
                 name,
                 rows: summary.rows,
                 files: summary.files,
                 deletes: None,
                 codes: codes.is_some(),
+                spaces: seg_spaces,
             });
         }
 
@@ -507,6 +728,7 @@ impl IndexWriter {
                 .map_or(0, |d| d.as_millis() as u64),
             model: self.spec.model.clone(),
             chunking: self.spec.chunking.clone(),
+            spaces: self.space_entries.clone(),
             segments: entries,
         };
         stats.files = manifest.files();
@@ -526,6 +748,8 @@ enum Incoming<'a> {
     New(&'a FileRecord, &'a Vec<NewChunk>),
     /// Rows copied from base segment `.1`, file `.2`, under a (possibly updated) record.
     Copy(FileRecord, usize, usize),
+    /// Rows copied like `Copy`, with new vectors in every space of the spec.
+    Fill(FileRecord, usize, usize, &'a Vec<Vec<Vec<f32>>>),
 }
 
 /// A segment's delete set being extended by this commit.
@@ -552,12 +776,52 @@ impl PendingDeletes {
     }
 }
 
-/// Copies file `i` of `reader` (vectors, chunk records, terms) into `writer`.
+/// Checks a vector's length and values.
+fn check_vector(what: &str, v: &[f32], dims: usize) -> Result<()> {
+    if v.len() != dims {
+        return Err(IndexError::InvalidVector {
+            what: what.to_owned(),
+            reason: format!("{} dimensions, index has {dims}", v.len()),
+        });
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(IndexError::InvalidVector {
+            what: what.to_owned(),
+            reason: "non-finite value".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The vectors of file `i` of `reader` in the spaces `keys`, each back to back.
+fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Result<Vec<&'r [f32]>> {
+    let range = reader.file_rows(i)?;
+    let (first, end) = (range.start as usize, range.end as usize);
+    keys.iter()
+        .map(|key| {
+            let k = reader.space_index(key).ok_or_else(|| {
+                StorageError::corrupt(reader.dir(), format!("no vectors of space {key}"))
+            })?;
+            let d = reader.spaces()[k].dimensions as usize;
+            reader
+                .space_vectors(k)
+                .get(first * d..end * d)
+                .ok_or_else(|| {
+                    StorageError::corrupt(reader.dir(), format!("rows of space {key} out of bounds"))
+                        .into()
+                })
+        })
+        .collect()
+}
+
+/// Copies file `i` of `reader` (vectors, chunk records, terms) into `writer`, with `spaces`
+/// as its vectors in the writer's additional spaces.
 fn copy_file(
     writer: &mut SegmentWriter<'_>,
     reader: &SegmentReader,
     i: usize,
     record: FileRecord,
+    spaces: &[&[f32]],
 ) -> Result<()> {
     let range = reader.file_rows(i)?;
     // Never carry damage forward: the rows must match the hash recorded when written.
@@ -579,7 +843,7 @@ fn copy_file(
             vector,
         });
     }
-    writer.add_file(record, rows, &terms)?;
+    writer.add_file_with_spaces(record, rows, &terms, spaces)?;
     Ok(())
 }
 

@@ -97,6 +97,7 @@ fn spec() -> IndexSpec {
             dimensions: DIMS,
         },
         chunking: ChunkingConfig::default(),
+        spaces: Vec::new(),
     }
 }
 
@@ -154,6 +155,7 @@ fn put(w: &mut IndexWriter, path: &str, version: u64, chunks: u32) {
             hash: ContentHash::of(&[seed as u8, i as u8]),
             vector: vector(chunk_seed(seed, i)),
             terms: vec![(seed % 7) as TermId, 100 + i, 999],
+            spaces: Vec::new(),
         })
         .collect();
     w.put_file(record, chunks).unwrap();
@@ -905,6 +907,7 @@ fn compaction_rewrites_format_1_segments_in_the_current_format() {
     let spec = IndexSpec {
         model: old.model().clone(),
         chunking: old.manifest().chunking.clone(),
+        spaces: Vec::new(),
     };
     for segment in &old.manifest().segments {
         let reader = SegmentReader::open(&*mem, &segment.name, ReadMode::Heap).unwrap();

@@ -20,6 +20,7 @@ fn spec() -> IndexSpec {
             dimensions: 2,
         },
         chunking: ChunkingConfig::default(),
+        spaces: Vec::new(),
     }
 }
 
@@ -43,6 +44,7 @@ fn put(w: &mut IndexWriter, name: &str, v: [f32; 2], n: u32) {
             hash: ContentHash::of(&i.to_le_bytes()),
             vector: v.to_vec(),
             terms: vec![i, 99],
+            spaces: Vec::new(),
         })
         .collect();
     w.put_file(record, chunks).expect("put");

@@ -18,6 +18,7 @@ fn spec(dims: u32) -> IndexSpec {
             dimensions: dims,
         },
         chunking: ChunkingConfig::default(),
+        spaces: Vec::new(),
     }
 }
 
@@ -39,6 +40,7 @@ fn chunk(i: u32, vector: Vec<f32>) -> NewChunk {
         hash: ContentHash::of(&i.to_le_bytes()),
         vector,
         terms: vec![i, 1000],
+            spaces: Vec::new(),
     }
 }
 

@@ -66,6 +66,29 @@ pub struct SegmentEntry {
     /// always scanned exactly.
     #[serde(default)]
     pub codes: bool,
+    /// The additional vector spaces the segment holds (`vectors.<key>.bin`), by key, in the
+    /// segment's order. A segment written before a space was added lacks it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spaces: Vec<SegmentSpace>,
+}
+
+/// An additional vector space held by a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentSpace {
+    /// The space's key (see [`crate::check_space_key`]).
+    pub key: String,
+    /// Whether the space has 1-bit codes (`codes.<key>.bin`, `center.<key>.bin`).
+    #[serde(default)]
+    pub codes: bool,
+}
+
+/// An additional vector space of an index: a second model's vectors of the same chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceEntry {
+    /// The key naming the space's files (see [`crate::space_key`]).
+    pub key: String,
+    /// The model that made the space's vectors; searches with another are refused.
+    pub model: ModelGuard,
 }
 
 impl SegmentEntry {
@@ -102,6 +125,11 @@ pub struct Manifest {
     pub model: ModelGuard,
     /// The chunking the rows were cut with.
     pub chunking: ChunkingConfig,
+    /// Additional vector spaces beside the primary `model`'s, each with its own model
+    /// guard. Segments that lack one of them (written before it was added) are not searched
+    /// in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spaces: Vec<SpaceEntry>,
     /// Live segments, oldest first.
     pub segments: Vec<SegmentEntry>,
 }

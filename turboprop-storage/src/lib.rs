@@ -51,15 +51,17 @@ pub use document::{document_body, encode_document, read_document, DOCUMENT_FORMA
 pub use error::{Result, StorageError};
 pub use header::{payload_hash, Header, BINARY_FORMAT_VERSION, HEADER_LEN};
 pub use layout::{
-    DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, CONFIG_FILE, LAYOUT_VERSION,
+    DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, SegmentSpace, SpaceEntry,
+    CONFIG_FILE, LAYOUT_VERSION,
     LOCK_FILE, MANIFEST_FILE, VERSION_FILE,
 };
 pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};
 pub use segment::{
-    ChunkRecord, NewRow, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter, CHUNKS_FILE,
-    DF_FILE, FILES_FILE, FILE_RECORD_LEN, METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION,
-    TERMS_FILE, VECTORS_FILE,
+    check_space_key, space_file, space_key, ChunkRecord, NewRow, SegmentFile, SegmentReader,
+    SegmentSummary, SegmentWriter, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN,
+    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, TERMS_FILE,
+    VECTORS_FILE,
 };
 pub use table::{Table, TableKind, TableWriter};
 pub use termstats::{write_doc_freq, DocFreqTable, Pairs};

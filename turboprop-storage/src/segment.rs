@@ -9,8 +9,13 @@
 //!   df.bin         chunks of the segment containing each term (table, for query weights)
 //!   files.bin      one 128-byte record per file: row, term and path ranges, stat, hashes
 //!   paths.bin      the files' UTF-8 paths back to back     (table of 1-byte records)
-//!   metadata.json  dimensions, rows, file count           (document, segment format 2)
+//!   metadata.json  dimensions, rows, file count, spaces   (document, segment format 2 or 3)
+//!   vectors.<key>.bin  rows of f32 of an additional vector space (format 3), e.g. a
+//!                  transformer model's vectors beside the built-in lexical ones
 //! ```
+//! A segment may hold more than one vector space: the primary `vectors.bin` and, in format 3,
+//! one `vectors.<key>.bin` per additional space listed in `metadata.json`, each with a row
+//! per chunk, in the same row order.
 //! A file's chunks occupy consecutive rows, so a filter on files is a set of row ranges.
 //!
 //! Opening a segment reads headers and the small `metadata.json`, never a per-file record:
@@ -53,8 +58,86 @@ pub const PATHS_FILE: &str = "paths.bin";
 /// as a JSON list inside `metadata.json`, parsed whole on open.
 pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 
+/// The segment format of segments with additional vector spaces: format 2 plus the spaces
+/// listed in `metadata.json`. Segments without them are still written as format 2, which
+/// older builds read.
+pub const SPACES_FORMAT_VERSION: u32 = 3;
+
 /// Segment formats this build reads.
-const READABLE_FORMATS: [u32; 2] = [1, SEGMENT_FORMAT_VERSION];
+const READABLE_FORMATS: [u32; 3] = [1, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION];
+
+/// An additional vector space of a segment: the vectors of the same rows made by another
+/// model, in `vectors.<key>.bin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceMeta {
+    /// The space's key: part of its file names (see [`check_space_key`]).
+    pub key: String,
+    /// Vector dimensions.
+    pub dimensions: u32,
+}
+
+/// The name of a segment file of space `key`: `vectors.bin` becomes `vectors.<key>.bin`;
+/// `None` is the primary space (the name unchanged).
+///
+/// ```
+/// assert_eq!(turboprop_storage::space_file("vectors.bin", Some("minilm")), "vectors.minilm.bin");
+/// assert_eq!(turboprop_storage::space_file("codes.bin", None), "codes.bin");
+/// ```
+pub fn space_file(file: &str, key: Option<&str>) -> String {
+    match (key, file.rsplit_once('.')) {
+        (Some(k), Some((stem, ext))) => format!("{stem}.{k}.{ext}"),
+        (Some(k), None) => format!("{file}.{k}"),
+        (None, _) => file.to_owned(),
+    }
+}
+
+/// Checks that `key` can name a space: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
+///
+/// ```
+/// assert!(turboprop_storage::check_space_key("all-minilm-l6-v2").is_ok());
+/// assert!(turboprop_storage::check_space_key("../x").is_err());
+/// ```
+pub fn check_space_key(key: &str) -> std::result::Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "space key {key:?} must be 1 to 64 characters of a-z, 0-9, - and _"
+        ))
+    }
+}
+
+/// The space key for a model id: lowercased, every other character than `a-z`, `0-9`, `-`
+/// and `_` replaced by `_`, at most 64 characters.
+///
+/// ```
+/// assert_eq!(turboprop_storage::space_key("sentence-transformers/all-MiniLM-L6-v2"),
+///            "sentence-transformers_all-minilm-l6-v2");
+/// ```
+pub fn space_key(model_id: &str) -> String {
+    let key: String = model_id
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if key.is_empty() {
+        "_".to_owned()
+    } else {
+        key
+    }
+}
 
 const ALL_FILES: [&str; 7] = [
     VECTORS_FILE,
@@ -152,6 +235,9 @@ struct MetaV2 {
     dimensions: u32,
     rows: u64,
     file_count: u64,
+    /// Additional vector spaces (format 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    spaces: Vec<SpaceMeta>,
 }
 
 /// Bytes of one `files.bin` record.
@@ -276,13 +362,35 @@ pub struct SegmentWriter<'a> {
     files: TableWriter<'a>,
     paths: TableWriter<'a>,
     df: BTreeMap<u32, u32>,
+    /// Additional vector spaces and their tables.
+    spaces: Vec<(SpaceMeta, TableWriter<'a>)>,
 }
 
 impl<'a> SegmentWriter<'a> {
     /// Creates the segment folder `name` in `store` (it must not exist) for vectors of
     /// `dims`.
     pub fn create(store: &'a dyn Directory, name: &str, dims: u32) -> Result<SegmentWriter<'a>> {
+        Self::create_with_spaces(store, name, dims, &[])
+    }
+
+    /// Creates the segment folder `name` for primary vectors of `dims` and the additional
+    /// vector `spaces` (distinct keys), whose rows [`Self::add_file_with_spaces`] takes.
+    pub fn create_with_spaces(
+        store: &'a dyn Directory,
+        name: &str,
+        dims: u32,
+        spaces: &[SpaceMeta],
+    ) -> Result<SegmentWriter<'a>> {
         let dir = store.location(name);
+        for (i, s) in spaces.iter().enumerate() {
+            check_space_key(&s.key).map_err(|e| StorageError::corrupt(&dir, e))?;
+            if spaces[..i].iter().any(|o| o.key == s.key) {
+                return Err(StorageError::corrupt(
+                    &dir,
+                    format!("space {} given twice", s.key),
+                ));
+            }
+        }
         crate::failpoint::check("segment:create", &dir)?;
         store.create_dir(name)?;
         let table = |file: &str, kind: TableKind, width: u32| {
@@ -299,16 +407,48 @@ impl<'a> SegmentWriter<'a> {
             files: table(FILES_FILE, TableKind::Files, 0)?,
             paths: table(PATHS_FILE, TableKind::Paths, 0)?,
             df: BTreeMap::new(),
+            spaces: spaces
+                .iter()
+                .map(|s| {
+                    let file = space_file(VECTORS_FILE, Some(&s.key));
+                    Ok((s.clone(), table(&file, TableKind::Vectors, s.dimensions)?))
+                })
+                .collect::<Result<_>>()?,
         })
     }
 
     /// Appends one file with its chunks and its (term, chunk count) pairs, sorted by term.
+    /// For a segment without additional spaces.
     pub fn add_file<'r>(
         &mut self,
         record: FileRecord,
         rows: impl IntoIterator<Item = NewRow<'r>>,
         terms: &[(u32, u32)],
     ) -> Result<()> {
+        self.add_file_with_spaces(record, rows, terms, &[])
+    }
+
+    /// Appends one file like [`Self::add_file`], with the rows of every additional space:
+    /// `spaces[k]` holds the file's vectors in space `k` back to back (rows × dimensions
+    /// values), in the order the spaces were given to [`Self::create_with_spaces`].
+    pub fn add_file_with_spaces<'r>(
+        &mut self,
+        record: FileRecord,
+        rows: impl IntoIterator<Item = NewRow<'r>>,
+        terms: &[(u32, u32)],
+        spaces: &[&[f32]],
+    ) -> Result<()> {
+        if spaces.len() != self.spaces.len() {
+            return Err(StorageError::corrupt(
+                &self.dir,
+                format!(
+                    "{} gets vectors of {} additional spaces; the segment has {}",
+                    record.path(),
+                    spaces.len(),
+                    self.spaces.len()
+                ),
+            ));
+        }
         let file_idx = u32::try_from(self.files.count())
             .map_err(|_| StorageError::corrupt(&self.dir, "more than 2^32 files in a segment"))?;
         let path_len = u32::try_from(record.path().len()).map_err(|_| {
@@ -348,6 +488,35 @@ impl<'a> SegmentWriter<'a> {
             self.chunks.push(&encoded)?;
             chunks_hash.update(&encoded);
         }
+        let file_rows = self.vectors.count() - first_row;
+        let mut space_hashes = Vec::with_capacity(spaces.len());
+        for ((meta, table), values) in self.spaces.iter_mut().zip(spaces) {
+            let path = || self.dir.join(space_file(VECTORS_FILE, Some(&meta.key)));
+            if values.len() as u64 != file_rows * u64::from(meta.dimensions) {
+                return Err(StorageError::corrupt(
+                    path(),
+                    format!(
+                        "{} values for {} rows of {} dimensions of {}",
+                        values.len(),
+                        file_rows,
+                        meta.dimensions,
+                        record.path()
+                    ),
+                ));
+            }
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(StorageError::corrupt(
+                    path(),
+                    format!("non-finite vector value for {}", record.path()),
+                ));
+            }
+            for row in values.chunks_exact(meta.dimensions.max(1) as usize) {
+                table.push(f32_as_bytes(row))?;
+            }
+            let mut h = blake3::Hasher::new();
+            h.update(f32_as_bytes(values));
+            space_hashes.push(h);
+        }
         let terms_start = self.terms.count();
         let mut previous = None;
         for &(term, count) in terms {
@@ -372,7 +541,7 @@ impl<'a> SegmentWriter<'a> {
             size: record.size(),
             mtime_ns: record.mtime_ns(),
             hash: *record.hash().as_bytes(),
-            rows_hash: *rows_hash(vectors_hash, chunks_hash).as_bytes(),
+            rows_hash: *rows_hash(vectors_hash, chunks_hash, space_hashes).as_bytes(),
         };
         self.paths.push_records(record.path().as_bytes())?;
         self.files.push(&raw.encode())?;
@@ -393,6 +562,7 @@ impl<'a> SegmentWriter<'a> {
             files,
             paths,
             df,
+            spaces,
         } = self;
         let rows = vectors.count();
         let file_count = files.count();
@@ -402,21 +572,35 @@ impl<'a> SegmentWriter<'a> {
         files.finish(rows)?;
         paths.finish(file_count)?;
         write_doc_freq(store, &join_name(&name, DF_FILE), rows, &df)?;
+        let mut space_metas = Vec::with_capacity(spaces.len());
+        for (meta, table) in spaces {
+            table.finish(0)?;
+            space_metas.push(meta);
+        }
+        let format = if space_metas.is_empty() {
+            SEGMENT_FORMAT_VERSION
+        } else {
+            SPACES_FORMAT_VERSION
+        };
         let meta = MetaV2 {
             dimensions: dims,
             rows,
             file_count,
+            spaces: space_metas,
         };
         let meta_name = join_name(&name, METADATA_FILE);
         let meta_path = store.location(&meta_name);
         crate::failpoint::check("segment:metadata", &meta_path)?;
-        let doc = encode_document_version(&meta_path, "metadata", SEGMENT_FORMAT_VERSION, &meta)?;
+        let doc = encode_document_version(&meta_path, "metadata", format, &meta)?;
         store.write_new(&meta_name, &doc)?;
         crate::failpoint::check("segment:sync", &dir)?;
         store.sync_dir(&name)?;
         let mut bytes = 0;
         for file in ALL_FILES {
             bytes += store.file_len(&join_name(&name, file))?;
+        }
+        for s in &meta.spaces {
+            bytes += store.file_len(&join_name(&name, &space_file(VECTORS_FILE, Some(&s.key))))?;
         }
         Ok(SegmentSummary {
             name,
@@ -451,6 +635,9 @@ pub struct SegmentReader {
     /// The whole file list: parsed on open for format 1, built on demand for format 2.
     list: OnceLock<Vec<SegmentFile>>,
     meta_len: u64,
+    /// Additional vector spaces (format 3) and their tables.
+    spaces: Vec<SpaceMeta>,
+    space_tables: Vec<Table>,
 }
 
 #[derive(Debug)]
@@ -502,18 +689,37 @@ impl SegmentReader {
             path: meta_path.to_path_buf(),
             source,
         };
-        let (dims, rows, file_count, list) = if format == 1 {
+        let (dims, rows, file_count, list, spaces) = if format == 1 {
             let meta: MetaV1 = serde_json::from_slice(body).map_err(json)?;
             (
                 meta.dimensions,
                 meta.rows,
                 meta.files.len() as u64,
                 Some(meta.files),
+                Vec::new(),
             )
         } else {
             let meta: MetaV2 = serde_json::from_slice(body).map_err(json)?;
-            (meta.dimensions, meta.rows, meta.file_count, None)
+            (meta.dimensions, meta.rows, meta.file_count, None, meta.spaces)
         };
+        if (format == SPACES_FORMAT_VERSION) == spaces.is_empty() {
+            return Err(StorageError::corrupt(
+                meta_path,
+                format!("segment format {format} with {} spaces", spaces.len()),
+            ));
+        }
+        let mut space_tables = Vec::with_capacity(spaces.len());
+        for (i, s) in spaces.iter().enumerate() {
+            check_space_key(&s.key).map_err(|e| StorageError::corrupt(meta_path, e))?;
+            if spaces[..i].iter().any(|o| o.key == s.key) {
+                return Err(StorageError::corrupt(
+                    meta_path,
+                    format!("space {} listed twice", s.key),
+                ));
+            }
+            let f = file(&space_file(VECTORS_FILE, Some(&s.key)));
+            space_tables.push(Table::open(store, &f, TableKind::Vectors, mode)?);
+        }
         let vectors = Table::open(store, &file(VECTORS_FILE), TableKind::Vectors, mode)?;
         let chunks = Table::open(store, &file(CHUNKS_FILE), TableKind::Chunks, mode)?;
         let terms = Table::open(store, &file(TERMS_FILE), TableKind::Terms, mode)?;
@@ -541,6 +747,8 @@ impl SegmentReader {
             file_count,
             list: OnceLock::new(),
             meta_len: meta_bytes.bytes().len() as u64,
+            spaces,
+            space_tables,
         };
         reader.check_shape(rows)?;
         if let Some(list) = list {
@@ -589,6 +797,21 @@ impl SegmentReader {
                 self.vectors.path(),
                 "misaligned rows",
             ));
+        }
+        for (meta, table) in self.spaces.iter().zip(&self.space_tables) {
+            let h = table.header();
+            if h.width != meta.dimensions || h.count != rows {
+                return Err(StorageError::corrupt(
+                    table.path(),
+                    format!(
+                        "{} rows of {} dimensions but metadata.json says {rows} of {}",
+                        h.count, h.width, meta.dimensions
+                    ),
+                ));
+            }
+            if bytes_as_f32(table.payload()).is_none() {
+                return Err(StorageError::corrupt(table.path(), "misaligned rows"));
+            }
         }
         if let Some(t) = &self.tables {
             let files = t.files.header();
@@ -683,6 +906,31 @@ impl SegmentReader {
     pub fn vector(&self, row: usize) -> Option<&[f32]> {
         let d = self.dims();
         self.vectors().get(row * d..(row + 1) * d)
+    }
+
+    /// The additional vector spaces of the segment (empty before format 3).
+    pub fn spaces(&self) -> &[SpaceMeta] {
+        &self.spaces
+    }
+
+    /// The position of space `key` in [`Self::spaces`].
+    pub fn space_index(&self, key: &str) -> Option<usize> {
+        self.spaces.iter().position(|s| s.key == key)
+    }
+
+    /// All vectors of additional space `space` (a position in [`Self::spaces`]), row-major.
+    pub fn space_vectors(&self, space: usize) -> &[f32] {
+        // Alignment and length were checked on open.
+        self.space_tables
+            .get(space)
+            .and_then(|t| bytes_as_f32(t.payload()))
+            .unwrap_or(&[])
+    }
+
+    /// The vector of row `row` in additional space `space`.
+    pub fn space_vector(&self, space: usize, row: usize) -> Option<&[f32]> {
+        let d = self.spaces.get(space)?.dimensions as usize;
+        self.space_vectors(space).get(row * d..(row + 1) * d)
     }
 
     /// The chunk record of row `row`, checked against its file's row range.
@@ -972,7 +1220,18 @@ impl SegmentReader {
         vh.update(vectors);
         let mut ch = blake3::Hasher::new();
         ch.update(chunks);
-        if rows_hash(vh, ch) != layout.rows_hash {
+        let mut space_hashes = Vec::with_capacity(self.spaces.len());
+        for (meta, table) in self.spaces.iter().zip(&self.space_tables) {
+            let width = meta.dimensions as usize * 4;
+            let bytes = table
+                .payload()
+                .get(first * width..end * width)
+                .ok_or_else(out_of_bounds)?;
+            let mut h = blake3::Hasher::new();
+            h.update(bytes);
+            space_hashes.push(h);
+        }
+        if rows_hash(vh, ch, space_hashes) != layout.rows_hash {
             return Err(StorageError::PayloadChecksum {
                 path: self.vectors.path().to_path_buf(),
             });
@@ -1013,6 +1272,9 @@ impl SegmentReader {
             t.files.verify()?;
             t.paths.verify()?;
         }
+        for t in &self.space_tables {
+            t.verify()?;
+        }
         self.files().map(|_| ())
     }
 
@@ -1032,14 +1294,23 @@ impl SegmentReader {
                 .as_ref()
                 .map_or(0, |t| t.files.file_len() + t.paths.file_len())
             + self.meta_len
+            + self.space_tables.iter().map(Table::file_len).sum::<u64>()
     }
 }
 
-/// The per-file rows hash: BLAKE3 over the digests of the vectors and the chunk records.
-fn rows_hash(vectors: blake3::Hasher, chunks: blake3::Hasher) -> ContentHash {
+/// The per-file rows hash: BLAKE3 over the digests of the vectors, the chunk records and
+/// then the vectors of each additional space, in the segment's space order.
+fn rows_hash(
+    vectors: blake3::Hasher,
+    chunks: blake3::Hasher,
+    spaces: Vec<blake3::Hasher>,
+) -> ContentHash {
     let mut h = blake3::Hasher::new();
     h.update(vectors.finalize().as_bytes());
     h.update(chunks.finalize().as_bytes());
+    for s in spaces {
+        h.update(s.finalize().as_bytes());
+    }
     ContentHash::from_bytes(*h.finalize().as_bytes())
 }
 
@@ -1379,14 +1650,14 @@ mod tests {
         r.verify().expect("intact");
         // A format this build does not know is refused, naming the file.
         dir.remove(&name(METADATA_FILE)).expect("remove");
-        let doc = encode_document_version(&path, "metadata", 3, &meta).expect("encode");
+        let doc = encode_document_version(&path, "metadata", 4, &meta).expect("encode");
         dir.write_new(&name(METADATA_FILE), &doc).expect("write");
-        let err = open(&dir).expect_err("format 3");
+        let err = open(&dir).expect_err("format 4");
         assert!(matches!(
             err,
             StorageError::UnsupportedVersion {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }
         ));

@@ -466,6 +466,7 @@ fn manifest(generation: u64, segments: Vec<SegmentEntry>) -> Manifest {
             dimensions: 3,
         },
         chunking: ChunkingConfig::default(),
+        spaces: Vec::new(),
         segments,
     }
 }
@@ -512,6 +513,7 @@ fn index_dir_commit_and_garbage_collection(b: &Backend) {
                 rows: 0,
             }),
             codes: false,
+            spaces: Vec::new(),
         }],
     );
     index.commit(&lock, &live).unwrap();
