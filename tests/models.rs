@@ -548,3 +548,171 @@ fn an_installed_model_whose_dimensions_differ_from_the_index_is_a_one_line_error
     assert!(line.contains("tp index --rebuild"), "{line}");
     assert!(line.contains("32") && line.contains("384"), "{line}");
 }
+
+/// `tp search --output json` hits of `query` in `mode`: (file, first line, score).
+fn mode_hits(sb: &Sandbox, query: &str, mode: Option<&str>) -> Vec<(String, u64, f64)> {
+    let mut args = vec!["search", query, "--output", "json", "--limit", "8"];
+    if let Some(m) = mode {
+        args.extend(["--mode", m]);
+    }
+    sb.tp(&args)
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let score = v["score"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&score), "{v}");
+            (
+                v["file"].as_str().unwrap().to_owned(),
+                v["line_start"].as_u64().unwrap(),
+                score,
+            )
+        })
+        .collect()
+}
+
+/// Issue 6: a model's vectors go beside the built-in lexical ones. Adding a model to a
+/// lexical index embeds only with the model (the lexical vectors are kept and give the same
+/// answers); search is hybrid by default, and each mode answers like an index built with
+/// both from scratch.
+#[test]
+fn a_model_adds_a_second_space_and_search_fuses_both() {
+    let sb = Sandbox::poker();
+    sb.tp(&["index", "--model", "builtin"]).ok();
+    let status = sb.status();
+    assert_eq!(status["spaces"].as_array().unwrap().len(), 1, "{status}");
+    let queries = [
+        "shuffle the deck",
+        "split the pot between winners",
+        "fn main",
+    ];
+    let lexical_before: Vec<_> = queries
+        .iter()
+        .map(|q| mode_hits(&sb, q, Some("lexical")))
+        .collect();
+    // Without a model, the default is lexical and asking for more is one clear line.
+    assert_eq!(mode_hits(&sb, queries[0], None), lexical_before[0]);
+    for mode in ["semantic", "hybrid"] {
+        let line = sb.tp(&["search", "deck", "--mode", mode]).err();
+        assert!(
+            line.contains("--mode lexical") && line.contains("tp index --model"),
+            "{line}"
+        );
+    }
+
+    sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
+        .ok();
+    let run = sb.tp(&["index", "--model", "tiny-bert"]).ok();
+    let files = status["files"].as_u64().unwrap();
+    let chunks = status["chunks"].as_u64().unwrap();
+    assert!(
+        run.stderr.contains(&format!(
+            "adding tiny-bert vectors to {files} indexed files"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "embedded {chunks} chunks from {files} files ({files} only by the model)"
+        )),
+        "{}",
+        run.stderr
+    );
+    let status = sb.status();
+    assert_eq!(status["model"], "tiny-bert", "{status}");
+    let spaces = status["spaces"].as_array().unwrap();
+    assert_eq!(spaces.len(), 2, "{status}");
+    assert_eq!(spaces[1]["model"], "tiny-bert");
+    assert_eq!(spaces[1]["chunks"], chunks);
+    sb.tp(&["verify"]).ok();
+
+    // The lexical answers are unchanged; hybrid is the default; each mode answers.
+    let mut answers = Vec::new();
+    for (q, before) in queries.iter().zip(&lexical_before) {
+        assert_eq!(&mode_hits(&sb, q, Some("lexical")), before, "{q}");
+        let hybrid = mode_hits(&sb, q, Some("hybrid"));
+        assert_eq!(mode_hits(&sb, q, None), hybrid, "{q}");
+        let semantic = mode_hits(&sb, q, Some("semantic"));
+        assert_eq!(semantic.len(), 8);
+        assert_eq!(hybrid.len(), 8);
+        answers.push((before.clone(), semantic, hybrid));
+    }
+    // --threshold applies to the fused score.
+    let hybrid = &answers[0].2;
+    let cut = hybrid[3].2;
+    let over = sb
+        .tp(&[
+            "search",
+            queries[0],
+            "--output",
+            "json",
+            "--threshold",
+            &cut.to_string(),
+        ])
+        .ok();
+    assert_eq!(over.stdout.lines().count(), 4, "{}", over.stdout);
+
+    // An index built with both spaces in one go answers the same in every mode.
+    let run = sb.tp(&["index", "--rebuild"]).ok();
+    assert!(run.stderr.contains("tiny-bert"), "{}", run.stderr);
+    for (q, (lexical, semantic, hybrid)) in queries.iter().zip(&answers) {
+        assert_eq!(&mode_hits(&sb, q, Some("lexical")), lexical, "{q}");
+        assert_eq!(&mode_hits(&sb, q, Some("semantic")), semantic, "{q}");
+        assert_eq!(&mode_hits(&sb, q, Some("hybrid")), hybrid, "{q}");
+    }
+}
+
+/// Issue 6 with issue 5's batches: adding a model to a large index takes a while, so it
+/// commits in batches; a killed run keeps them (searches warn that the model's vectors
+/// cover part of the index), and the next run embeds only the files it did not reach.
+#[test]
+fn a_killed_run_adding_a_model_keeps_its_batches_and_the_next_fills_the_rest() {
+    let sb = Sandbox::poker();
+    sb.tp(&["index", "--model", "builtin"]).ok();
+    let lexical = mode_hits(&sb, "rank the hand", Some("lexical"));
+    let files = sb.status()["files"].as_u64().unwrap();
+    sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
+        .ok();
+    let mut run = sb.spawn(
+        &["index", "--model", "tiny-bert"],
+        &[
+            ("TURBOPROP_COMMIT_EVERY_FILES", "3"),
+            ("TURBOPROP_TEST_PAUSE_AFTER_COMMITS", "2"),
+        ],
+    );
+    run.wait_for("paused after commit 2");
+    run.child.kill().unwrap();
+    assert!(!run.child.wait().unwrap().success(), "killed");
+    drop(run);
+
+    sb.tp(&["verify"]).ok();
+    let mid = sb.status();
+    assert_eq!(mid["files"].as_u64().unwrap(), files, "no file lost");
+    let covered = mid["spaces"][1]["chunks"].as_u64().unwrap();
+    assert!(
+        covered > 0 && covered < mid["chunks"].as_u64().unwrap(),
+        "{mid}"
+    );
+    assert_eq!(mode_hits(&sb, "rank the hand", Some("lexical")), lexical);
+    let search = sb.tp(&["search", "rank the hand"]).ok();
+    assert!(
+        search.stderr.contains("the model's vectors cover"),
+        "{}",
+        search.stderr
+    );
+
+    // The next run (the index remembers the model) fills only the other files.
+    let run = sb.tp(&["index"]).ok();
+    let (_, filled) = embedded(&run.stderr);
+    assert_eq!(filled, files - 6, "{}", run.stderr);
+    let done = sb.status();
+    assert_eq!(done["spaces"][1]["chunks"], done["chunks"]);
+    let hybrid = mode_hits(&sb, "rank the hand", None);
+    let semantic = mode_hits(&sb, "rank the hand", Some("semantic"));
+    sb.tp(&["index", "--rebuild"]).ok();
+    assert_eq!(mode_hits(&sb, "rank the hand", None), hybrid);
+    assert_eq!(mode_hits(&sb, "rank the hand", Some("semantic")), semantic);
+    assert_eq!(mode_hits(&sb, "rank the hand", Some("lexical")), lexical);
+}

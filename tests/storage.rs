@@ -1176,8 +1176,24 @@ fn damage_file(path: &Path, rel: &str, damage: Damage) -> bool {
 /// recovers the pristine answers without touching a source file.
 #[test]
 fn every_damaged_index_file_is_named_and_rebuild_recovers() {
+    corruption_matrix(false);
+}
+
+/// The same matrix on an index with two vector spaces (issue 6): the built-in lexical
+/// vectors and a model's (a tiny random BERT in the repository's `.turboprop/models`, which
+/// `tp index` and the hybrid `tp search` pick up by themselves), whose `vectors.<key>.bin`,
+/// `codes.<key>.bin` and `center.<key>.bin` are damaged like every other file.
+#[test]
+fn every_damaged_file_of_a_two_space_index_is_named_and_rebuild_recovers() {
+    corruption_matrix(true);
+}
+
+fn corruption_matrix(with_model: bool) {
     let sb = Sandbox::new();
     let repo = sb.dir("repo");
+    if with_model {
+        turboprop_embed::write_tiny_bert(&repo.join(".turboprop/models/tiny-bert"), 11).unwrap();
+    }
     let mut rng = Rng(0x7e57_0007);
     let mut corpus = Corpus::new(&mut rng);
     corpus.populate(&[&repo], &mut rng, 6, (30, 90));
@@ -1202,8 +1218,8 @@ fn every_damaged_index_file_is_named_and_rebuild_recovers() {
     }
     // Every file of a segment, including the file records read in place. (The built-in
     // embedder's sparse vectors get no 1-bit codes; damaged `codes.bin`/`center.bin` are
-    // covered in turboprop-index/tests/index.rs.)
-    for kind in [
+    // covered in turboprop-index/tests/index.rs. The model's dense vectors get codes.)
+    let mut kinds = vec![
         "vectors.bin",
         "chunks.bin",
         "terms.bin",
@@ -1211,7 +1227,16 @@ fn every_damaged_index_file_is_named_and_rebuild_recovers() {
         "files.bin",
         "paths.bin",
         "metadata.json",
-    ] {
+    ];
+    if with_model {
+        kinds.extend([
+            "vectors.tiny-bert.bin",
+            "codes.tiny-bert.bin",
+            "center.tiny-bert.bin",
+        ]);
+        assert_eq!(m["spaces"][0]["model"]["id"], "tiny-bert", "{m}");
+    }
+    for kind in kinds {
         assert!(
             files
                 .iter()

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use turboprop_embed::BuiltinEmbedder;
 use turboprop_index::{
     BaseState, Confirmed, Diff, FileStatus, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
-use turboprop_embed::BuiltinEmbedder;
 use turboprop_types::{line_windows, ChunkingConfig, Embedder, FileRecord};
 
 use crate::args::{parse_size, IndexArgs};
@@ -65,10 +65,13 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     let recorded = if args.rebuild {
         None
     } else {
-        dir.read_manifest().ok().flatten().map(|m| match m.spaces.first() {
-            Some(space) => space.model.id.clone(),
-            None => m.model.id,
-        })
+        dir.read_manifest()
+            .ok()
+            .flatten()
+            .map(|m| match m.spaces.first() {
+                Some(space) => space.model.id.clone(),
+                None => m.model.id,
+            })
     };
     let tp_dir = repo.root.join(".turboprop");
     let embedder: Box<dyn Embedder> = match (&args.model, &config.model, &recorded) {
@@ -91,7 +94,12 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     let spec = IndexSpec {
         model: guard(&lexical)?,
         chunking: config.chunking.clone(),
-        spaces: model.as_deref().map(guard).transpose()?.into_iter().collect(),
+        spaces: model
+            .as_deref()
+            .map(guard)
+            .transpose()?
+            .into_iter()
+            .collect(),
     };
     let options = WriterOptions {
         wait: if args.no_wait {
@@ -324,7 +332,10 @@ fn update(
     } else {
         let unchanged = unchanged + touched + filled;
         let embedded_files = if filled > 0 {
-            format!("{} files ({filled} only by the model)", new + changed + filled)
+            format!(
+                "{} files ({filled} only by the model)",
+                new + changed + filled
+            )
         } else {
             format!("{} files", new + changed)
         };

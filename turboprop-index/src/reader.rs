@@ -144,7 +144,12 @@ struct SegmentSpaceData {
 }
 
 impl LiveSegment {
-    fn open(dir: &IndexDir, entry: &SegmentEntry, manifest: &Manifest, mode: ReadMode) -> Result<Self> {
+    fn open(
+        dir: &IndexDir,
+        entry: &SegmentEntry,
+        manifest: &Manifest,
+        mode: ReadMode,
+    ) -> Result<Self> {
         let dims = manifest.model.dimensions;
         let reader = SegmentReader::open(dir.directory(), &entry.name, mode)?;
         if reader.dims() != dims as usize
@@ -469,8 +474,7 @@ impl Index {
     /// and `dims`.
     pub fn check_space_model(&self, space: usize, model_id: &str, dims: usize) -> Result<()> {
         let m = self.space_model(space).unwrap_or(&self.manifest.model);
-        if self.space_model(space).is_some() && m.id == model_id && m.dimensions as usize == dims
-        {
+        if self.space_model(space).is_some() && m.id == model_id && m.dimensions as usize == dims {
             Ok(())
         } else {
             Err(IndexError::ModelMismatch {
@@ -760,7 +764,10 @@ impl Index {
                         let segment = &self.segments[seg as usize];
                         let d = q.vector.len();
                         let row = row as usize;
-                        match segment.vectors(q.space).and_then(|v| v.get(row * d..(row + 1) * d)) {
+                        match segment
+                            .vectors(q.space)
+                            .and_then(|v| v.get(row * d..(row + 1) * d))
+                        {
                             Some(v) => {
                                 let mut s = [0.0f32];
                                 dot_rows(isa, q.vector, v, &mut s);
@@ -782,7 +789,11 @@ impl Index {
         let floor = opts.min_score.max(0.0);
         let mut top = TopK::new(opts.limit);
         for (&(segment, row), &score) in candidates.iter().zip(&fused) {
-            let score = if score.is_finite() { score.min(1.0) } else { 0.0 };
+            let score = if score.is_finite() {
+                score.min(1.0)
+            } else {
+                0.0
+            };
             if score > 0.0 && score >= floor && score >= top.threshold() {
                 top.push(Scored {
                     score,

@@ -611,7 +611,10 @@ impl IndexWriter {
             }
             let mut entry = base_entry.clone();
             // Keep only the spaces the new manifest lists, made by the same models.
-            let base_spaces = &self.base.as_ref().map_or(&[][..], |b| &b.manifest().spaces[..]);
+            let base_spaces = &self
+                .base
+                .as_ref()
+                .map_or(&[][..], |b| &b.manifest().spaces[..]);
             entry.spaces.retain(|sp| {
                 let was = base_spaces.iter().find(|e| e.key == sp.key);
                 let now = self.space_entries.iter().find(|e| e.key == sp.key);
@@ -688,13 +691,8 @@ impl IndexWriter {
             stats.bytes_written += summary.bytes;
             let store = self.dir.directory();
             let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
-            let codes = crate::quant::write_codes(
-                store,
-                &name,
-                None,
-                written.vectors(),
-                written.dims(),
-            )?;
+            let codes =
+                crate::quant::write_codes(store, &name, None, written.vectors(), written.dims())?;
             stats.bytes_written += codes.unwrap_or(0);
             let mut seg_spaces = Vec::with_capacity(metas.len());
             for (k, meta) in metas.iter().enumerate() {
@@ -807,8 +805,11 @@ fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Resu
                 .space_vectors(k)
                 .get(first * d..end * d)
                 .ok_or_else(|| {
-                    StorageError::corrupt(reader.dir(), format!("rows of space {key} out of bounds"))
-                        .into()
+                    StorageError::corrupt(
+                        reader.dir(),
+                        format!("rows of space {key} out of bounds"),
+                    )
+                    .into()
                 })
         })
         .collect()

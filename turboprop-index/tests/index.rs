@@ -40,7 +40,7 @@ fn chunk(i: u32, vector: Vec<f32>) -> NewChunk {
         hash: ContentHash::of(&i.to_le_bytes()),
         vector,
         terms: vec![i, 1000],
-            spaces: Vec::new(),
+        spaces: Vec::new(),
     }
 }
 

@@ -52,8 +52,7 @@ pub use error::{Result, StorageError};
 pub use header::{payload_hash, Header, BINARY_FORMAT_VERSION, HEADER_LEN};
 pub use layout::{
     DeleteEntry, IndexDir, Manifest, ModelGuard, SegmentEntry, SegmentSpace, SpaceEntry,
-    CONFIG_FILE, LAYOUT_VERSION,
-    LOCK_FILE, MANIFEST_FILE, VERSION_FILE,
+    CONFIG_FILE, LAYOUT_VERSION, LOCK_FILE, MANIFEST_FILE, VERSION_FILE,
 };
 pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};

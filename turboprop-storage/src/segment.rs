@@ -700,7 +700,13 @@ impl SegmentReader {
             )
         } else {
             let meta: MetaV2 = serde_json::from_slice(body).map_err(json)?;
-            (meta.dimensions, meta.rows, meta.file_count, None, meta.spaces)
+            (
+                meta.dimensions,
+                meta.rows,
+                meta.file_count,
+                None,
+                meta.spaces,
+            )
         };
         if (format == SPACES_FORMAT_VERSION) == spaces.is_empty() {
             return Err(StorageError::corrupt(
@@ -1232,6 +1238,14 @@ impl SegmentReader {
             space_hashes.push(h);
         }
         if rows_hash(vh, ch, space_hashes) != layout.rows_hash {
+            // Name the table whose checksum fails too, if one does (reads it whole, but only
+            // on this error path).
+            for table in [&self.vectors, &self.chunks]
+                .into_iter()
+                .chain(&self.space_tables)
+            {
+                table.verify()?;
+            }
             return Err(StorageError::PayloadChecksum {
                 path: self.vectors.path().to_path_buf(),
             });
