@@ -71,6 +71,18 @@ impl Searcher {
         }
     }
 
+    /// The query's vectors: lexical (space 0) and, if the index has a model, semantic
+    /// (space 1).
+    pub fn query_vectors(&self, query: &str) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let stats = self.index.term_stats();
+        let lexical = self.lexical.embed_query(query, stats)?;
+        let semantic = match &self.model {
+            Some(m) => Some(m.embed_query(query, stats)?),
+            None => None,
+        };
+        Ok((lexical, semantic))
+    }
+
     /// The best chunks for `query` in `mode`, best first.
     pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
         let index = &self.index;

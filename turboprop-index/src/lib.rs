@@ -51,7 +51,7 @@ mod writer;
 pub use diff::{Confirmed, Diff, FileStatus, ScannedFile};
 pub use error::{IndexError, Result};
 pub use filter::FileFilter;
-pub use fusion::hybrid_scores;
+pub use fusion::{hybrid_scores, LEXICAL_WEIGHT};
 pub use kernel::dot;
 pub use reader::{
     fast_candidates, Hit, Index, IndexStats, SearchOptions, SpaceQuery, Strategy, FAST_MIN_ROWS,
