@@ -18,7 +18,7 @@
 //! order of one convex blend and `--threshold` applies to that blend.
 
 /// The hybrid ranking chosen by `eval_modes` (see `EVAL.md`): `0.7 · lexical + 0.3 · semantic`
-/// for every query. On 2,196 queries in fifteen crates (five for tuning, ten held out) it is
+/// for every query. On 2,471 queries in sixteen crates (five for tuning, eleven held out) it is
 /// at or above the better single ranker in recall@10 and MRR@10 both with doc comments
 /// present and blanked; gating on the lexical ranker's confidence gained at most 0.001 on the
 /// tuning crates and lost up to 0.005 on the held-out ones.
