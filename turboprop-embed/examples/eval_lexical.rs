@@ -16,14 +16,14 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use turboprop_embed::{analyze_document, analyze_query, term_id, BuiltinEmbedder};
 
 mod cases;
-use cases::{blank_doc_comments, collect_rs_files, documented_functions, Variant};
-use turboprop_types::{line_windows, ChunkingConfig, Embedder, TermId, TermStatistics};
+use cases::{Corpus, Variant};
+use turboprop_types::{Embedder, TermId, TermStatistics};
 
 const TOP: usize = 10;
 
@@ -102,60 +102,6 @@ fn main() {
                 at(0.9)
             );
         }
-    }
-}
-
-struct Chunk {
-    file: usize,
-    line_start: u32,
-    line_end: u32,
-    text: String,
-}
-
-struct Query {
-    file: usize,
-    fn_line: u32,
-    text: String,
-}
-
-struct Corpus {
-    chunks: Vec<Chunk>,
-    queries: Vec<Query>,
-}
-
-impl Corpus {
-    fn load(dir: &Path, variant: Variant) -> Corpus {
-        let mut files = Vec::new();
-        collect_rs_files(dir, &mut files);
-        files.sort();
-        let mut chunks = Vec::new();
-        let mut queries = Vec::new();
-        for (file, path) in files.iter().enumerate() {
-            let Ok(text) = std::fs::read_to_string(path) else {
-                continue;
-            };
-            let lines: Vec<&str> = text.lines().collect();
-            for (fn_line, sentence) in documented_functions(&lines) {
-                queries.push(Query {
-                    file,
-                    fn_line,
-                    text: sentence,
-                });
-            }
-            let text = match variant {
-                Variant::WithDocs => text,
-                Variant::Blanked => blank_doc_comments(&text),
-            };
-            for w in line_windows(text.as_bytes(), &ChunkingConfig::default()) {
-                chunks.push(Chunk {
-                    file,
-                    line_start: w.line_start,
-                    line_end: w.line_end,
-                    text: text[w.bytes].to_string(),
-                });
-            }
-        }
-        Corpus { chunks, queries }
     }
 }
 

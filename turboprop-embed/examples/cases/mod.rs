@@ -1,12 +1,15 @@
 //! Evaluation cases from real crates, shared by the evaluation examples
-//! (`eval_lexical` here, `eval_modes` in turboprop-cli): for every function with a `///` doc
+//! (`eval_lexical` and `fusion_study` here, `eval_modes` in turboprop-cli): for every function with a `///` doc
 //! comment, the first sentence of the comment is a query and the function's `fn` line is
 //! what a search should find. The `blanked` variant empties every `///` line (keeping the
 //! line, so line numbers do not move), so that only the code itself can match.
+// Each example uses a part of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use turboprop_embed::analyze_query;
+use turboprop_types::{line_windows, ChunkingConfig};
 
 /// Doc comments kept or blanked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,6 +26,64 @@ impl Variant {
             Variant::WithDocs => "doc comments present",
             Variant::Blanked => "doc comments blanked",
         }
+    }
+}
+
+/// A 40-line window (overlap 10) of a crate file, as `tp index` cuts it.
+pub struct Chunk {
+    pub file: usize,
+    pub line_start: u32,
+    pub line_end: u32,
+    pub text: String,
+}
+
+/// A query and the line of the function it describes.
+pub struct Query {
+    pub file: usize,
+    pub fn_line: u32,
+    pub text: String,
+}
+
+/// A crate's chunks and queries.
+pub struct Corpus {
+    pub chunks: Vec<Chunk>,
+    pub queries: Vec<Query>,
+}
+
+impl Corpus {
+    /// Loads the `.rs` files under `dir` in `variant`.
+    pub fn load(dir: &Path, variant: Variant) -> Corpus {
+        let mut files = Vec::new();
+        collect_rs_files(dir, &mut files);
+        files.sort();
+        let mut chunks = Vec::new();
+        let mut queries = Vec::new();
+        for (file, path) in files.iter().enumerate() {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            for (fn_line, sentence) in documented_functions(&lines) {
+                queries.push(Query {
+                    file,
+                    fn_line,
+                    text: sentence,
+                });
+            }
+            let text = match variant {
+                Variant::WithDocs => text,
+                Variant::Blanked => blank_doc_comments(&text),
+            };
+            for w in line_windows(text.as_bytes(), &ChunkingConfig::default()) {
+                chunks.push(Chunk {
+                    file,
+                    line_start: w.line_start,
+                    line_end: w.line_end,
+                    text: text[w.bytes].to_string(),
+                });
+            }
+        }
+        Corpus { chunks, queries }
     }
 }
 

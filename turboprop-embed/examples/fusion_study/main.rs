@@ -1,6 +1,6 @@
 //! Chooses hybrid ranking by measurement: lexical, semantic and fusions of both on real crates.
 //!
-//! The cases are `eval_lexical`'s (see `corpus.rs`): a query is the first sentence of a
+//! The cases are `eval_lexical`'s (see `../cases/mod.rs`): a query is the first sentence of a
 //! function's `///` doc comment, its targets are the 40-line chunks (overlap 10) that hold the
 //! `fn` line, each crate is its own index, and a `blanked` variant empties every `///` line
 //! (line numbers kept). Every chunk gets the built-in lexical vector (`BuiltinEmbedder`,
@@ -23,11 +23,12 @@
 //! BLAKE3 of the text), so only the first run pays for the model.
 //!
 //! ```text
-//! cargo run --release -p turboprop-embed --example eval_modes -- \
+//! cargo run --release -p turboprop-embed --example fusion_study -- \
 //!     [--model DIR] [--cache DIR] [--depth 100] \
 //!     --tuning CRATE_DIR... --held-out CRATE_DIR...
 //! ```
 
+#[path = "../cases/mod.rs"]
 mod corpus;
 mod fusion;
 
@@ -74,7 +75,7 @@ fn main() -> Result<(), Error> {
     }
     if tuning.is_empty() {
         eprintln!(
-            "usage: eval_modes [--model DIR] [--cache DIR] [--depth 100] \
+            "usage: fusion_study [--model DIR] [--cache DIR] [--depth 100] \
              --tuning CRATE_DIR... [--held-out CRATE_DIR...]"
         );
         std::process::exit(2);

@@ -17,7 +17,7 @@
 //! Within one query every score has the same weight, so the order of the results is the
 //! order of one convex blend and `--threshold` applies to that blend.
 
-/// The hybrid ranking chosen by `eval_modes` (see `EVAL.md`): `0.7 · lexical + 0.3 · semantic`
+/// The hybrid ranking chosen by `fusion_study` (see `EVAL.md`): `0.7 · lexical + 0.3 · semantic`
 /// for every query. On 2,471 queries in sixteen crates (five for tuning, eleven held out) it is
 /// at or above the better single ranker in recall@10 and MRR@10 both with doc comments
 /// present and blanked; gating on the lexical ranker's confidence gained at most 0.001 on the
