@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 use turboprop_index::{hybrid_scores, FileFilter, Hit, Index, SearchOptions, SpaceQuery, Strategy};
@@ -24,9 +25,10 @@ pub const HYBRID_DEPTH: usize = 100;
 /// `examples/eval_modes.rs`).
 pub struct Searcher {
     index: Index,
+    index_dir: std::path::PathBuf,
     lexical: Box<dyn Embedder>,
-    /// The model of space 1, if the index has one.
-    model: Option<Box<dyn Embedder>>,
+    /// The model of space 1, loaded on first use (a lexical search never loads it).
+    model: OnceLock<Box<dyn Embedder>>,
 }
 
 impl Searcher {
@@ -41,19 +43,32 @@ impl Searcher {
         let index = repo.open_index()?;
         let lexical = models::for_index(&index.model().id, &repo.index_dir)?;
         index.check_model(lexical.model_id(), lexical.dimensions())?;
-        let model = match index.spaces().first() {
-            Some(space) => {
-                let m = models::for_index(&space.model.id, &repo.index_dir)?;
-                index.check_space_model(1, m.model_id(), m.dimensions())?;
-                Some(m)
-            }
-            None => None,
-        };
         Ok(Searcher {
             index,
+            index_dir: repo.index_dir.clone(),
             lexical,
-            model,
+            model: OnceLock::new(),
         })
+    }
+
+    /// Whether the index has a model's vectors (space 1).
+    pub fn has_model(&self) -> bool {
+        !self.index.spaces().is_empty()
+    }
+
+    /// The model of space 1, loaded (and checked against the index) on first use; `None`
+    /// when the index has no model's vectors.
+    fn model(&self) -> Result<Option<&dyn Embedder>> {
+        let Some(space) = self.index.spaces().first() else {
+            return Ok(None);
+        };
+        if let Some(m) = self.model.get() {
+            return Ok(Some(m.as_ref()));
+        }
+        let m = models::for_index(&space.model.id, &self.index_dir)?;
+        self.index
+            .check_space_model(1, m.model_id(), m.dimensions())?;
+        Ok(Some(self.model.get_or_init(|| m).as_ref()))
     }
 
     /// The open index.
@@ -64,7 +79,7 @@ impl Searcher {
     /// The mode `tp search` uses without `--mode`: hybrid when the index has a model's
     /// vectors, else lexical.
     pub fn default_mode(&self) -> Mode {
-        if self.model.is_some() {
+        if self.has_model() {
             Mode::Hybrid
         } else {
             Mode::Lexical
@@ -76,7 +91,7 @@ impl Searcher {
     pub fn query_vectors(&self, query: &str) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let stats = self.index.term_stats();
         let lexical = self.lexical.embed_query(query, stats)?;
-        let semantic = match &self.model {
+        let semantic = match self.model()? {
             Some(m) => Some(m.embed_query(query, stats)?),
             None => None,
         };
@@ -86,10 +101,10 @@ impl Searcher {
     /// The best chunks for `query` in `mode`, best first.
     pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
         let index = &self.index;
-        let model = match (mode, &self.model) {
+        let model = match (mode, self.has_model()) {
             (Mode::Lexical, _) => None,
-            (_, Some(m)) => Some(m.as_ref()),
-            (_, None) => bail!(
+            (_, true) => self.model()?,
+            (_, false) => bail!(
                 "--mode {} needs a model's vectors, and the index at {} has only the built-in lexical ones: \
                  run tp index --model all-MiniLM-L6-v2 (after tp model download all-MiniLM-L6-v2), or use --mode lexical",
                 if mode == Mode::Hybrid { "hybrid" } else { "semantic" },
@@ -148,7 +163,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     if mode != Mode::Lexical {
         let index = searcher.index();
         let (covered, all) = (index.space_rows(1), index.stats().chunks);
-        if searcher.model.is_some() && covered < all {
+        if searcher.has_model() && covered < all {
             eprintln!(
                 "warning: the model's vectors cover {covered} of {all} chunks (an update adding them was interrupted): run tp index"
             );
