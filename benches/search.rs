@@ -1,15 +1,17 @@
 //! Kernel, search, open and commit benchmarks on synthetic, embedding-like vectors (points
 //! near a low-dimensional latent space plus noise, normalized: `turboprop_index::synthetic`),
-//! built through the real writer.
+//! built through the real writer; and search on the built-in lexical embedder's sparse
+//! vectors of synthetic text (int8 codes).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use turboprop::index::kernel::{dot_rows, hamming_rows_hist, sum, Isa};
+use turboprop::embed::BuiltinEmbedder;
+use turboprop::index::kernel::{add_columns_i8, dot_rows, hamming_rows_hist, sum, Isa};
 use turboprop::index::synthetic::LatentSpace;
 use turboprop::index::{
     FileFilter, Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, SearchOptions,
     Strategy, WriterOptions,
 };
-use turboprop::types::{ChunkingConfig, ContentHash, FileRecord};
+use turboprop::types::{ChunkingConfig, ContentHash, Embedder, FileRecord};
 
 const DIMS: usize = 384;
 const ROWS_PER_FILE: usize = 50;
@@ -173,6 +175,86 @@ fn search(c: &mut Criterion) {
     group.finish();
 }
 
+/// A word of the synthetic text: word `i` of a 20,000-word vocabulary, spelled in letters.
+fn word(mut i: u64) -> String {
+    let mut w = String::new();
+    for _ in 0..4 {
+        w.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+    }
+    w
+}
+
+/// Search with the built-in lexical embedder (512 dimensions, sparse vectors, int8 codes on
+/// the fast path): chunks of 80 words drawn from a skewed vocabulary, queries of three words
+/// of one chunk, weighted by the index's term statistics.
+fn search_lexical(c: &mut Criterion) {
+    let mut group = c.benchmark_group("search_lexical_top10_d512");
+    group.sample_size(20);
+    let embedder = BuiltinEmbedder::new();
+    let dims = embedder.dimensions();
+    for rows in bench_rows() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Zipf-like: small word numbers are common.
+        let mut pick = || word(20_000f64.powf((next() >> 11) as f64 / (1u64 << 53) as f64) as u64);
+        let texts: Vec<String> = (0..rows)
+            .map(|_| (0..80).map(|_| pick()).collect::<Vec<_>>().join(" "))
+            .collect();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("index");
+        let spec = IndexSpec {
+            model: ModelGuard {
+                id: embedder.model_id().to_owned(),
+                dimensions: dims as u32,
+            },
+            chunking: ChunkingConfig::default(),
+            spaces: Vec::new(),
+        };
+        let opts = WriterOptions {
+            wait: LockWait::NoWait,
+            rebuild: true,
+            ..WriterOptions::default()
+        };
+        let mut w = IndexWriter::open(&path, spec, opts, || {}).expect("writer");
+        for (f, file) in texts.chunks(ROWS_PER_FILE).enumerate() {
+            let refs: Vec<&str> = file.iter().map(String::as_str).collect();
+            let vs = embedder.embed_documents(&refs).expect("embed");
+            put(&mut w, f, vs);
+        }
+        w.commit().expect("commit");
+        let index = Index::open(&path).expect("open");
+        let queries: Vec<Vec<f32>> = (0..16)
+            .map(|i| {
+                let words: Vec<&str> = texts[(i * 7919) % rows].split(' ').take(3).collect();
+                embedder
+                    .embed_query(&words.join(" "), index.term_stats())
+                    .expect("query")
+            })
+            .collect();
+        for (name, strategy) in [("exact", Strategy::Exact), ("fast", Strategy::Fast)] {
+            group.bench_with_input(BenchmarkId::new(name, rows), &rows, |b, _| {
+                let mut q = 0;
+                b.iter(|| {
+                    q = (q + 1) % queries.len();
+                    let opts = SearchOptions {
+                        limit: 10,
+                        strategy,
+                        ..SearchOptions::default()
+                    };
+                    index.search(&queries[q], &opts).expect("search")
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 /// The kernels on one thread, in cache (512 rows of 384 f32 = 768 KB) and streaming from
 /// memory (64k rows = 96 MB), on every instruction set this CPU has, beside a plain
 /// streaming sum of the same bytes.
@@ -209,6 +291,19 @@ fn kernels(c: &mut Criterion) {
                 },
             );
         }
+        // 14 int8 columns (a lexical query's median count of non-zero dimensions).
+        let bytes: Vec<u8> = (0..rows * 14)
+            .map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as u8 >> 2)
+            .collect();
+        let columns: Vec<&[u8]> = bytes.chunks_exact(rows).collect();
+        let weights: Vec<f32> = (0..14).map(|i| 0.1 + i as f32 * 0.01).collect();
+        let mut acc = vec![0.0f32; rows];
+        for isa in Isa::available() {
+            group.bench_function(
+                BenchmarkId::new(format!("int8_columns14_{}", isa.name()), rows),
+                |b| b.iter(|| add_columns_i8(isa, &weights, &columns, &mut acc)),
+            );
+        }
     }
     group.finish();
 }
@@ -222,5 +317,5 @@ fn open(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, kernels, search, open, commit);
+criterion_group!(benches, kernels, search, search_lexical, open, commit);
 criterion_main!(benches);

@@ -1216,10 +1216,12 @@ fn corruption_matrix(with_model: bool) {
     for fixed in ["version.txt", "config.yaml", "manifest.json", "writer.lock"] {
         assert!(files.iter().any(|f| f == fixed), "no {fixed}: {files:?}");
     }
-    // Every file of a segment, including the file records read in place. (The built-in
-    // embedder's sparse vectors get no 1-bit codes; damaged `codes.bin`/`center.bin` are
-    // covered in turboprop-index/tests/index.rs. The model's dense vectors get codes.)
+    // Every file of a segment, including the file records read in place and the int8 codes.
+    // (The built-in embedder's sparse vectors get int8 codes, no 1-bit codes; damaged
+    // `codes.bin`/`center.bin` are covered in turboprop-index/tests/index.rs. The model's
+    // dense vectors get 1-bit codes.)
     let mut kinds = vec![
+        "codes8.bin",
         "vectors.bin",
         "chunks.bin",
         "terms.bin",

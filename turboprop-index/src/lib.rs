@@ -44,6 +44,7 @@ mod fusion;
 pub mod kernel;
 pub mod quant;
 mod reader;
+pub mod sparse;
 pub mod synthetic;
 mod topk;
 mod writer;

@@ -42,15 +42,15 @@ pub fn encode(v: &[f32], center: &[f32], out: &mut [u64]) {
     }
 }
 
-/// Segments whose vectors hold more than this share of exact zeros get no codes.
+/// Segments whose vectors hold more than this share of exact zeros get no 1-bit codes (they
+/// get int8 codes instead, [`crate::sparse`]).
 ///
 /// A 1-bit code says on which side of the mean each value lies; for a value that is zero
 /// because the chunk simply lacks a feature (the built-in lexical embedder's hashed term
 /// slots are mostly zero) the bit is noise, and the Hamming distance then ranks chunks by
 /// how many features they have rather than by what they share with the query: measured on
 /// a 1M-chunk lexical index, the fast path's top 10 had almost nothing in common with the
-/// exact one. Dense embeddings (transformer models) have no zeros and code well. Segments
-/// without codes are always scanned exactly.
+/// exact one. Dense embeddings (transformer models) have no zeros and code well.
 pub const MAX_ZERO_SHARE: f64 = 0.2;
 
 /// The share of exact zeros among `values`.
@@ -65,22 +65,57 @@ pub fn zero_share(values: &[f32]) -> f64 {
     zeros as f64 / values.len() as f64
 }
 
-/// Computes and writes `center.bin` and `codes.bin` (for an additional space `key`:
-/// `center.<key>.bin` and `codes.<key>.bin`) for the finished segment `segment` of `store`
-/// from its `vectors` of `d` dimensions, then syncs the segment folder. Returns the bytes
-/// written, or `None` (nothing written) when the vectors are too sparse for codes
-/// ([`MAX_ZERO_SHARE`]).
+/// Which codes a commit wrote for a new segment's vectors of one space (what its manifest
+/// entry records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WrittenCodes {
+    /// `center.bin` and `codes.bin` (dense vectors).
+    pub(crate) bits: bool,
+    /// `codes8.bin` (sparse vectors).
+    pub(crate) int8: bool,
+    /// Bytes written.
+    pub(crate) bytes: u64,
+}
+
+/// Writes the fast-path codes of the finished segment `segment` of `store` for its `vectors`
+/// of `d` dimensions (of the additional space `space`, or the primary ones), then syncs the
+/// segment folder: `center.bin` and `codes.bin` (1-bit codes; for a space `key`,
+/// `center.<key>.bin` and `codes.<key>.bin`) for dense vectors, `codes8.bin`
+/// (`codes8.<key>.bin`; [`crate::sparse`], int8 codes) when more than [`MAX_ZERO_SHARE`] of
+/// the values are exact zeros.
 pub(crate) fn write_codes(
     store: &dyn Directory,
     segment: &str,
     space: Option<&str>,
     vectors: &[f32],
     d: usize,
-) -> Result<Option<u64>> {
-    let rows = vectors.len() / d.max(1);
+) -> Result<WrittenCodes> {
     if zero_share(vectors) > MAX_ZERO_SHARE {
-        return Ok(None);
+        let bytes = crate::sparse::write_codes8(store, segment, space, vectors, d)?;
+        return Ok(WrittenCodes {
+            bits: false,
+            int8: true,
+            bytes,
+        });
     }
+    let bytes = write_bit_codes(store, segment, space, vectors, d)?;
+    Ok(WrittenCodes {
+        bits: true,
+        int8: false,
+        bytes,
+    })
+}
+
+/// Computes and writes `center.bin` and `codes.bin` (or a space's), then syncs the segment
+/// folder. Returns the bytes written.
+fn write_bit_codes(
+    store: &dyn Directory,
+    segment: &str,
+    space: Option<&str>,
+    vectors: &[f32],
+    d: usize,
+) -> Result<u64> {
+    let rows = vectors.len() / d.max(1);
     // The mean, summed in f64 in parallel blocks.
     let sums = vectors
         .par_chunks(d.max(1) * 4096)
@@ -128,9 +163,7 @@ pub(crate) fn write_codes(
     }
     w.finish(0)?;
     store.sync_dir(segment)?;
-    Ok(Some(
-        store.file_len(&center_name)? + store.file_len(&codes_name)?,
-    ))
+    Ok(store.file_len(&center_name)? + store.file_len(&codes_name)?)
 }
 
 /// A segment's codes and mean, opened and checked against the segment's shape.

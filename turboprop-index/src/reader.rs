@@ -17,6 +17,7 @@ use crate::error::{IndexError, Result};
 use crate::filter::FileFilter;
 use crate::kernel::{dot_rows, hamming_rows_hist, Isa};
 use crate::quant::{self, Codes};
+use crate::sparse::{self, Codes8};
 use crate::topk::{Scored, TopK};
 
 /// A run of rows of one segment: (segment, rows).
@@ -37,9 +38,10 @@ pub enum Strategy {
     Auto,
     /// Score every row with f32 dot products: the reference result.
     Exact,
-    /// Scan the 1-bit codes, then re-rank the closest rows with exact f32 dot products
-    /// (segments without codes are scored exactly). Scores are exact; a true top hit can
-    /// be missed only if its code is farther than every re-ranked candidate's.
+    /// Scan the codes (1-bit codes of dense vectors, int8 codes of sparse ones), then
+    /// re-rank the closest rows with exact f32 dot products (segments without codes are
+    /// scored exactly). Scores are exact; a true top hit can be missed only if its code is
+    /// farther than every re-ranked candidate's.
     Fast,
 }
 
@@ -61,7 +63,8 @@ pub struct SearchOptions<'a> {
     /// Exact, fast, or chosen by size.
     pub strategy: Strategy,
     /// On the fast path, how many rows to re-rank exactly (at least; rows tied at the
-    /// cut-off distance are all taken). `0` picks [`fast_candidates`].
+    /// cut-off distance are all taken). `0` picks [`fast_candidates`] for 1-bit codes and
+    /// [`crate::sparse::fast_candidates`] for int8 codes.
     pub candidates: usize,
 }
 
@@ -78,8 +81,9 @@ impl Default for SearchOptions<'_> {
     }
 }
 
-/// The number of rows the fast path re-ranks exactly by default, for `limit` hits out of
-/// `rows`: generous, because re-ranking a candidate costs one random row read.
+/// The number of rows the fast path re-ranks exactly by default on 1-bit codes, for `limit`
+/// hits out of `rows`: generous, because re-ranking a candidate costs one random row read.
+/// (Int8 codes need fewer: [`crate::sparse::fast_candidates`].)
 pub fn fast_candidates(limit: usize, rows: usize) -> usize {
     (limit.saturating_mul(50)).max(1000).max(rows / 400)
 }
@@ -128,6 +132,8 @@ pub(crate) struct LiveSegment {
     pub(crate) deletes: Option<DeleteSet>,
     /// 1-bit codes for the fast path (segments written before codes existed have none).
     codes: Option<Codes>,
+    /// Int8 codes for the fast path (segments of sparse vectors).
+    codes8: Option<Codes8>,
     /// Per additional space of the manifest: the segment's vectors of it, if it has them.
     spaces: Vec<Option<SegmentSpaceData>>,
     /// Per file of the segment: deleted or not.
@@ -141,6 +147,8 @@ struct SegmentSpaceData {
     index: usize,
     /// 1-bit codes of the space's vectors, if they were written.
     codes: Option<Codes>,
+    /// Int8 codes of the space's (sparse) vectors, if they were written.
+    codes8: Option<Codes8>,
 }
 
 impl LiveSegment {
@@ -200,6 +208,17 @@ impl LiveSegment {
         } else {
             None
         };
+        let codes8 = match entry.codes8 {
+            true => Some(Codes8::open(
+                dir.directory(),
+                &entry.name,
+                None,
+                reader.rows(),
+                reader.dims(),
+                mode,
+            )?),
+            false => None,
+        };
         let mut spaces = Vec::with_capacity(manifest.spaces.len());
         for space in &manifest.spaces {
             let Some(listed) = entry.spaces.iter().find(|s| s.key == space.key) else {
@@ -236,12 +255,28 @@ impl LiveSegment {
             } else {
                 None
             };
-            spaces.push(Some(SegmentSpaceData { index, codes }));
+            let codes8 = match listed.codes8 {
+                true => Some(Codes8::open(
+                    dir.directory(),
+                    &entry.name,
+                    Some(&space.key),
+                    reader.rows(),
+                    space.model.dimensions as usize,
+                    mode,
+                )?),
+                false => None,
+            };
+            spaces.push(Some(SegmentSpaceData {
+                index,
+                codes,
+                codes8,
+            }));
         }
         Ok(LiveSegment {
             reader,
             deletes,
             codes,
+            codes8,
             spaces,
             deleted,
         })
@@ -263,6 +298,14 @@ impl LiveSegment {
         match space {
             0 => self.codes.as_ref(),
             k => self.spaces.get(k - 1)?.as_ref()?.codes.as_ref(),
+        }
+    }
+
+    /// The int8 codes of the segment's vectors in space `space`, if written.
+    fn codes8(&self, space: usize) -> Option<&Codes8> {
+        match space {
+            0 => self.codes8.as_ref(),
+            k => self.spaces.get(k - 1)?.as_ref()?.codes8.as_ref(),
         }
     }
 
@@ -569,11 +612,14 @@ impl Index {
                 s.reader.bytes_on_disk()
                     + s.deletes.as_ref().map_or(0, DeleteSet::file_len)
                     + s.codes.as_ref().map_or(0, Codes::bytes)
+                    + s.codes8.as_ref().map_or(0, Codes8::bytes)
                     + s.spaces
                         .iter()
                         .flatten()
-                        .filter_map(|d| d.codes.as_ref())
-                        .map(Codes::bytes)
+                        .map(|d| {
+                            d.codes.as_ref().map_or(0, Codes::bytes)
+                                + d.codes8.as_ref().map_or(0, Codes8::bytes)
+                        })
                         .sum::<u64>()
             })
             .sum();
@@ -621,8 +667,14 @@ impl Index {
             if let Some(Err(e)) = seg.codes.as_ref().map(Codes::verify) {
                 problems.push(e);
             }
+            if let Some(Err(e)) = seg.codes8.as_ref().map(Codes8::verify) {
+                problems.push(e);
+            }
             for data in seg.spaces.iter().flatten() {
                 if let Some(Err(e)) = data.codes.as_ref().map(Codes::verify) {
+                    problems.push(e);
+                }
+                if let Some(Err(e)) = data.codes8.as_ref().map(Codes8::verify) {
                     problems.push(e);
                 }
             }
@@ -842,9 +894,10 @@ impl Index {
             opts.candidates.max(opts.limit)
         };
         let (coded, plain): (Vec<_>, Vec<_>) = if fast {
-            blocks
-                .into_iter()
-                .partition(|(s, _)| self.segments[*s].codes(space).is_some())
+            blocks.into_iter().partition(|(s, _)| {
+                let seg = &self.segments[*s];
+                seg.codes(space).is_some() || seg.codes8(space).is_some()
+            })
         } else {
             (Vec::new(), blocks)
         };
@@ -857,7 +910,22 @@ impl Index {
         };
         let mut top = self.score_blocks(space, query, &plain, opts);
         if !coded.is_empty() {
-            let candidates = self.closest_codes(space, query, &coded, want, opts.sequential);
+            let (bits, int8): (Vec<_>, Vec<_>) = coded
+                .into_iter()
+                .partition(|(s, _)| self.segments[*s].codes(space).is_some());
+            let mut candidates = self.closest_codes(space, query, &bits, want, opts.sequential);
+            let codes8 = |s: usize| self.segments.get(s).and_then(|seg| seg.codes8(space));
+            let want8 = match opts.candidates {
+                0 => sparse::fast_candidates(opts.limit),
+                n => n.max(opts.limit),
+            };
+            candidates.extend(sparse::closest(
+                query,
+                &int8,
+                codes8,
+                want8,
+                opts.sequential,
+            ));
             top = top.merge(self.rerank(space, query, &candidates, opts));
         }
         Ok(top)

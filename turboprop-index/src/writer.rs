@@ -693,7 +693,7 @@ impl IndexWriter {
             let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
             let codes =
                 crate::quant::write_codes(store, &name, None, written.vectors(), written.dims())?;
-            stats.bytes_written += codes.unwrap_or(0);
+            stats.bytes_written += codes.bytes;
             let mut seg_spaces = Vec::with_capacity(metas.len());
             for (k, meta) in metas.iter().enumerate() {
                 let space_codes = crate::quant::write_codes(
@@ -703,10 +703,11 @@ impl IndexWriter {
                     written.space_vectors(k),
                     meta.dimensions as usize,
                 )?;
-                stats.bytes_written += space_codes.unwrap_or(0);
+                stats.bytes_written += space_codes.bytes;
                 seg_spaces.push(SegmentSpace {
                     key: meta.key.clone(),
-                    codes: space_codes.is_some(),
+                    codes: space_codes.bits,
+                    codes8: space_codes.int8,
                 });
             }
             entries.push(SegmentEntry {
@@ -714,7 +715,8 @@ impl IndexWriter {
                 rows: summary.rows,
                 files: summary.files,
                 deletes: None,
-                codes: codes.is_some(),
+                codes: codes.bits,
+                codes8: codes.int8,
                 spaces: seg_spaces,
             });
         }

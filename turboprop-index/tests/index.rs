@@ -277,10 +277,11 @@ fn the_fast_path_finds_the_exact_top_hits() {
     assert!(recall >= 0.97, "recall@10 of the fast path: {recall}");
 }
 
-/// Sparse vectors (most values exactly zero, like the built-in lexical embedder's) get no
-/// codes, and the fast path then scores them exactly; dense ones get codes.
+/// Sparse vectors (most values exactly zero, like the built-in lexical embedder's) get int8
+/// codes instead of 1-bit codes, and the fast path finds their exact top hits even with a
+/// single candidate asked for; dense ones get 1-bit codes.
 #[test]
-fn only_dense_segments_get_codes() {
+fn sparse_segments_get_int8_codes_and_dense_ones_bit_codes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let sparse: Vec<(String, Vec<Vec<f32>>)> = (0..20)
         .map(|f| {
@@ -297,6 +298,7 @@ fn only_dense_segments_get_codes() {
         .collect();
     let index = write(&tmp.path().join("sparse"), &sparse);
     assert!(!index.manifest().segments[0].codes);
+    assert!(index.manifest().segments[0].codes8);
     let q = sparse[3].1[2].clone();
     let fast = SearchOptions {
         strategy: turboprop_index::Strategy::Fast,
@@ -323,14 +325,162 @@ fn only_dense_segments_get_codes() {
         .collect();
     let index = write(&tmp.path().join("dense"), &dense);
     assert!(index.manifest().segments[0].codes);
+    assert!(!index.manifest().segments[0].codes8);
 }
 
-/// A damaged `codes.bin` or `center.bin`: truncated or deleted, opening fails naming it; a
-/// flipped payload byte is named by verify. Never a panic.
+/// Lexical-like sparse vectors: each chunk is a handful of terms drawn from a skewed
+/// vocabulary, each term added with a weight and a sign into two hashed slots of 256, as the
+/// built-in embedder does; a query is a few terms of one chunk.
+fn lexical_vector(terms: &[(u64, f32)]) -> Vec<f32> {
+    let mut v = vec![0.0f32; 256];
+    for &(t, w) in terms {
+        for probe in 0..2u64 {
+            let h = (t * 2 + probe)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(29);
+            let sign = if h & 1 == 0 { 1.0 } else { -1.0 };
+            v[(h >> 8) as usize % 256] += sign * w;
+        }
+    }
+    normalized(v)
+}
+
+/// The fast path on sparse vectors (int8 codes): every score it returns is exact, and its
+/// top 10 with the default candidate count is the exact top 10 (recall at least 0.99), on
+/// any thread count and read mode.
+#[test]
+fn the_fast_path_finds_the_exact_top_hits_of_sparse_vectors() {
+    use turboprop_index::Strategy as Path;
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Zipf-like term ids: small ids are common.
+    let mut term = || {
+        let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        (
+            (2000.0f64).powf(u) as u64,
+            0.3 + (next() % 100) as f32 / 100.0,
+        )
+    };
+    let mut chunks: Vec<Vec<(u64, f32)>> = Vec::new();
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..250)
+        .map(|f| {
+            let rows = (0..40)
+                .map(|_| {
+                    let terms: Vec<(u64, f32)> = (0..12).map(|_| term()).collect();
+                    let v = lexical_vector(&terms);
+                    chunks.push(terms);
+                    v
+                })
+                .collect();
+            (format!("src/f{f:04}.rs"), rows)
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let index = write(&tmp.path().join("index"), &files);
+    assert!(index.manifest().segments[0].codes8);
+    let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
+    let (mut found, mut total) = (0usize, 0usize);
+    for qi in 0..40 {
+        let source = &chunks[(qi * 7919) % chunks.len()];
+        let q = lexical_vector(&source[..3]);
+        let exact = index
+            .search(
+                &q,
+                &SearchOptions {
+                    strategy: Path::Exact,
+                    ..SearchOptions::default()
+                },
+            )
+            .expect("exact");
+        let opts = SearchOptions {
+            strategy: Path::Fast,
+            ..SearchOptions::default()
+        };
+        let fast = index.search(&q, &opts).expect("fast");
+        let sequential = heap
+            .search(
+                &q,
+                &SearchOptions {
+                    sequential: true,
+                    ..opts.clone()
+                },
+            )
+            .expect("fast, sequential, heap");
+        assert_eq!(fast, sequential);
+        for hit in &fast {
+            let (_, rows) = files
+                .iter()
+                .find(|f| f.0 == hit.chunk.file())
+                .expect("a file of the index");
+            let row = &rows[(hit.chunk.line_start() / 10) as usize];
+            let score: f32 = row.iter().zip(&q).map(|(a, b)| a * b).sum();
+            assert!((hit.score - score).abs() < 1e-5, "{} vs {score}", hit.score);
+        }
+        total += exact.len();
+        found += exact.iter().filter(|e| fast.contains(e)).count();
+    }
+    let recall = found as f64 / total as f64;
+    assert!(recall >= 0.99, "recall@10 of the fast path: {recall}");
+}
+
+/// A manifest written before int8 codes existed (no `codes8` key) still opens; its segments
+/// are scanned exactly.
+#[test]
+fn manifests_without_int8_codes_still_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..10)
+        .map(|f| {
+            let rows = (0..5)
+                .map(|r| {
+                    let mut v = vec![0.0f32; 32];
+                    v[(f * 5 + r) % 32] = 1.0;
+                    v
+                })
+                .collect();
+            (format!("s{f:02}.rs"), rows)
+        })
+        .collect();
+    let path = tmp.path().join("index");
+    let index = write(&path, &files);
+    assert!(index.manifest().segments[0].codes8);
+    drop(index);
+    let manifest = path.join("manifest.json");
+    let bytes = fs::read(&manifest).expect("read");
+    let body = turboprop_storage::document_body(&manifest, "manifest", &bytes).expect("body");
+    let old = String::from_utf8(body.to_vec())
+        .expect("utf-8")
+        .replace(",\"codes8\":true", "");
+    assert!(!old.contains("codes8"));
+    let hash: String = turboprop_storage::payload_hash(old.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let header = format!("turboprop manifest v1 len={} blake3={hash}\n", old.len());
+    fs::write(&manifest, [header.as_bytes(), old.as_bytes()].concat()).expect("write");
+    let index = Index::open(&path).expect("an old manifest opens");
+    assert!(!index.manifest().segments[0].codes8);
+    let q = files[2].1[3].clone();
+    let fast = SearchOptions {
+        strategy: turboprop_index::Strategy::Fast,
+        ..SearchOptions::default()
+    };
+    let hits = index.search(&q, &fast).expect("search");
+    assert_eq!(hits[0].chunk.file(), "s02.rs");
+    assert!(index.verify().is_empty());
+}
+
+/// A damaged `codes.bin`, `center.bin` (1-bit codes of dense vectors) or `codes8.bin` (int8
+/// codes of sparse ones): truncated or deleted, opening fails naming it; a flipped payload
+/// byte is named by verify. Never a panic.
 #[test]
 fn damaged_codes_are_named() {
     let space = turboprop_index::synthetic::LatentSpace::new(64, 5);
-    let files: Vec<(String, Vec<Vec<f32>>)> = (0..30)
+    let dense: Vec<(String, Vec<Vec<f32>>)> = (0..30)
         .map(|f| {
             (
                 format!("f{f:02}.rs"),
@@ -338,13 +488,33 @@ fn damaged_codes_are_named() {
             )
         })
         .collect();
+    damage_each(&dense, &["codes.bin", "center.bin"]);
+    let sparse: Vec<(String, Vec<Vec<f32>>)> = (0..30)
+        .map(|f| {
+            let rows = (0..20)
+                .map(|r| {
+                    let mut v = vec![0.0f32; 64];
+                    v[(f * 7 + r) % 64] = 0.8;
+                    v[(f * 3 + r * 5 + 1) % 64] = -0.6;
+                    v
+                })
+                .collect();
+            (format!("s{f:02}.rs"), rows)
+        })
+        .collect();
+    damage_each(&sparse, &["codes8.bin"]);
+}
+
+/// Writes `files` into an index, then for each file name of `names` in its segment: truncates
+/// it, deletes it and flips a payload byte, each in a fresh copy, and checks that opening or
+/// verify names it.
+fn damage_each(files: &[(String, Vec<Vec<f32>>)], names: &[&str]) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let pristine = tmp.path().join("pristine");
-    let index = write(&pristine, &files);
+    let index = write(&pristine, files);
     let seg = index.manifest().segments[0].name.clone();
-    assert!(index.manifest().segments[0].codes);
     drop(index);
-    for (n, name) in ["codes.bin", "center.bin"].into_iter().enumerate() {
+    for (n, name) in names.iter().copied().enumerate() {
         for damage in 0..3 {
             let path = tmp.path().join(format!("case{n}{damage}"));
             fs::create_dir_all(path.join(&seg)).expect("mkdir");

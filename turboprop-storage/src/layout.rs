@@ -66,6 +66,10 @@ pub struct SegmentEntry {
     /// always scanned exactly.
     #[serde(default)]
     pub codes: bool,
+    /// Whether the segment has int8 codes of its (sparse) vectors (`codes8.bin`) for the
+    /// fast search path. Absent in manifests written before they existed: `false`.
+    #[serde(default)]
+    pub codes8: bool,
     /// The additional vector spaces the segment holds (`vectors.<key>.bin`), by key, in the
     /// segment's order. A segment written before a space was added lacks it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +84,9 @@ pub struct SegmentSpace {
     /// Whether the space has 1-bit codes (`codes.<key>.bin`, `center.<key>.bin`).
     #[serde(default)]
     pub codes: bool,
+    /// Whether the space has int8 codes (`codes8.<key>.bin`, sparse vectors).
+    #[serde(default)]
+    pub codes8: bool,
 }
 
 /// An additional vector space of an index: a second model's vectors of the same chunks.

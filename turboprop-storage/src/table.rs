@@ -28,6 +28,10 @@ pub enum TableKind {
     /// `codes.bin`: 1-bit codes of a segment's vectors, `width` bits per row padded to
     /// whole 64-bit words.
     Codes,
+    /// `codes8.bin`: int8 codes of a segment's (sparse) vectors, dimension-major: a
+    /// per-row f32 scale for each row, then one column of `count / (width + 4)` signed bytes
+    /// per dimension; one-byte records, `width` = dimensions.
+    Codes8,
     /// `files.bin`: one 128-byte record per file of a segment (row, term and path ranges,
     /// size, mtime, hashes).
     Files,
@@ -45,6 +49,7 @@ impl TableKind {
             TableKind::DocFreq => b"TPDOCFRQ",
             TableKind::Deletes => b"TPDELETE",
             TableKind::Codes => b"TPCODES1",
+            TableKind::Codes8 => b"TPCODES8",
             TableKind::Files => b"TPFILES\0",
             TableKind::Paths => b"TPPATHS\0",
         }
@@ -59,6 +64,7 @@ impl TableKind {
             TableKind::DocFreq => "document frequency",
             TableKind::Deletes => "delete set",
             TableKind::Codes => "vector codes",
+            TableKind::Codes8 => "int8 vector codes",
             TableKind::Files => "file records",
             TableKind::Paths => "file paths",
         }
@@ -72,7 +78,7 @@ impl TableKind {
             TableKind::Terms | TableKind::DocFreq | TableKind::Deletes => 8,
             TableKind::Codes => u64::from(width).div_ceil(64) * 8,
             TableKind::Files => 128,
-            TableKind::Paths => 1,
+            TableKind::Paths | TableKind::Codes8 => 1,
         }
     }
 }
@@ -305,6 +311,13 @@ impl Table {
     /// Checks the payload against its checksum (reads every byte).
     pub fn verify(&self) -> Result<()> {
         self.header.check_payload(self.path(), self.payload())
+    }
+
+    /// Asks the system to map the payload bytes of `range` now rather than page by page as
+    /// they are read ([`FileBytes::populate`]); a hint with no effect on what is read.
+    pub fn populate(&self, range: std::ops::Range<usize>) {
+        self.bytes
+            .populate(range.start.saturating_add(HEADER_LEN)..range.end.saturating_add(HEADER_LEN));
     }
 
     /// Whether the table is memory-mapped.

@@ -513,6 +513,7 @@ fn index_dir_commit_and_garbage_collection(b: &Backend) {
                 rows: 0,
             }),
             codes: false,
+            codes8: false,
             spaces: Vec::new(),
         }],
     );
