@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use turboprop_cli::{Mode, Searcher, HYBRID_DEPTH};
-use turboprop_index::{SearchOptions, SpaceQuery, Strategy};
+use turboprop_cli::{Mode, Searcher};
+use turboprop_index::{SearchOptions, Strategy};
 
 #[path = "../../turboprop-embed/examples/cases/mod.rs"]
 mod cases;
@@ -290,25 +290,9 @@ fn run(
                     scores[m].record(rank(&hits));
                 }
                 if !fusions.is_empty() {
-                    let (lexical, semantic) = searcher.query_vectors(&case.query)?;
-                    let semantic =
-                        semantic.ok_or_else(|| anyhow::anyhow!("the index has no model"))?;
-                    let queries = [
-                        SpaceQuery {
-                            space: 0,
-                            vector: &lexical,
-                            depth: HYBRID_DEPTH,
-                        },
-                        SpaceQuery {
-                            space: 1,
-                            vector: &semantic,
-                            depth: HYBRID_DEPTH,
-                        },
-                    ];
                     for (k, (_, fuse)) in fusions.iter().enumerate() {
                         let hits: Vec<(String, u32, u32)> = searcher
-                            .index()
-                            .search_fused(&queries, &opts, fuse.as_ref())?
+                            .search_fused_with(&case.query, &opts, fuse.as_ref())?
                             .into_iter()
                             .map(|h| {
                                 (

@@ -86,16 +86,38 @@ impl Searcher {
         }
     }
 
-    /// The query's vectors: lexical (space 0) and, if the index has a model, semantic
-    /// (space 1).
-    pub fn query_vectors(&self, query: &str) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    /// The best chunks for `query` by `fuse` of their lexical and semantic scores (see
+    /// [`Index::search_fused`]): each ranker's top [`HYBRID_DEPTH`] are the candidates.
+    /// `--mode hybrid` is this with [`hybrid_scores`]; the evaluation compares others.
+    pub fn search_fused_with(
+        &self,
+        query: &str,
+        opts: &SearchOptions<'_>,
+        fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
+    ) -> Result<Vec<Hit>> {
+        let Some(model) = self.model()? else {
+            bail!(
+                "--mode hybrid needs a model's vectors, and the index at {} has only the built-in lexical ones: \
+                 run tp index --model all-MiniLM-L6-v2 (after tp model download all-MiniLM-L6-v2), or use --mode lexical",
+                self.index.path().display()
+            );
+        };
         let stats = self.index.term_stats();
         let lexical = self.lexical.embed_query(query, stats)?;
-        let semantic = match self.model()? {
-            Some(m) => Some(m.embed_query(query, stats)?),
-            None => None,
-        };
-        Ok((lexical, semantic))
+        let semantic = model.embed_query(query, stats)?;
+        let queries = [
+            SpaceQuery {
+                space: 0,
+                vector: &lexical,
+                depth: HYBRID_DEPTH,
+            },
+            SpaceQuery {
+                space: 1,
+                vector: &semantic,
+                depth: HYBRID_DEPTH,
+            },
+        ];
+        Ok(self.index.search_fused(&queries, opts, fuse)?)
     }
 
     /// The best chunks for `query` in `mode`, best first.
@@ -118,23 +140,7 @@ impl Searcher {
                 let vector = m.embed_query(query, index.term_stats())?;
                 index.search_space(1, &vector, opts)?
             }
-            (Mode::Hybrid, Some(m)) => {
-                let lexical = lexical()?;
-                let semantic = m.embed_query(query, index.term_stats())?;
-                let queries = [
-                    SpaceQuery {
-                        space: 0,
-                        vector: &lexical,
-                        depth: HYBRID_DEPTH,
-                    },
-                    SpaceQuery {
-                        space: 1,
-                        vector: &semantic,
-                        depth: HYBRID_DEPTH,
-                    },
-                ];
-                index.search_fused(&queries, opts, &hybrid_scores)?
-            }
+            (Mode::Hybrid, Some(_)) => self.search_fused_with(query, opts, &hybrid_scores)?,
         };
         Ok(hits)
     }

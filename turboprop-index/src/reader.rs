@@ -130,10 +130,8 @@ pub struct IndexStats {
 pub(crate) struct LiveSegment {
     pub(crate) reader: SegmentReader,
     pub(crate) deletes: Option<DeleteSet>,
-    /// 1-bit codes for the fast path (segments written before codes existed have none).
-    codes: Option<Codes>,
-    /// Int8 codes for the fast path (segments of sparse vectors).
-    codes8: Option<Codes8>,
+    /// The fast path's codes of the primary vectors.
+    codes: FastCodes,
     /// Per additional space of the manifest: the segment's vectors of it, if it has them.
     spaces: Vec<Option<SegmentSpaceData>>,
     /// Per file of the segment: deleted or not.
@@ -145,10 +143,59 @@ pub(crate) struct LiveSegment {
 struct SegmentSpaceData {
     /// Position in [`SegmentReader::spaces`].
     index: usize,
-    /// 1-bit codes of the space's vectors, if they were written.
-    codes: Option<Codes>,
-    /// Int8 codes of the space's (sparse) vectors, if they were written.
-    codes8: Option<Codes8>,
+    /// The fast path's codes of the space's vectors.
+    codes: FastCodes,
+}
+
+/// The fast path's codes of a segment's vectors in one space: 1-bit codes (dense vectors),
+/// int8 codes (sparse vectors), or none (segments written before codes existed).
+#[derive(Debug)]
+struct FastCodes {
+    bits: Option<Codes>,
+    int8: Option<Codes8>,
+}
+
+impl FastCodes {
+    /// Opens the codes the manifest says segment `segment` has for space `key` (`None`: the
+    /// primary vectors) of `rows` rows of `dims` dimensions.
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        dir: &IndexDir,
+        segment: &str,
+        key: Option<&str>,
+        (bits, int8): (bool, bool),
+        rows: usize,
+        dims: usize,
+        mode: ReadMode,
+    ) -> Result<FastCodes> {
+        let store = dir.directory();
+        Ok(FastCodes {
+            bits: match bits {
+                true => Some(Codes::open(store, segment, key, rows, dims, mode)?),
+                false => None,
+            },
+            int8: match int8 {
+                true => Some(Codes8::open(store, segment, key, rows, dims, mode)?),
+                false => None,
+            },
+        })
+    }
+
+    /// Bytes on disk.
+    fn bytes(&self) -> u64 {
+        self.bits.as_ref().map_or(0, Codes::bytes) + self.int8.as_ref().map_or(0, Codes8::bytes)
+    }
+
+    /// Checks every payload against its checksum.
+    fn verify(&self) -> Result<()> {
+        if let Some(c) = &self.bits {
+            c.verify()?;
+        }
+        if let Some(c) = &self.int8 {
+            c.verify()?;
+        }
+        Ok(())
+    }
 }
 
 impl LiveSegment {
@@ -196,29 +243,15 @@ impl LiveSegment {
                 Some(set)
             }
         };
-        let codes = if entry.codes {
-            Some(Codes::open(
-                dir.directory(),
-                &entry.name,
-                None,
-                reader.rows(),
-                reader.dims(),
-                mode,
-            )?)
-        } else {
-            None
-        };
-        let codes8 = match entry.codes8 {
-            true => Some(Codes8::open(
-                dir.directory(),
-                &entry.name,
-                None,
-                reader.rows(),
-                reader.dims(),
-                mode,
-            )?),
-            false => None,
-        };
+        let codes = FastCodes::open(
+            dir,
+            &entry.name,
+            None,
+            (entry.codes, entry.codes8),
+            reader.rows(),
+            reader.dims(),
+            mode,
+        )?;
         let mut spaces = Vec::with_capacity(manifest.spaces.len());
         for space in &manifest.spaces {
             let Some(listed) = entry.spaces.iter().find(|s| s.key == space.key) else {
@@ -243,40 +276,21 @@ impl LiveSegment {
                 )
                 .into());
             }
-            let codes = if listed.codes {
-                Some(Codes::open(
-                    dir.directory(),
-                    &entry.name,
-                    Some(&space.key),
-                    reader.rows(),
-                    space.model.dimensions as usize,
-                    mode,
-                )?)
-            } else {
-                None
-            };
-            let codes8 = match listed.codes8 {
-                true => Some(Codes8::open(
-                    dir.directory(),
-                    &entry.name,
-                    Some(&space.key),
-                    reader.rows(),
-                    space.model.dimensions as usize,
-                    mode,
-                )?),
-                false => None,
-            };
-            spaces.push(Some(SegmentSpaceData {
-                index,
-                codes,
-                codes8,
-            }));
+            let codes = FastCodes::open(
+                dir,
+                &entry.name,
+                Some(&space.key),
+                (listed.codes, listed.codes8),
+                reader.rows(),
+                space.model.dimensions as usize,
+                mode,
+            )?;
+            spaces.push(Some(SegmentSpaceData { index, codes }));
         }
         Ok(LiveSegment {
             reader,
             deletes,
             codes,
-            codes8,
             spaces,
             deleted,
         })
@@ -293,20 +307,22 @@ impl LiveSegment {
         }
     }
 
-    /// The codes of the segment's vectors in space `space`, if written.
-    fn codes(&self, space: usize) -> Option<&Codes> {
+    /// The fast path's codes of the segment's vectors in space `space`, if it has the space.
+    fn fast_codes(&self, space: usize) -> Option<&FastCodes> {
         match space {
-            0 => self.codes.as_ref(),
-            k => self.spaces.get(k - 1)?.as_ref()?.codes.as_ref(),
+            0 => Some(&self.codes),
+            k => Some(&self.spaces.get(k - 1)?.as_ref()?.codes),
         }
+    }
+
+    /// The 1-bit codes of the segment's vectors in space `space`, if written.
+    fn codes(&self, space: usize) -> Option<&Codes> {
+        self.fast_codes(space)?.bits.as_ref()
     }
 
     /// The int8 codes of the segment's vectors in space `space`, if written.
     fn codes8(&self, space: usize) -> Option<&Codes8> {
-        match space {
-            0 => self.codes8.as_ref(),
-            k => self.spaces.get(k - 1)?.as_ref()?.codes8.as_ref(),
-        }
+        self.fast_codes(space)?.int8.as_ref()
     }
 
     /// Live rows of the segment.
@@ -611,15 +627,11 @@ impl Index {
             .map(|s| {
                 s.reader.bytes_on_disk()
                     + s.deletes.as_ref().map_or(0, DeleteSet::file_len)
-                    + s.codes.as_ref().map_or(0, Codes::bytes)
-                    + s.codes8.as_ref().map_or(0, Codes8::bytes)
+                    + s.codes.bytes()
                     + s.spaces
                         .iter()
                         .flatten()
-                        .map(|d| {
-                            d.codes.as_ref().map_or(0, Codes::bytes)
-                                + d.codes8.as_ref().map_or(0, Codes8::bytes)
-                        })
+                        .map(|d| d.codes.bytes())
                         .sum::<u64>()
             })
             .sum();
@@ -664,17 +676,9 @@ impl Index {
             if let Some(Err(e)) = seg.deletes.as_ref().map(DeleteSet::verify) {
                 problems.push(e.into());
             }
-            if let Some(Err(e)) = seg.codes.as_ref().map(Codes::verify) {
-                problems.push(e);
-            }
-            if let Some(Err(e)) = seg.codes8.as_ref().map(Codes8::verify) {
-                problems.push(e);
-            }
-            for data in seg.spaces.iter().flatten() {
-                if let Some(Err(e)) = data.codes.as_ref().map(Codes::verify) {
-                    problems.push(e);
-                }
-                if let Some(Err(e)) = data.codes8.as_ref().map(Codes8::verify) {
+            let spaces = seg.spaces.iter().flatten().map(|d| &d.codes);
+            for codes in std::iter::once(&seg.codes).chain(spaces) {
+                if let Err(e) = codes.verify() {
                     problems.push(e);
                 }
             }
