@@ -539,10 +539,23 @@ fn assert_no_leftovers(repo: &Path, context: &str) {
 /// instead, within the time a full index takes.
 #[test]
 fn sigkill_during_tp_index_leaves_the_previous_or_the_new_commit() {
-    const TRIALS: usize = 50;
-    let seed = seed(0x7e57_0003);
+    sigkill_trials(50, seed(0x7e57_0003), false);
+}
+
+/// The same kills on an index with two vector spaces (issue 6): the built-in lexical vectors
+/// and a model's (a tiny random BERT in the repository's `.turboprop/models`, used by
+/// `tp index` and by the hybrid `tp search` by themselves).
+#[test]
+fn sigkill_during_tp_index_of_a_two_space_index_leaves_the_previous_or_the_new_commit() {
+    sigkill_trials(20, seed(0x7e57_0006), true);
+}
+
+fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
     let sb = Sandbox::new();
     let (a, b) = (sb.dir("a"), sb.dir("b"));
+    if with_model {
+        turboprop_embed::write_tiny_bert(&a.join(".turboprop/models/tiny-bert"), 13).unwrap();
+    }
     let mut rng = Rng(seed);
     let mut corpus = Corpus::new(&mut rng);
     corpus.populate(&[&a, &b], &mut rng, 200, (160, 360));
@@ -552,6 +565,9 @@ fn sigkill_during_tp_index_leaves_the_previous_or_the_new_commit() {
     let full = started.elapsed();
     // B's files have A's sizes and modification times, so A's index is B's too.
     copy_dir(&a.join(".turboprop"), &b.join(".turboprop"));
+    if with_model {
+        assert_eq!(manifest(&a)["spaces"][0]["model"]["id"], "tiny-bert");
+    }
     let chunks = manifest(&a)["segments"][0]["rows"].as_u64().unwrap();
     assert!(
         chunks >= 1500,
@@ -565,7 +581,7 @@ fn sigkill_during_tp_index_leaves_the_previous_or_the_new_commit() {
         "identical copies answer differently"
     );
     assert!(old.len() >= 10, "the query finds too little: {old:?}");
-    for trial in 0..TRIALS {
+    for trial in 0..trials {
         let context = format!("seed {seed:#x}, trial {trial}");
         corpus.change(&[&a, &b], &mut rng, trial, 10);
         let started = Instant::now();
