@@ -10,6 +10,14 @@
 //! f32 dot products, so every score it returns is exact; only which rows are considered is
 //! approximate.
 //!
+//! Distances between codes are the first, cheap filter. The rows that pass it are scored a
+//! second time from the same codes, asymmetrically: the query stays in f32 and a code's
+//! estimate is the sum of the query's values at the code's set bits ([`ByteTables`]), which
+//! follows the true dot product far more closely than the distance between two 1-bit codes
+//! (measured on `tp benchmark`'s vectors at 1M rows: 500 candidates by this estimate hold
+//! 99.5% of the exact top 10, against 94.8% for 500 by distance), so far fewer rows need
+//! their f32 vectors read.
+//!
 //! Codes are written per segment at commit time from the rows just written, so there is no
 //! global build step and incremental updates keep working.
 
@@ -39,6 +47,55 @@ pub fn encode(v: &[f32], center: &[f32], out: &mut [u64]) {
         if x > c {
             out[j / 64] |= 1 << (j % 64);
         }
+    }
+}
+
+/// Tables of partial sums of a query, one per byte of a code, for the asymmetric estimate
+/// `Σ_{j: bit j set} query[j]` of a 1-bit code (a monotone function of the estimated dot
+/// product `query · sign(row − centre)` within one segment).
+///
+/// ```
+/// use turboprop_index::quant::{encode, words, ByteTables};
+/// let query = [0.5f32, -0.25, 0.125, 1.0];
+/// let tables = ByteTables::new(&query);
+/// let mut code = vec![0u64; words(4)];
+/// encode(&[1.0, 1.0, -1.0, 1.0], &[0.0; 4], &mut code); // bits 0, 1 and 3
+/// assert_eq!(tables.score(&code), 0.5 - 0.25 + 1.0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ByteTables {
+    /// 256 sums for each byte of a code, byte `k` covering dimensions `8k..8k + 8`.
+    sums: Vec<f32>,
+}
+
+impl ByteTables {
+    /// The tables of `query` (`words(query.len()) * 8` tables of 256 sums).
+    pub fn new(query: &[f32]) -> ByteTables {
+        let bytes = words(query.len()) * 8;
+        let mut sums = vec![0.0f32; bytes * 256];
+        for (k, table) in sums.chunks_exact_mut(256).enumerate() {
+            for v in 1..256usize {
+                // The sum for `v` is that of `v` without its lowest set bit, plus that bit's
+                // value.
+                let low = v.trailing_zeros() as usize;
+                let value = query.get(k * 8 + low).copied().unwrap_or(0.0);
+                table[v] = table[v & (v - 1)] + value;
+            }
+        }
+        ByteTables { sums }
+    }
+
+    /// The estimate of `code`: the sum of the query's values at its set bits.
+    #[inline]
+    pub fn score(&self, code: &[u64]) -> f32 {
+        let mut acc = [0.0f32; 4];
+        for (w, tables) in code.iter().zip(self.sums.chunks_exact(256 * 8)) {
+            let b = w.to_le_bytes();
+            for (i, &byte) in b.iter().enumerate() {
+                acc[i % 4] += tables[i * 256 + usize::from(byte)];
+            }
+        }
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
     }
 }
 
@@ -270,5 +327,33 @@ mod tests {
         encode(&v, &c, &mut out);
         assert_eq!(out[0], !((1u64 << 35) - 1));
         assert_eq!(out[1], (1 << 6) - 1);
+    }
+
+    #[test]
+    fn byte_tables_sum_the_query_at_set_bits() {
+        let d = 150;
+        let query: Vec<f32> = (0..d).map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0).collect();
+        let tables = ByteTables::new(&query);
+        for seed in 0..50u64 {
+            let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let code: Vec<u64> = (0..words(d))
+                .map(|w| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    // Bits past the last dimension stay clear, as `encode` leaves them.
+                    if w == words(d) - 1 {
+                        s & ((1 << (d % 64)) - 1)
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            let want: f64 = (0..d)
+                .filter(|j| code[j / 64] >> (j % 64) & 1 == 1)
+                .map(|j| f64::from(query[j]))
+                .sum();
+            assert!((f64::from(tables.score(&code)) - want).abs() < 1e-4);
+        }
     }
 }

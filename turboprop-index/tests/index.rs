@@ -345,6 +345,74 @@ fn lexical_vector(terms: &[(u64, f32)]) -> Vec<f32> {
     normalized(v)
 }
 
+/// The fast path on an index whose best rows crowd into one block (a file of thousands of
+/// near-duplicate chunks close to the query, as generated or vendored code gives): that
+/// block holds most of the candidates the codes admit, far more than its proportional
+/// part, and the fast path still returns the exact top 10, on any thread count and read
+/// mode.
+#[test]
+fn the_fast_path_finds_the_exact_top_hits_when_they_crowd_into_one_block() {
+    use turboprop_index::synthetic::LatentSpace;
+    use turboprop_index::Strategy as Path;
+    let space = LatentSpace::new(384, 11);
+    let q = space.query(3);
+    let near = |i: u64| -> Vec<f32> {
+        // The query plus a little of another embedding-like vector, normalized.
+        let other = space.vector(1_000_000 + i);
+        let w = 0.25 + (i % 97) as f32 / 97.0;
+        let v: Vec<f32> = q.iter().zip(&other).map(|(a, b)| a + w * b).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    };
+    // 400 files of 50 rows; files 82..142 (rows 4100..7100, inside the second block of
+    // 4096 rows) are the crowd.
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..400u64)
+        .map(|f| {
+            let rows = (0..50)
+                .map(|r| {
+                    if (82..142).contains(&f) {
+                        near(f * 50 + r)
+                    } else {
+                        space.vector(f * 50 + r)
+                    }
+                })
+                .collect();
+            (format!("src/f{f:04}.rs"), rows)
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let index = write(&tmp.path().join("index"), &files);
+    let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
+    let exact = index
+        .search(
+            &q,
+            &SearchOptions {
+                strategy: Path::Exact,
+                ..SearchOptions::default()
+            },
+        )
+        .expect("exact");
+    assert!(exact
+        .iter()
+        .all(|h| ("src/f0082.rs".."src/f0142.rs").contains(&h.chunk.file())));
+    let opts = SearchOptions {
+        strategy: Path::Fast,
+        ..SearchOptions::default()
+    };
+    let fast = index.search(&q, &opts).expect("fast");
+    let sequential = heap
+        .search(
+            &q,
+            &SearchOptions {
+                sequential: true,
+                ..opts.clone()
+            },
+        )
+        .expect("fast, sequential, heap");
+    assert_eq!(fast, sequential);
+    assert_eq!(fast, exact);
+}
+
 /// The fast path on sparse vectors (int8 codes): every score it returns is exact, and its
 /// top 10 with the default candidate count is the exact top 10 (recall at least 0.99), on
 /// any thread count and read mode.
