@@ -1319,3 +1319,153 @@ impl TermStatistics for Index {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::{IndexSpec, IndexWriter, NewChunk, WriterOptions};
+    use turboprop_storage::{LockWait, MemDirectory};
+    use turboprop_types::{ChunkingConfig, ContentHash};
+
+    /// A row of ±1 values (normalized) with the sign pattern of `bits` (bit j: dimension j)
+    /// and a little noise, so its code is `bits`.
+    fn row(bits: u64, i: u64) -> Vec<f32> {
+        (0..64)
+            .map(|j| {
+                let noise = ((i.wrapping_mul(31).wrapping_add(j) * 2_654_435_761) % 1000) as f32;
+                let sign = if bits >> j & 1 == 1 { 1.0 } else { -1.0 };
+                sign * (1.0 + noise / 100_000.0) / 8.0
+            })
+            .collect()
+    }
+
+    fn xorshift(mut s: u64) -> u64 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+
+    /// 20,000 rows of 64 dimensions in one segment. Rows 4100..4700 (group A) agree with
+    /// the query's signs but for dimension 0 and up to 4 others: the smallest Hamming
+    /// distances. Rows 4700..5100 (group B) agree on dimension 0, where the query is
+    /// largest, and disagree on 20 others: farther by distance, better by estimate. The
+    /// rest are random.
+    fn index_with_a_decoy_crowd() -> Index {
+        let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+        let spec = IndexSpec {
+            model: ModelGuard {
+                id: "test-vectors".into(),
+                dimensions: 64,
+            },
+            chunking: ChunkingConfig::default(),
+            spaces: Vec::new(),
+        };
+        let opts = WriterOptions {
+            wait: LockWait::NoWait,
+            rebuild: true,
+            ..WriterOptions::default()
+        };
+        let mut w = IndexWriter::open_in(Arc::clone(&dir), spec, opts, || {}).expect("writer");
+        for f in 0..400u64 {
+            let chunks = (0..50u64)
+                .map(|r| {
+                    let i = f * 50 + r;
+                    let rnd = xorshift(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                    let bits = match i {
+                        4100..4700 => {
+                            let flips = (0..(rnd % 5))
+                                .fold(0u64, |m, k| m | 1 << (1 + xorshift(rnd + k) % 63));
+                            !1u64 & !flips
+                        }
+                        4700..5100 => {
+                            let mut zeros = 0u64;
+                            let mut k = rnd;
+                            while zeros.count_ones() < 20 {
+                                k = xorshift(k);
+                                zeros |= 1 << (1 + k % 63);
+                            }
+                            !zeros
+                        }
+                        _ => rnd,
+                    };
+                    NewChunk {
+                        line_start: (r * 10 + 1) as u32,
+                        line_end: (r * 10 + 10) as u32,
+                        byte_start: r * 100,
+                        byte_end: r * 100 + 100,
+                        hash: ContentHash::of(&i.to_le_bytes()),
+                        vector: row(bits, i),
+                        terms: Vec::new(),
+                        spaces: Vec::new(),
+                    }
+                })
+                .collect();
+            let name = format!("src/f{f:04}.rs");
+            let record = FileRecord::new(name.as_str(), 5000, 7, ContentHash::of(name.as_bytes()))
+                .expect("record");
+            w.put_file(record, chunks).expect("put");
+        }
+        w.commit().expect("commit");
+        Index::open_in(dir).expect("open")
+    }
+
+    /// The candidates of the 1-bit fast path are exactly those of the plain two-stage
+    /// definition (the segment's pool by Hamming distance, every row tied at the cut
+    /// included, then the best share by asymmetric estimate), also when one block holds
+    /// far more of the pool than it estimates while its codes are in cache.
+    #[test]
+    fn candidates_are_the_best_estimates_of_the_whole_pool() {
+        let index = index_with_a_decoy_crowd();
+        let mut query = vec![1.0f32; 64];
+        query[0] = 30.0;
+        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+        query.iter_mut().for_each(|x| *x /= norm);
+        let blocks = index.blocks(None, 0).expect("blocks");
+        let codes = index.segments[0].codes(0).expect("codes");
+        let rows = index.segments[0].reader.rows();
+        let (want, limit) = (100, 10);
+        // The oracle, straight from the definition.
+        let mut qc = vec![0u64; codes.words()];
+        quant::encode(&query, codes.center(), &mut qc);
+        let w = codes.words();
+        let code = |r: usize| &codes.codes()[r * w..(r + 1) * w];
+        let dist: Vec<u32> = (0..rows)
+            .map(|r| {
+                code(r)
+                    .iter()
+                    .zip(&qc)
+                    .map(|(a, b)| (a ^ b).count_ones())
+                    .sum()
+            })
+            .collect();
+        let mut sorted = dist.clone();
+        sorted.sort_unstable();
+        let cut = sorted[want * POOL_FACTOR - 1];
+        let tables = quant::ByteTables::new(&query);
+        let mut pooled: Vec<Scored> = (0..rows)
+            .filter(|&r| dist[r] <= cut)
+            .map(|r| Scored {
+                score: tables.score(code(r)),
+                segment: 0,
+                row: r as u32,
+            })
+            .collect();
+        pooled.sort_by(Scored::better_first);
+        let mut want_rows: Vec<u32> = pooled[..want].iter().map(|s| s.row).collect();
+        want_rows.sort_unstable();
+        // Group B wins by estimate, though its block estimates only its 410 best rows by
+        // distance (2 × 1000 × 4096 / 20000) while its codes are in cache: all of group A.
+        let b = want_rows
+            .iter()
+            .filter(|r| (4700..5100).contains(*r))
+            .count();
+        assert!(b > want / 2, "{b} of group B in {want_rows:?}");
+        for sequential in [false, true] {
+            let got = index.closest_codes(0, &query, &blocks, want, limit, sequential);
+            let mut got_rows: Vec<u32> = got.iter().map(|&(_, r)| r).collect();
+            got_rows.sort_unstable();
+            assert_eq!(got_rows, want_rows, "sequential: {sequential}");
+        }
+    }
+}
