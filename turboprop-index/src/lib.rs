@@ -56,7 +56,7 @@ pub use fusion::{hybrid_scores, LEXICAL_WEIGHT};
 pub use kernel::dot;
 pub use reader::{
     fast_candidates, Hit, Index, IndexStats, SearchOptions, SpaceQuery, Strategy, FAST_MIN_ROWS,
-    POOL_FACTOR,
+    MIN_SHARE_PER_HIT, POOL_FACTOR,
 };
 pub use topk::{Scored, TopK};
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};

@@ -28,7 +28,7 @@ struct ScannedBlock {
     /// The Hamming distance of each row's code to the query's.
     dist: Vec<u16>,
     /// How many rows have each distance.
-    hist: Vec<u64>,
+    hist: Vec<u32>,
     /// Rows up to this distance have their estimates in `estimated`.
     local_cut: u16,
     /// (distance, asymmetric estimate, row) of the rows up to `local_cut`.
@@ -75,7 +75,8 @@ pub struct SearchOptions<'a> {
     /// Exact, fast, or chosen by size.
     pub strategy: Strategy,
     /// On the fast path, about how many rows to re-rank exactly (over 1-bit codes each
-    /// segment re-ranks its share, at least `10 × limit` or all its rows). `0` picks [`fast_candidates`] for 1-bit codes and
+    /// segment re-ranks its share, at least [`MIN_SHARE_PER_HIT`] × `limit` or all its
+    /// rows). `0` picks [`fast_candidates`] for 1-bit codes and
     /// [`crate::sparse::fast_candidates`] for int8 codes.
     pub candidates: usize,
 }
@@ -104,6 +105,11 @@ pub fn fast_candidates(limit: usize, rows: usize) -> usize {
 /// On the fast path over 1-bit codes, how many times the rows to re-rank the Hamming
 /// distance keeps for the asymmetric estimate to choose from.
 pub const POOL_FACTOR: usize = 10;
+
+/// On the fast path over 1-bit codes, the fewest rows a segment re-ranks per hit asked for
+/// (or all its rows), however small its part of the index: a small segment of recent
+/// changes may hold all the best hits.
+pub const MIN_SHARE_PER_HIT: usize = 10;
 
 /// One query of [`Index::search_fused`].
 #[derive(Debug, Clone, Copy)]
@@ -997,7 +1003,7 @@ impl Index {
 
     /// The rows of `blocks` (all in segments with codes) to re-rank exactly: about `want`
     /// of them, each segment's share in proportion to its rows searched (at least
-    /// `10 × limit`, or all its rows).
+    /// [`MIN_SHARE_PER_HIT`] × `limit`, or all its rows).
     ///
     /// Two filters over the same codes, both inside one segment's frame (codes of different
     /// segments are relative to different centres, so their estimates are not compared):
@@ -1047,14 +1053,15 @@ impl Index {
             .iter()
             .map(|&n| {
                 let share = (want.saturating_mul(n).div_ceil(all_rows.max(1)))
-                    .max(limit.saturating_mul(10))
+                    .max(limit.saturating_mul(MIN_SHARE_PER_HIT))
                     .min(n);
                 (share, share.saturating_mul(POOL_FACTOR))
             })
             .collect();
-        let cut_for = |hist: &[u64], admit: usize| -> u16 {
+        // The smallest distance that admits at least `admit` rows of a histogram.
+        let cut_for = |hist: &mut dyn Iterator<Item = u64>, admit: usize| -> u16 {
             let mut seen = 0u64;
-            for (d, count) in hist.iter().enumerate() {
+            for (d, count) in hist.enumerate() {
                 seen += count;
                 if seen >= admit as u64 {
                     return u16::try_from(d).unwrap_or(u16::MAX);
@@ -1067,7 +1074,7 @@ impl Index {
         let scan = |&(seg, ref rows): &(usize, Range<usize>)| {
             let mut block = ScannedBlock {
                 dist: vec![u16::MAX; rows.len()],
-                hist: vec![0u64; bits + 1],
+                hist: vec![0u32; bits + 1],
                 local_cut: 0,
                 estimated: Vec::new(),
             };
@@ -1076,17 +1083,18 @@ impl Index {
             };
             let w = c.words();
             let codes = &c.codes()[rows.start * w..rows.end * w];
-            let mut hist = vec![0u32; bits + 1];
-            hamming_rows_hist(isa, &query_codes[seg], codes, &mut block.dist, &mut hist);
-            block
-                .hist
-                .iter_mut()
-                .zip(&hist)
-                .for_each(|(t, h)| *t = u64::from(*h));
+            hamming_rows_hist(
+                isa,
+                &query_codes[seg],
+                codes,
+                &mut block.dist,
+                &mut block.hist,
+            );
             let (_, pool) = shares[seg];
             let local =
                 (pool.saturating_mul(2).saturating_mul(rows.len())).div_ceil(seg_rows[seg].max(1));
-            block.local_cut = cut_for(&block.hist, local);
+            block.local_cut = cut_for(&mut block.hist.iter().map(|&h| u64::from(h)), local);
+            block.estimated.reserve(local.min(rows.len()));
             for (i, &x) in block.dist.iter().enumerate() {
                 if x <= block.local_cut {
                     let score = tables.score(&codes[i * w..(i + 1) * w]);
@@ -1107,12 +1115,15 @@ impl Index {
             if total.is_empty() {
                 *total = vec![0u64; bits + 1];
             }
-            total.iter_mut().zip(&block.hist).for_each(|(t, h)| *t += h);
+            total
+                .iter_mut()
+                .zip(&block.hist)
+                .for_each(|(t, h)| *t += u64::from(*h));
         }
         let cuts: Vec<u16> = totals
             .iter()
             .zip(&shares)
-            .map(|(hist, &(_, pool))| cut_for(hist, pool))
+            .map(|(hist, &(_, pool))| cut_for(&mut hist.iter().copied(), pool))
             .collect();
         // The pool's estimates, then the best of each segment's share.
         let pool = |((seg, rows), block): (&Block, &ScannedBlock)| {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use turboprop_index::{
-    BaseState, FileFilter, Index, IndexError, IndexSpec, IndexWriter, LockWait, ModelGuard,
+    BaseState, FileFilter, Hit, Index, IndexError, IndexSpec, IndexWriter, LockWait, ModelGuard,
     NewChunk, ReadMode, SearchOptions, WriterOptions,
 };
 use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
@@ -212,13 +212,42 @@ fn parallel_blocks_agree_on_a_large_index() {
     );
 }
 
+/// Exact and fast top 10 of `q`; asserts that the fast path gives the same hits on one
+/// thread over a heap copy (`heap`) as on all threads over the memory map (`index`).
+fn exact_and_fast(index: &Index, heap: &Index, q: &[f32]) -> (Vec<Hit>, Vec<Hit>) {
+    let exact = index
+        .search(
+            q,
+            &SearchOptions {
+                strategy: turboprop_index::Strategy::Exact,
+                ..SearchOptions::default()
+            },
+        )
+        .expect("exact");
+    let opts = SearchOptions {
+        strategy: turboprop_index::Strategy::Fast,
+        ..SearchOptions::default()
+    };
+    let fast = index.search(q, &opts).expect("fast");
+    let sequential = heap
+        .search(
+            q,
+            &SearchOptions {
+                sequential: true,
+                ..opts
+            },
+        )
+        .expect("fast, sequential, heap");
+    assert_eq!(fast, sequential);
+    (exact, fast)
+}
+
 /// The fast path on embedding-like vectors: every score it returns is exact, it finds
 /// nearly all of the exact top 10 with its default candidate count, and results do not
 /// depend on threads or on how the index is read.
 #[test]
 fn the_fast_path_finds_the_exact_top_hits() {
     use turboprop_index::synthetic::LatentSpace;
-    use turboprop_index::Strategy as Path;
     let space = LatentSpace::new(384, 7);
     let files: Vec<(String, Vec<Vec<f32>>)> = (0..400)
         .map(|f| {
@@ -232,30 +261,7 @@ fn the_fast_path_finds_the_exact_top_hits() {
     let (mut found, mut total) = (0usize, 0usize);
     for qi in 0..30 {
         let q = space.query(qi);
-        let exact = index
-            .search(
-                &q,
-                &SearchOptions {
-                    strategy: Path::Exact,
-                    ..SearchOptions::default()
-                },
-            )
-            .expect("exact");
-        let opts = SearchOptions {
-            strategy: Path::Fast,
-            ..SearchOptions::default()
-        };
-        let fast = index.search(&q, &opts).expect("fast");
-        let sequential = heap
-            .search(
-                &q,
-                &SearchOptions {
-                    sequential: true,
-                    ..opts.clone()
-                },
-            )
-            .expect("fast, sequential, heap");
-        assert_eq!(fast, sequential);
+        let (exact, fast) = exact_and_fast(&index, &heap, &q);
         assert_eq!(fast.len(), 10);
         for hit in &fast {
             let (name, rows) = files
@@ -353,7 +359,6 @@ fn lexical_vector(terms: &[(u64, f32)]) -> Vec<f32> {
 #[test]
 fn the_fast_path_finds_the_exact_top_hits_when_they_crowd_into_one_block() {
     use turboprop_index::synthetic::LatentSpace;
-    use turboprop_index::Strategy as Path;
     let space = LatentSpace::new(384, 11);
     let q = space.query(3);
     let near = |i: u64| -> Vec<f32> {
@@ -383,33 +388,10 @@ fn the_fast_path_finds_the_exact_top_hits_when_they_crowd_into_one_block() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let index = write(&tmp.path().join("index"), &files);
     let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
-    let exact = index
-        .search(
-            &q,
-            &SearchOptions {
-                strategy: Path::Exact,
-                ..SearchOptions::default()
-            },
-        )
-        .expect("exact");
+    let (exact, fast) = exact_and_fast(&index, &heap, &q);
     assert!(exact
         .iter()
         .all(|h| ("src/f0082.rs".."src/f0142.rs").contains(&h.chunk.file())));
-    let opts = SearchOptions {
-        strategy: Path::Fast,
-        ..SearchOptions::default()
-    };
-    let fast = index.search(&q, &opts).expect("fast");
-    let sequential = heap
-        .search(
-            &q,
-            &SearchOptions {
-                sequential: true,
-                ..opts.clone()
-            },
-        )
-        .expect("fast, sequential, heap");
-    assert_eq!(fast, sequential);
     assert_eq!(fast, exact);
 }
 
@@ -418,7 +400,6 @@ fn the_fast_path_finds_the_exact_top_hits_when_they_crowd_into_one_block() {
 /// any thread count and read mode.
 #[test]
 fn the_fast_path_finds_the_exact_top_hits_of_sparse_vectors() {
-    use turboprop_index::Strategy as Path;
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;
@@ -456,30 +437,7 @@ fn the_fast_path_finds_the_exact_top_hits_of_sparse_vectors() {
     for qi in 0..40 {
         let source = &chunks[(qi * 7919) % chunks.len()];
         let q = lexical_vector(&source[..3]);
-        let exact = index
-            .search(
-                &q,
-                &SearchOptions {
-                    strategy: Path::Exact,
-                    ..SearchOptions::default()
-                },
-            )
-            .expect("exact");
-        let opts = SearchOptions {
-            strategy: Path::Fast,
-            ..SearchOptions::default()
-        };
-        let fast = index.search(&q, &opts).expect("fast");
-        let sequential = heap
-            .search(
-                &q,
-                &SearchOptions {
-                    sequential: true,
-                    ..opts.clone()
-                },
-            )
-            .expect("fast, sequential, heap");
-        assert_eq!(fast, sequential);
+        let (exact, fast) = exact_and_fast(&index, &heap, &q);
         for hit in &fast {
             let (_, rows) = files
                 .iter()
