@@ -1250,6 +1250,7 @@ fn corruption_matrix(with_model: bool) {
         kinds.extend([
             "vectors.tiny-bert.bin",
             "codes.tiny-bert.bin",
+            "planes.tiny-bert.bin",
             "center.tiny-bert.bin",
         ]);
         assert_eq!(m["spaces"][0]["model"]["id"], "tiny-bert", "{m}");

@@ -18,6 +18,10 @@
 //! 99.5% of the exact top 10, against 94.8% for 500 by distance), so far fewer rows need
 //! their f32 vectors read.
 //!
+//! The first filter reads the codes dimension-major ([`bit_planes`]): only the planes of
+//! the query's largest dimensions ([`plane_count`]), a quarter of the bytes at 384
+//! dimensions.
+//!
 //! Codes are written per segment at commit time from the rows just written, so there is no
 //! global build step and incremental updates keep working.
 
@@ -33,6 +37,34 @@ use crate::error::Result;
 pub const CODES_FILE: &str = "codes.bin";
 /// The segment's mean vector (a vectors table of one row) inside a segment folder.
 pub const CENTER_FILE: &str = "center.bin";
+/// The codes' bit planes (the codes dimension-major) inside a segment folder.
+pub const PLANES_FILE: &str = "planes.bin";
+
+/// How many of a query's `dims` dimensions the fast path's first filter reads the bit
+/// planes of: all of them up to 96, else a quarter (at least 96, at most
+/// [`kernel::MAX_PLANES`](crate::kernel::MAX_PLANES)), those where the query's values are
+/// largest in magnitude.
+///
+/// A mismatched bit costs a row's estimate `|query[j]|` ([`ByteTables`]), so the
+/// dimensions where the query is near zero say little about which rows score best.
+/// Measured on 1M `tp benchmark` vectors of 384 dimensions (100 queries), the 5,000 rows
+/// nearest by the Hamming distance over the query's 96 largest dimensions, estimated again
+/// over all 384, kept 99.5% of the exact top 10 among the best 500: as many as the distance
+/// over all 384 dimensions, or over the largest 128, did, while reading a quarter of the
+/// codes. The largest 64 kept 99.1%; the first 128 dimensions instead kept 81.9%, and the
+/// 16 bytes of 8 dimensions with the largest sums 94.7%.
+pub fn plane_count(dims: usize) -> usize {
+    if dims <= 96 {
+        dims
+    } else {
+        dims.div_ceil(4).clamp(96, crate::kernel::MAX_PLANES)
+    }
+}
+
+/// 64-bit words per bit plane of a segment of `rows` rows.
+pub fn plane_words(rows: usize) -> usize {
+    rows.div_ceil(64)
+}
 
 /// 64-bit words per code of `dims` dimensions.
 pub fn words(dims: usize) -> usize {
@@ -97,7 +129,31 @@ impl ByteTables {
         }
         (acc[0] + acc[1]) + (acc[2] + acc[3])
     }
+
+    /// The estimates of rows `rows` of `codes` (`words` words per code), in order (0 for
+    /// a row past the end). The codes of rows picked by a filter are scattered and seldom
+    /// in cache, so each is asked for [`SCORE_AHEAD`] rows before it is scored.
+    pub fn score_rows(&self, codes: &[u64], words: usize, rows: &[u32]) -> Vec<f32> {
+        let code = |row: u32| {
+            let at = row as usize * words;
+            codes.get(at..at + words).unwrap_or(&[])
+        };
+        for &row in rows.iter().take(SCORE_AHEAD) {
+            crate::kernel::prefetch(code(row));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (i, &row) in rows.iter().enumerate() {
+            if let Some(&ahead) = rows.get(i + SCORE_AHEAD) {
+                crate::kernel::prefetch(code(ahead));
+            }
+            out.push(self.score(code(row)));
+        }
+        out
+    }
 }
+
+/// How many rows ahead [`ByteTables::score_rows`] asks for codes.
+pub const SCORE_AHEAD: usize = 16;
 
 /// Segments whose vectors hold more than this share of exact zeros get no 1-bit codes (they
 /// get int8 codes instead, [`crate::sparse`]).
@@ -219,16 +275,55 @@ fn write_bit_codes(
         w.push(u64_as_bytes(code))?;
     }
     w.finish(0)?;
+
+    let planes = bit_planes(&codes, rows, d);
+    let planes_name = join_name(segment, &space_file(PLANES_FILE, space));
+    let mut w = TableWriter::create(store, &planes_name, TableKind::Planes, width)?;
+    w.push_records(u64_as_bytes(&planes))?;
+    w.finish(rows as u64)?;
     store.sync_dir(segment)?;
-    Ok(store.file_len(&center_name)? + store.file_len(&codes_name)?)
+    Ok(store.file_len(&center_name)?
+        + store.file_len(&codes_name)?
+        + store.file_len(&planes_name)?)
 }
 
-/// A segment's codes and mean, opened and checked against the segment's shape.
+/// The bit planes of `rows` codes of `d` dimensions (`words(d)` words each): plane `j`
+/// (words `j·W..(j + 1)·W`, `W` = [`plane_words`]`(rows)`) holds bit `j` of every code,
+/// row `r` at bit `r % 64` of word `r / 64`; bits past the last row are 0.
+pub fn bit_planes(codes: &[u64], rows: usize, d: usize) -> Vec<u64> {
+    let (wpr, pw) = (words(d), plane_words(rows));
+    // Per run of 64 rows, one word per dimension, then transposed to dimension-major.
+    let mut runs = vec![0u64; pw * d];
+    runs.par_chunks_mut(d.max(1))
+        .zip(codes.par_chunks(64 * wpr.max(1)))
+        .for_each(|(out, run)| {
+            for (r, code) in run.chunks_exact(wpr.max(1)).enumerate() {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o |= ((code[j / 64] >> (j % 64)) & 1) << r;
+                }
+            }
+        });
+    let mut planes = vec![0u64; d * pw];
+    planes
+        .par_chunks_mut(pw.max(1))
+        .enumerate()
+        .for_each(|(j, plane)| {
+            for (g, word) in plane.iter_mut().enumerate() {
+                *word = runs[g * d + j];
+            }
+        });
+    planes
+}
+
+/// A segment's codes, their bit planes if written, and mean, opened and checked against the
+/// segment's shape.
 #[derive(Debug)]
 pub(crate) struct Codes {
     codes: Table,
     center: Table,
+    planes: Option<Table>,
     words: usize,
+    plane_words: usize,
 }
 
 impl Codes {
@@ -240,6 +335,7 @@ impl Codes {
         space: Option<&str>,
         rows: usize,
         dims: usize,
+        planes: bool,
         mode: ReadMode,
     ) -> Result<Codes> {
         let codes = Table::open(
@@ -280,11 +376,60 @@ impl Codes {
         if bytes_as_f32(center.payload()).is_none_or(|c| c.iter().any(|v| !v.is_finite())) {
             return Err(StorageError::corrupt(center.path(), "not a finite vector").into());
         }
+        let planes = match planes {
+            false => None,
+            true => {
+                let table = Table::open(
+                    store,
+                    &join_name(segment, &space_file(PLANES_FILE, space)),
+                    TableKind::Planes,
+                    mode,
+                )?;
+                let header = table.header();
+                if table.len() != dims * plane_words(rows)
+                    || header.width as usize != dims
+                    || header.extra != rows as u64
+                {
+                    return Err(StorageError::corrupt(
+                        table.path(),
+                        format!(
+                            "{} words of planes of {} dimensions and {} rows for a segment \
+                             of {rows} rows of {dims} dimensions",
+                            table.len(),
+                            header.width,
+                            header.extra
+                        ),
+                    )
+                    .into());
+                }
+                if bytes_as_u64(table.payload()).is_none() {
+                    return Err(StorageError::corrupt(
+                        table.path(),
+                        "payload is not 8-byte aligned",
+                    )
+                    .into());
+                }
+                Some(table)
+            }
+        };
         Ok(Codes {
             codes,
             center,
+            planes,
             words: words(dims),
+            plane_words: plane_words(rows),
         })
+    }
+
+    /// The bit plane of dimension `j` ([`bit_planes`]), if the segment has planes.
+    pub(crate) fn plane(&self, j: usize) -> Option<&[u64]> {
+        let all = bytes_as_u64(self.planes.as_ref()?.payload())?;
+        all.get(j * self.plane_words..(j + 1) * self.plane_words)
+    }
+
+    /// Whether the segment has bit planes.
+    pub(crate) fn has_planes(&self) -> bool {
+        self.planes.is_some()
     }
 
     /// All codes, `words` words per row.
@@ -306,12 +451,17 @@ impl Codes {
     pub(crate) fn verify(&self) -> Result<()> {
         self.codes.verify()?;
         self.center.verify()?;
+        if let Some(planes) = &self.planes {
+            planes.verify()?;
+        }
         Ok(())
     }
 
-    /// Bytes on disk of both files.
+    /// Bytes on disk of its files.
     pub(crate) fn bytes(&self) -> u64 {
-        self.codes.file_len() + self.center.file_len()
+        self.codes.file_len()
+            + self.center.file_len()
+            + self.planes.as_ref().map_or(0, Table::file_len)
     }
 }
 
@@ -327,6 +477,29 @@ mod tests {
         encode(&v, &c, &mut out);
         assert_eq!(out[0], !((1u64 << 35) - 1));
         assert_eq!(out[1], (1 << 6) - 1);
+    }
+
+    #[test]
+    fn planes_hold_bit_j_of_every_code() {
+        let (rows, d) = (130, 70);
+        let codes: Vec<u64> = (0..rows * words(d))
+            .map(|i| {
+                (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) & if i % 2 == 1 { 0x3f } else { !0 }
+            })
+            .collect();
+        let planes = bit_planes(&codes, rows, d);
+        let pw = plane_words(rows);
+        assert_eq!(planes.len(), d * pw);
+        for j in 0..d {
+            for r in 0..pw * 64 {
+                let got = (planes[j * pw + r / 64] >> (r % 64)) & 1;
+                let want = match r < rows {
+                    true => (codes[r * words(d) + j / 64] >> (j % 64)) & 1,
+                    false => 0,
+                };
+                assert_eq!(got, want, "dimension {j} row {r}");
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
 use crate::error::{IndexError, Result};
 use crate::filter::FileFilter;
-use crate::kernel::{dot_rows, hamming_rows_hist, Isa};
+use crate::kernel::{dot_rows, hamming_rows_hist, Isa, PlaneCounts};
 use crate::quant::{self, Codes};
 use crate::sparse::{self, Codes8};
 use crate::topk::{Scored, TopK};
@@ -24,19 +24,90 @@ use crate::topk::{Scored, TopK};
 type Block = (usize, Range<usize>);
 
 /// One block of the fast path's scan over 1-bit codes.
-struct ScannedBlock {
-    /// The Hamming distance of each row's code to the query's.
-    dist: Vec<u16>,
-    /// How many rows have each distance.
-    hist: Vec<u32>,
-    /// Rows up to this distance have their estimates in `estimated`.
-    local_cut: u16,
-    /// (distance, asymmetric estimate, row) of the rows up to `local_cut`.
-    estimated: Vec<(u16, f32, u32)>,
+enum ScannedBlock {
+    /// Nothing to scan (the segment has no codes).
+    Empty,
+    /// Distances over every dimension, from the row-major codes.
+    Rows {
+        /// The Hamming distance of each row's code to the query's.
+        dist: Vec<u16>,
+        /// `within[d]`: how many rows are at distance `d` or less.
+        within: Vec<u64>,
+        /// Rows up to this distance have their estimates in `estimated` (computed while
+        /// the block's codes were in cache).
+        local_cut: u16,
+        /// (distance, asymmetric estimate, row) of the rows up to `local_cut`.
+        estimated: Vec<(u16, f32, u32)>,
+    },
+    /// Distances over the query's chosen dimensions, from the bit planes, kept bit-sliced.
+    Planes {
+        counts: PlaneCounts,
+        /// `within[d]`: how many rows are at distance `d` or less, for `d` up to the
+        /// block's local cut.
+        within: Vec<u64>,
+        /// (distance, row) of the rows up to the local cut.
+        near: Vec<(u16, u32)>,
+    },
+}
+
+impl ScannedBlock {
+    /// How many of the block's rows are at distance `d` or less.
+    fn within(&self, d: u16) -> u64 {
+        let d = usize::from(d);
+        match self {
+            ScannedBlock::Empty => 0,
+            ScannedBlock::Rows { within, .. } => {
+                within.get(d).or(within.last()).copied().unwrap_or(0)
+            }
+            ScannedBlock::Planes { counts, within, .. } => match within.get(d) {
+                Some(&n) => n,
+                None => counts.count_within(d as u32) as u64,
+            },
+        }
+    }
 }
 
 /// Rows scored per parallel task.
 const BLOCK_ROWS: usize = 4096;
+
+/// Rows per parallel task of the fast path's scan over 1-bit codes: a block's run of each
+/// bit plane is then 4 KiB, long enough for the prefetchers to stream (runs of 512 bytes,
+/// at 4,096 rows, made the scan twice as slow).
+const FAST_BLOCK_ROWS: usize = 8 * BLOCK_ROWS;
+
+/// The rows (`first` + position) of the distances in `low..=high`, in order. Compares 64
+/// distances at a time into a bit mask, which vectorizes; the rows kept are few.
+fn rows_within(dist: &[u16], low: u16, high: u16, first: usize) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (k, chunk) in dist.chunks(64).enumerate() {
+        let mut mask = chunk.iter().enumerate().fold(0u64, |m, (i, &x)| {
+            m | (u64::from(x >= low && x <= high) << i)
+        });
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            out.push((first + k * 64 + i) as u32);
+            mask &= mask - 1;
+        }
+    }
+    out
+}
+
+/// Candidates per parallel task of the re-ranking.
+const RERANK_CHUNK: usize = 64;
+
+/// `blocks` with adjacent runs of the same segment merged, up to `most` rows each.
+fn coarsen(blocks: &[Block], most: usize) -> Vec<Block> {
+    let mut out: Vec<Block> = Vec::with_capacity(blocks.len());
+    for (seg, rows) in blocks {
+        match out.last_mut() {
+            Some((s, r)) if s == seg && r.end == rows.start && rows.end - r.start <= most => {
+                r.end = rows.end;
+            }
+            _ => out.push((*seg, rows.clone())),
+        }
+    }
+    out
+}
 
 /// How many times a reader re-reads the manifest when a writer removed files under it.
 const OPEN_ATTEMPTS: usize = 8;
@@ -186,15 +257,22 @@ impl FastCodes {
         dir: &IndexDir,
         segment: &str,
         key: Option<&str>,
-        (bits, int8): (bool, bool),
+        (bits, planes, int8): (bool, bool, bool),
         rows: usize,
         dims: usize,
         mode: ReadMode,
     ) -> Result<FastCodes> {
         let store = dir.directory();
+        if planes && !bits {
+            return Err(StorageError::corrupt(
+                store.location(segment),
+                "the manifest lists bit planes without 1-bit codes",
+            )
+            .into());
+        }
         Ok(FastCodes {
             bits: match bits {
-                true => Some(Codes::open(store, segment, key, rows, dims, mode)?),
+                true => Some(Codes::open(store, segment, key, rows, dims, planes, mode)?),
                 false => None,
             },
             int8: match int8 {
@@ -270,7 +348,7 @@ impl LiveSegment {
             dir,
             &entry.name,
             None,
-            (entry.codes, entry.codes8),
+            (entry.codes, entry.planes, entry.codes8),
             reader.rows(),
             reader.dims(),
             mode,
@@ -303,7 +381,7 @@ impl LiveSegment {
                 dir,
                 &entry.name,
                 Some(&space.key),
-                (listed.codes, listed.codes8),
+                (listed.codes, listed.planes, listed.codes8),
                 reader.rows(),
                 space.model.dimensions as usize,
                 mode,
@@ -1013,11 +1091,21 @@ impl Index {
     /// ([`quant::ByteTables`]: the f32 query summed at the code's set bits) keeps the
     /// share.
     ///
-    /// The estimates are computed while a block's codes are still in cache: each block
-    /// estimates its own best rows by distance, twice its proportional part of the pool,
-    /// which covers the segment's cut in all but blocks unusually close to the query; those
-    /// few estimate their remaining rows up to the cut afterwards. The result is that of
-    /// estimating exactly the pool.
+    /// When the segment has bit planes (`planes.bin`), the distance is taken over the
+    /// query's largest dimensions only ([`quant::plane_count`]), read from their planes:
+    /// a quarter of the codes' bytes at 384 dimensions. The counts stay bit-sliced
+    /// ([`PlaneCounts`]); each block finds its local cut (the distance admitting twice its
+    /// proportional part of the pool) by comparing them 64 rows at a time and lists only
+    /// the rows within it. The pool's codes are then estimated once the segment's cut is
+    /// known, asked for a few rows ahead since they are not in cache.
+    ///
+    /// Segments without planes (written before they existed) read `codes.bin` row by row,
+    /// and the estimates are computed while a block's codes are still in cache: each block
+    /// estimates its own best rows by distance, twice its proportional part of the pool.
+    ///
+    /// Either way the local cut covers the segment's cut in all but blocks unusually close
+    /// to the query; those few list (and estimate) their remaining rows up to the cut
+    /// afterwards. The result is that of estimating exactly the pool.
     fn closest_codes(
         &self,
         space: usize,
@@ -1030,6 +1118,7 @@ impl Index {
         let isa = Isa::detect();
         let bits = query.len();
         let tables = quant::ByteTables::new(query);
+        let blocks = &coarsen(blocks, FAST_BLOCK_ROWS);
         // The query's code in each segment's frame.
         let query_codes: Vec<Vec<u64>> = self
             .segments
@@ -1041,6 +1130,23 @@ impl Index {
                     code
                 }
                 None => Vec::new(),
+            })
+            .collect();
+        // The dimensions whose bit planes the first filter reads (the query's largest in
+        // magnitude), and the query's bit in each, per segment.
+        let mut chosen: Vec<usize> = (0..bits).collect();
+        let planes = quant::plane_count(bits);
+        if planes < bits {
+            chosen
+                .select_nth_unstable_by(planes, |&a, &b| query[b].abs().total_cmp(&query[a].abs()));
+            chosen.truncate(planes);
+        }
+        chosen.sort_unstable();
+        let flips: Vec<Vec<u64>> = query_codes
+            .iter()
+            .map(|code| {
+                let bit = |j: usize| code.get(j / 64).map_or(0, |w| (w >> (j % 64)) & 1);
+                chosen.iter().map(|&j| 0u64.wrapping_sub(bit(j))).collect()
             })
             .collect();
         // Each segment's rows searched, then its share and pool.
@@ -1058,72 +1164,107 @@ impl Index {
                 (share, share.saturating_mul(POOL_FACTOR))
             })
             .collect();
-        // The smallest distance that admits at least `admit` rows of a histogram.
-        let cut_for = |hist: &mut dyn Iterator<Item = u64>, admit: usize| -> u16 {
-            let mut seen = 0u64;
-            for (d, count) in hist.enumerate() {
-                seen += count;
-                if seen >= admit as u64 {
-                    return u16::try_from(d).unwrap_or(u16::MAX);
-                }
-            }
-            u16::try_from(bits).unwrap_or(u16::MAX)
-        };
-        // One block: distances of every row and their histogram, then the estimates of
-        // the block's best rows by distance, up to its local cut.
+        // One block: the distances of its rows and how many are within each distance,
+        // then, up to the block's local cut (twice its proportional part of the pool),
+        // which rows: with their estimates when the codes are read row by row (they are
+        // in cache), without when the distances came from the bit planes.
         let scan = |&(seg, ref rows): &(usize, Range<usize>)| {
-            let mut block = ScannedBlock {
-                dist: vec![u16::MAX; rows.len()],
-                hist: vec![0u32; bits + 1],
-                local_cut: 0,
-                estimated: Vec::new(),
-            };
             let Some(c) = self.segments[seg].codes(space) else {
-                return block;
+                return ScannedBlock::Empty;
             };
-            let w = c.words();
-            let codes = &c.codes()[rows.start * w..rows.end * w];
-            hamming_rows_hist(
-                isa,
-                &query_codes[seg],
-                codes,
-                &mut block.dist,
-                &mut block.hist,
-            );
             let (_, pool) = shares[seg];
             let local =
                 (pool.saturating_mul(2).saturating_mul(rows.len())).div_ceil(seg_rows[seg].max(1));
-            block.local_cut = cut_for(&mut block.hist.iter().map(|&h| u64::from(h)), local);
-            block.estimated.reserve(local.min(rows.len()));
-            for (i, &x) in block.dist.iter().enumerate() {
-                if x <= block.local_cut {
+            if c.has_planes() {
+                let words = rows.start / 64..rows.end.div_ceil(64);
+                let planes: Vec<&[u64]> = chosen
+                    .iter()
+                    .map(|&j| c.plane(j).and_then(|p| p.get(words.clone())).unwrap_or(&[]))
+                    .collect();
+                let counts =
+                    PlaneCounts::new(isa, &planes, &flips[seg], rows.start % 64, rows.len());
+                // The local cut: the smallest distance within which `local` rows lie.
+                let (mut lo, mut hi) = (0u32, chosen.len() as u32);
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    match counts.count_within(mid) >= local {
+                        true => hi = mid,
+                        false => lo = mid + 1,
+                    }
+                }
+                let near: Vec<(u16, u32)> = counts
+                    .rows_within(lo)
+                    .into_iter()
+                    .map(|i| {
+                        (
+                            counts.count(i as usize) as u16,
+                            (rows.start + i as usize) as u32,
+                        )
+                    })
+                    .collect();
+                let mut within = vec![0u64; lo as usize + 1];
+                for &(d, _) in &near {
+                    within[usize::from(d)] += 1;
+                }
+                for d in 1..within.len() {
+                    within[d] += within[d - 1];
+                }
+                return ScannedBlock::Planes {
+                    counts,
+                    within,
+                    near,
+                };
+            }
+            let w = c.words();
+            let codes = &c.codes()[rows.start * w..rows.end * w];
+            let mut dist = vec![u16::MAX; rows.len()];
+            let mut hist = vec![0u32; bits + 1];
+            hamming_rows_hist(isa, &query_codes[seg], codes, &mut dist, &mut hist);
+            let within: Vec<u64> = hist
+                .iter()
+                .scan(0u64, |sum, &h| {
+                    *sum += u64::from(h);
+                    Some(*sum)
+                })
+                .collect();
+            let local_cut = within
+                .iter()
+                .position(|&n| n >= local as u64)
+                .unwrap_or(bits);
+            let local_cut = u16::try_from(local_cut).unwrap_or(u16::MAX);
+            let mut estimated = Vec::with_capacity(local.min(rows.len()));
+            for (i, &x) in dist.iter().enumerate() {
+                if x <= local_cut {
                     let score = tables.score(&codes[i * w..(i + 1) * w]);
-                    block.estimated.push((x, score, (rows.start + i) as u32));
+                    estimated.push((x, score, (rows.start + i) as u32));
                 }
             }
-            block
+            ScannedBlock::Rows {
+                dist,
+                within,
+                local_cut,
+                estimated,
+            }
         };
         let scanned: Vec<ScannedBlock> = if sequential {
             blocks.iter().map(scan).collect()
         } else {
             blocks.par_iter().map(scan).collect()
         };
-        // Each segment's cut: the smallest distance that admits its pool.
-        let mut totals: Vec<Vec<u64>> = vec![Vec::new(); self.segments.len()];
+        // Each segment's cut: the smallest distance within which its pool lies.
+        let mut seg_blocks: Vec<Vec<&ScannedBlock>> = vec![Vec::new(); self.segments.len()];
         for ((seg, _), block) in blocks.iter().zip(&scanned) {
-            let total = &mut totals[*seg];
-            if total.is_empty() {
-                *total = vec![0u64; bits + 1];
-            }
-            total
-                .iter_mut()
-                .zip(&block.hist)
-                .for_each(|(t, h)| *t += u64::from(*h));
+            seg_blocks[*seg].push(block);
         }
-        let cuts: Vec<u16> = totals
+        let cuts: Vec<u16> = seg_blocks
             .iter()
             .zip(&shares)
-            .map(|(hist, &(_, pool))| cut_for(&mut hist.iter().copied(), pool))
+            .map(|(scanned, &(_, pool))| {
+                let most = u16::try_from(bits).unwrap_or(u16::MAX);
+                (0..=most)
+                    .find(|&d| scanned.iter().map(|b| b.within(d)).sum::<u64>() >= pool as u64)
+                    .unwrap_or(most)
+            })
             .collect();
         // The pool's estimates, then the best of each segment's share.
         let pool = |((seg, rows), block): (&Block, &ScannedBlock)| {
@@ -1133,24 +1274,56 @@ impl Index {
                 segment: *seg as u32,
                 row,
             };
-            let mut out: Vec<Scored> = block
-                .estimated
-                .iter()
-                .filter(|(x, _, _)| *x <= cut)
-                .map(|&(_, score, row)| scored(score, row))
-                .collect();
-            if block.local_cut < cut {
-                // The block holds more of the pool than it estimated: the rest now.
-                if let Some(c) = self.segments[*seg].codes(space) {
-                    let (w, codes) = (c.words(), c.codes());
-                    for (row, &x) in rows.clone().zip(&block.dist) {
-                        if x > block.local_cut && x <= cut {
-                            let score = tables.score(&codes[row * w..(row + 1) * w]);
-                            out.push(scored(score, row as u32));
-                        }
-                    }
+            let Some(c) = self.segments[*seg].codes(space) else {
+                return Vec::new();
+            };
+            // The rows still to estimate, read from the codes out of cache.
+            let (mut out, rest): (Vec<Scored>, Vec<u32>) = match block {
+                ScannedBlock::Empty => (Vec::new(), Vec::new()),
+                ScannedBlock::Rows {
+                    dist,
+                    local_cut,
+                    estimated,
+                    ..
+                } => {
+                    let done = estimated
+                        .iter()
+                        .filter(|(x, _, _)| *x <= cut)
+                        .map(|&(_, score, row)| scored(score, row))
+                        .collect();
+                    // The block holds more of the pool than it estimated: the rest now.
+                    let rest = match *local_cut < cut {
+                        true => rows_within(dist, local_cut + 1, cut, rows.start),
+                        false => Vec::new(),
+                    };
+                    (done, rest)
                 }
-            }
+                ScannedBlock::Planes {
+                    counts,
+                    within,
+                    near,
+                } => {
+                    let rest = match usize::from(cut) < within.len() {
+                        true => near
+                            .iter()
+                            .filter(|(x, _)| *x <= cut)
+                            .map(|&(_, row)| row)
+                            .collect(),
+                        false => counts
+                            .rows_within(u32::from(cut))
+                            .into_iter()
+                            .map(|i| (rows.start + i as usize) as u32)
+                            .collect(),
+                    };
+                    (Vec::new(), rest)
+                }
+            };
+            let scores = tables.score_rows(c.codes(), c.words(), &rest);
+            out.extend(
+                rest.iter()
+                    .zip(scores)
+                    .map(|(&row, score)| scored(score, row)),
+            );
             out
         };
         let found: Vec<Vec<Scored>> = if sequential {
@@ -1210,8 +1383,10 @@ impl Index {
         if opts.sequential {
             score(candidates)
         } else {
+            // Small chunks: a re-rank is a few hundred scattered rows, which both threads
+            // should share.
             candidates
-                .par_chunks(512)
+                .par_chunks(RERANK_CHUNK)
                 .map(score)
                 .reduce(|| TopK::new(opts.limit), TopK::merge)
         }

@@ -708,6 +708,7 @@ impl IndexWriter {
                     key: meta.key.clone(),
                     codes: space_codes.bits,
                     codes8: space_codes.int8,
+                    planes: space_codes.bits,
                 });
             }
             entries.push(SegmentEntry {
@@ -717,6 +718,7 @@ impl IndexWriter {
                 deletes: None,
                 codes: codes.bits,
                 codes8: codes.int8,
+                planes: codes.bits,
                 spaces: seg_spaces,
             });
         }

@@ -500,7 +500,65 @@ fn manifests_without_int8_codes_still_open() {
     assert!(index.verify().is_empty());
 }
 
-/// A damaged `codes.bin`, `center.bin` (1-bit codes of dense vectors) or `codes8.bin` (int8
+/// A manifest written before bit planes existed (no `planes` key) still opens, and the fast
+/// path's first filter then reads `codes.bin`: at 64 dimensions the planes hold every
+/// dimension, so the hits are the same as with the planes.
+#[test]
+fn manifests_without_bit_planes_still_open_and_search_the_codes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let space = turboprop_index::synthetic::LatentSpace::new(64, 9);
+    let files: Vec<(String, Vec<Vec<f32>>)> = (0..40)
+        .map(|f| {
+            (
+                format!("f{f:02}.rs"),
+                (0..25).map(|r| space.vector(f * 25 + r)).collect(),
+            )
+        })
+        .collect();
+    let path = tmp.path().join("index");
+    let index = write(&path, &files);
+    assert!(index.manifest().segments[0].codes && index.manifest().segments[0].planes);
+    let opts = |strategy| SearchOptions {
+        strategy,
+        limit: 5,
+        candidates: 60,
+        ..SearchOptions::default()
+    };
+    let queries: Vec<Vec<f32>> = (0..8).map(|q| space.query(q)).collect();
+    let with_planes: Vec<Vec<Hit>> = queries
+        .iter()
+        .map(|q| {
+            index
+                .search(q, &opts(turboprop_index::Strategy::Fast))
+                .expect("search")
+        })
+        .collect();
+    drop(index);
+    let manifest = path.join("manifest.json");
+    let bytes = fs::read(&manifest).expect("read");
+    let body = turboprop_storage::document_body(&manifest, "manifest", &bytes).expect("body");
+    let old = String::from_utf8(body.to_vec())
+        .expect("utf-8")
+        .replace(",\"planes\":true", "");
+    assert!(!old.contains("planes"));
+    let hash: String = turboprop_storage::payload_hash(old.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let header = format!("turboprop manifest v1 len={} blake3={hash}\n", old.len());
+    fs::write(&manifest, [header.as_bytes(), old.as_bytes()].concat()).expect("write");
+    let index = Index::open(&path).expect("an old manifest opens");
+    assert!(!index.manifest().segments[0].planes);
+    for (q, planes) in queries.iter().zip(&with_planes) {
+        let codes = index
+            .search(q, &opts(turboprop_index::Strategy::Fast))
+            .expect("search");
+        assert_eq!(&codes, planes);
+    }
+    assert!(index.verify().is_empty());
+}
+
+/// A damaged `codes.bin`, `planes.bin`, `center.bin` (1-bit codes of dense vectors) or `codes8.bin` (int8
 /// codes of sparse ones): truncated or deleted, opening fails naming it; a flipped payload
 /// byte is named by verify. Never a panic.
 #[test]
@@ -514,7 +572,7 @@ fn damaged_codes_are_named() {
             )
         })
         .collect();
-    damage_each(&dense, &["codes.bin", "center.bin"]);
+    damage_each(&dense, &["codes.bin", "planes.bin", "center.bin"]);
     let sparse: Vec<(String, Vec<Vec<f32>>)> = (0..30)
         .map(|f| {
             let rows = (0..20)

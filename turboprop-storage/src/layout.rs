@@ -70,6 +70,11 @@ pub struct SegmentEntry {
     /// fast search path. Absent in manifests written before they existed: `false`.
     #[serde(default)]
     pub codes8: bool,
+    /// Whether the segment's 1-bit codes also have bit planes (`planes.bin`, the codes
+    /// dimension-major), which the fast path scans instead of `codes.bin`. Absent in
+    /// manifests written before they existed: `false`.
+    #[serde(default)]
+    pub planes: bool,
     /// The additional vector spaces the segment holds (`vectors.<key>.bin`), by key, in the
     /// segment's order. A segment written before a space was added lacks it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -87,6 +92,9 @@ pub struct SegmentSpace {
     /// Whether the space has int8 codes (`codes8.<key>.bin`, sparse vectors).
     #[serde(default)]
     pub codes8: bool,
+    /// Whether the space's 1-bit codes have bit planes (`planes.<key>.bin`).
+    #[serde(default)]
+    pub planes: bool,
 }
 
 /// An additional vector space of an index: a second model's vectors of the same chunks.

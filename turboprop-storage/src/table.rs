@@ -32,6 +32,10 @@ pub enum TableKind {
     /// per-row f32 scale for each row, then one column of `count / (width + 4)` signed bytes
     /// per dimension; one-byte records, `width` = dimensions.
     Codes8,
+    /// `planes.bin`: the same 1-bit codes as `codes.bin`, dimension-major: one bit plane
+    /// of `⌈rows / 64⌉` 64-bit words per dimension; 8-byte records (one word each),
+    /// `width` = dimensions.
+    Planes,
     /// `files.bin`: one 128-byte record per file of a segment (row, term and path ranges,
     /// size, mtime, hashes).
     Files,
@@ -50,6 +54,7 @@ impl TableKind {
             TableKind::Deletes => b"TPDELETE",
             TableKind::Codes => b"TPCODES1",
             TableKind::Codes8 => b"TPCODES8",
+            TableKind::Planes => b"TPPLANES",
             TableKind::Files => b"TPFILES\0",
             TableKind::Paths => b"TPPATHS\0",
         }
@@ -65,6 +70,7 @@ impl TableKind {
             TableKind::Deletes => "delete set",
             TableKind::Codes => "vector codes",
             TableKind::Codes8 => "int8 vector codes",
+            TableKind::Planes => "vector code planes",
             TableKind::Files => "file records",
             TableKind::Paths => "file paths",
         }
@@ -75,7 +81,7 @@ impl TableKind {
         match self {
             TableKind::Vectors => u64::from(width) * 4,
             TableKind::Chunks => 64,
-            TableKind::Terms | TableKind::DocFreq | TableKind::Deletes => 8,
+            TableKind::Terms | TableKind::DocFreq | TableKind::Deletes | TableKind::Planes => 8,
             TableKind::Codes => u64::from(width).div_ceil(64) * 8,
             TableKind::Files => 128,
             TableKind::Paths | TableKind::Codes8 => 1,

@@ -514,6 +514,7 @@ fn index_dir_commit_and_garbage_collection(b: &Backend) {
             }),
             codes: false,
             codes8: false,
+            planes: false,
             spaces: Vec::new(),
         }],
     );
