@@ -5,7 +5,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use turboprop::embed::BuiltinEmbedder;
-use turboprop::index::kernel::{add_columns_i8, dot_rows, hamming_rows_hist, sum, Isa};
+use turboprop::index::kernel::{
+    add_columns_i8, dot_rows, hamming_rows_hist, sum, Isa, PlaneCounts,
+};
 use turboprop::index::synthetic::LatentSpace;
 use turboprop::index::{
     FileFilter, Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, SearchOptions,
@@ -289,6 +291,20 @@ fn kernels(c: &mut Criterion) {
                 |b| {
                     b.iter(|| hamming_rows_hist(isa, &codes[..words], &codes, &mut dist, &mut hist))
                 },
+            );
+        }
+        // The bit planes of the same codes: the 96 (of 384) a search reads, counted and
+        // then asked how many rows lie within a distance.
+        let planes = turboprop::index::quant::bit_planes(&codes, rows, DIMS);
+        let plane_words = rows.div_ceil(64);
+        let chosen: Vec<&[u64]> = (0..96)
+            .map(|t| &planes[t * 4 * plane_words..(t * 4 + 1) * plane_words])
+            .collect();
+        let flips: Vec<u64> = (0..96u64).map(|t| 0u64.wrapping_sub(t & 1)).collect();
+        for isa in Isa::available() {
+            group.bench_function(
+                BenchmarkId::new(format!("planes96_{}", isa.name()), rows),
+                |b| b.iter(|| PlaneCounts::new(isa, &chosen, &flips, 0, rows).count_within(30)),
             );
         }
         // 14 int8 columns (a lexical query's median count of non-zero dimensions).

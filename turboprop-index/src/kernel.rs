@@ -346,14 +346,8 @@ impl PlaneCounts {
             .unwrap_or(usize::MAX);
         let rows = rows.min(limit.saturating_sub(first));
         let (from, to) = (first / 64, (first + rows).div_ceil(64));
-        let valid = (from..to)
-            .map(|w| {
-                let lo = first.saturating_sub(w * 64).min(64);
-                let hi = (first + rows).saturating_sub(w * 64).min(64);
-                let upto = |n: usize| if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
-                upto(hi) & !upto(lo)
-            })
-            .collect();
+        let mut valid = vec![0u64; to - from];
+        mark_rows(&mut valid, from * 64, first..first + rows);
         let mut bits = vec![[0u64; 8]; to - from];
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -376,6 +370,18 @@ impl PlaneCounts {
     /// Rows in the run.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Leaves out of [`Self::count_within`] and [`Self::rows_within`] every row of the run
+    /// outside `parts` (positions in the run): for a run that spans rows a search skips.
+    pub fn keep_only(&mut self, parts: &[std::ops::Range<usize>]) {
+        let mut keep = vec![0u64; self.valid.len()];
+        for part in parts {
+            let end = part.end.min(self.rows);
+            let start = part.start.min(end);
+            mark_rows(&mut keep, self.base, self.first + start..self.first + end);
+        }
+        self.valid.iter_mut().zip(keep).for_each(|(v, k)| *v &= k);
     }
 
     /// The count of the run's row `i` (row `first + i` of the planes; 0 past the end).
@@ -403,9 +409,17 @@ impl PlaneCounts {
 
     /// The run's rows (positions `i` in it, ascending) with a count of at most `d`.
     pub fn rows_within(&self, d: u32) -> Vec<u32> {
+        let masks = match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 if Isa::hardware() >= Isa::Avx2 => {
+                // SAFETY: the CPU supports AVX2 (checked by `hardware`).
+                unsafe { x86::masks_within_avx2(&self.bits, &self.valid, d) }
+            }
+            _ => masks_within(&self.bits, &self.valid, d),
+        };
         let mut out = Vec::new();
-        for (w, (word, valid)) in self.bits.iter().zip(&self.valid).enumerate() {
-            let mut mask = within(word, d) & valid;
+        for (w, &mask) in masks.iter().enumerate() {
+            let mut mask = mask;
             while mask != 0 {
                 let row = self.base + w * 64 + mask.trailing_zeros() as usize;
                 out.push((row - self.first) as u32);
@@ -413,6 +427,17 @@ impl PlaneCounts {
             }
         }
         out
+    }
+}
+
+/// Sets the bits of rows `rows` in `masks`, whose bit 0 of word 0 is row `base`.
+fn mark_rows(masks: &mut [u64], base: usize, rows: std::ops::Range<usize>) {
+    let upto = |n: usize| if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
+    for (w, mask) in masks.iter_mut().enumerate() {
+        let at = base + w * 64;
+        let lo = rows.start.saturating_sub(at).min(64);
+        let hi = rows.end.saturating_sub(at).min(64);
+        *mask |= upto(hi) & !upto(lo);
     }
 }
 
@@ -431,6 +456,15 @@ fn within(bits: &[u64; 8], d: u32) -> u64 {
         equal &= !(bits[l] ^ one);
     }
     below | equal
+}
+
+/// Per word of `bits`, its `valid` rows with a count of at most `d`.
+#[inline(always)]
+fn masks_within(bits: &[[u64; 8]], valid: &[u64], d: u32) -> Vec<u64> {
+    bits.iter()
+        .zip(valid)
+        .map(|(word, valid)| within(word, d) & valid)
+        .collect()
 }
 
 /// [`PlaneCounts::count_within`] over `bits` and the `valid` rows of each word.
@@ -565,20 +599,26 @@ fn plane_counts_with(
     }
 }
 
-/// Asks the CPU to bring the cache lines of `data`'s first and last words closer, without
-/// waiting for them (x86-64: a prefetch hint; elsewhere nothing). It never reads into the
-/// program and never faults: for loops over scattered rows, a few rows ahead.
+/// Asks the CPU to bring every cache line of `data` closer, without waiting for them
+/// (x86-64: prefetch hints; elsewhere nothing). It never reads into the program and never
+/// faults: for loops over scattered rows, a few rows ahead.
 #[inline(always)]
-pub fn prefetch(data: &[u64]) {
+pub fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for word in [data.first(), data.last()].into_iter().flatten() {
-        // SAFETY: SSE is part of x86-64; a prefetch is a hint that never faults.
-        #[allow(unused_unsafe)]
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                std::ptr::from_ref(word).cast::<i8>(),
-            )
-        };
+    {
+        let start = data.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(data);
+        let lines = (start as usize % 64 + bytes).div_ceil(64);
+        for line in 0..lines {
+            // SAFETY: SSE is part of x86-64; a prefetch is a hint that never faults, and
+            // the address is only computed (wrapping), never dereferenced.
+            #[allow(unused_unsafe)]
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    start.wrapping_add(line * 64),
+                )
+            };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
@@ -780,6 +820,12 @@ mod x86 {
         })
     }
 
+    /// The bit-sliced comparison's masks compiled for AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn masks_within_avx2(bits: &[[u64; 8]], valid: &[u64], d: u32) -> Vec<u64> {
+        super::masks_within(bits, valid, d)
+    }
+
     /// The bit-sliced comparison compiled for AVX2 and POPCNT.
     #[target_feature(enable = "avx2,popcnt")]
     pub(super) fn count_within_avx2(bits: &[[u64; 8]], valid: &[u64], d: u32) -> usize {
@@ -892,6 +938,17 @@ mod tests {
                 prop_assert_eq!(counts.count_within(d), want_rows.len(), "{:?}", isa);
                 prop_assert_eq!(&counts.rows_within(d), &want_rows, "{:?}", isa);
                 prop_assert_eq!(counts.count_within(255), rows);
+                // Only the rows of two parts (positions), the rest left out.
+                let parts = [0..rows / 3, rows / 2..rows / 2 + rows / 4];
+                let mut some = counts.clone();
+                some.keep_only(&parts);
+                let kept: Vec<u32> = want_rows
+                    .iter()
+                    .copied()
+                    .filter(|&i| parts.iter().any(|p| p.contains(&(i as usize))))
+                    .collect();
+                prop_assert_eq!(&some.rows_within(d), &kept, "{:?}", isa);
+                prop_assert_eq!(some.count_within(d), kept.len(), "{:?}", isa);
             }
         }
 

@@ -95,15 +95,27 @@ fn rows_within(dist: &[u16], low: u16, high: u16, first: usize) -> Vec<u32> {
 /// Candidates per parallel task of the re-ranking.
 const RERANK_CHUNK: usize = 64;
 
-/// `blocks` with adjacent runs of the same segment merged, up to `most` rows each.
-fn coarsen(blocks: &[Block], most: usize) -> Vec<Block> {
-    let mut out: Vec<Block> = Vec::with_capacity(blocks.len());
+/// Runs of rows of one segment scanned together by the fast path: (segment, the rows from
+/// the first run's start to the last run's end, the runs).
+type Group = (usize, Range<usize>, Vec<Range<usize>>);
+
+/// `blocks` in groups of consecutive runs of one segment spanning at most `most` rows, so
+/// that a search whose filter leaves many short runs still reads long runs of bit planes
+/// (the rows between runs are read and left out).
+fn group_blocks(blocks: &[Block], most: usize) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
     for (seg, rows) in blocks {
         match out.last_mut() {
-            Some((s, r)) if s == seg && r.end == rows.start && rows.end - r.start <= most => {
-                r.end = rows.end;
+            Some((s, span, parts))
+                if s == seg && span.end <= rows.start && rows.end - span.start <= most =>
+            {
+                span.end = rows.end;
+                match parts.last_mut() {
+                    Some(last) if last.end == rows.start => last.end = rows.end,
+                    _ => parts.push(rows.clone()),
+                }
             }
-            _ => out.push((*seg, rows.clone())),
+            _ => out.push((*seg, rows.clone(), vec![rows.clone()])),
         }
     }
     out
@@ -1118,7 +1130,6 @@ impl Index {
         let isa = Isa::detect();
         let bits = query.len();
         let tables = quant::ByteTables::new(query);
-        let blocks = &coarsen(blocks, FAST_BLOCK_ROWS);
         // The query's code in each segment's frame.
         let query_codes: Vec<Vec<u64>> = self
             .segments
@@ -1168,21 +1179,31 @@ impl Index {
         // then, up to the block's local cut (twice its proportional part of the pool),
         // which rows: with their estimates when the codes are read row by row (they are
         // in cache), without when the distances came from the bit planes.
-        let scan = |&(seg, ref rows): &(usize, Range<usize>)| {
+        let groups = group_blocks(blocks, FAST_BLOCK_ROWS);
+        let scan = |&(seg, ref rows, ref parts): &Group| {
             let Some(c) = self.segments[seg].codes(space) else {
                 return ScannedBlock::Empty;
             };
             let (_, pool) = shares[seg];
+            let searched: usize = parts.iter().map(|p| p.len()).sum();
             let local =
-                (pool.saturating_mul(2).saturating_mul(rows.len())).div_ceil(seg_rows[seg].max(1));
+                (pool.saturating_mul(2).saturating_mul(searched)).div_ceil(seg_rows[seg].max(1));
+            let whole = parts.len() == 1;
             if c.has_planes() {
                 let words = rows.start / 64..rows.end.div_ceil(64);
                 let planes: Vec<&[u64]> = chosen
                     .iter()
                     .map(|&j| c.plane(j).and_then(|p| p.get(words.clone())).unwrap_or(&[]))
                     .collect();
-                let counts =
+                let mut counts =
                     PlaneCounts::new(isa, &planes, &flips[seg], rows.start % 64, rows.len());
+                if !whole {
+                    let relative: Vec<Range<usize>> = parts
+                        .iter()
+                        .map(|p| p.start - rows.start..p.end - rows.start)
+                        .collect();
+                    counts.keep_only(&relative);
+                }
                 // The local cut: the smallest distance within which `local` rows lie.
                 let (mut lo, mut hi) = (0u32, chosen.len() as u32);
                 while lo < hi {
@@ -1217,9 +1238,19 @@ impl Index {
             }
             let w = c.words();
             let codes = &c.codes()[rows.start * w..rows.end * w];
+            // Rows between the runs keep distance u16::MAX and are not counted.
             let mut dist = vec![u16::MAX; rows.len()];
             let mut hist = vec![0u32; bits + 1];
-            hamming_rows_hist(isa, &query_codes[seg], codes, &mut dist, &mut hist);
+            for part in parts {
+                let at = part.start - rows.start..part.end - rows.start;
+                hamming_rows_hist(
+                    isa,
+                    &query_codes[seg],
+                    &codes[at.start * w..at.end * w],
+                    &mut dist[at],
+                    &mut hist,
+                );
+            }
             let within: Vec<u64> = hist
                 .iter()
                 .scan(0u64, |sum, &h| {
@@ -1247,13 +1278,13 @@ impl Index {
             }
         };
         let scanned: Vec<ScannedBlock> = if sequential {
-            blocks.iter().map(scan).collect()
+            groups.iter().map(scan).collect()
         } else {
-            blocks.par_iter().map(scan).collect()
+            groups.par_iter().map(scan).collect()
         };
         // Each segment's cut: the smallest distance within which its pool lies.
         let mut seg_blocks: Vec<Vec<&ScannedBlock>> = vec![Vec::new(); self.segments.len()];
-        for ((seg, _), block) in blocks.iter().zip(&scanned) {
+        for ((seg, _, _), block) in groups.iter().zip(&scanned) {
             seg_blocks[*seg].push(block);
         }
         let cuts: Vec<u16> = seg_blocks
@@ -1267,7 +1298,7 @@ impl Index {
             })
             .collect();
         // The pool's estimates, then the best of each segment's share.
-        let pool = |((seg, rows), block): (&Block, &ScannedBlock)| {
+        let pool = |((seg, rows, _), block): (&Group, &ScannedBlock)| {
             let cut = cuts[*seg];
             let scored = |score: f32, row: u32| Scored {
                 score,
@@ -1327,9 +1358,9 @@ impl Index {
             out
         };
         let found: Vec<Vec<Scored>> = if sequential {
-            blocks.iter().zip(&scanned).map(pool).collect()
+            groups.iter().zip(&scanned).map(pool).collect()
         } else {
-            blocks.par_iter().zip(&scanned).map(pool).collect()
+            groups.par_iter().zip(&scanned).map(pool).collect()
         };
         let mut per_segment: Vec<Vec<Scored>> = vec![Vec::new(); self.segments.len()];
         for scored in found.into_iter().flatten() {
@@ -1356,15 +1387,26 @@ impl Index {
     ) -> TopK {
         let floor = opts.min_score.max(0.0);
         let isa = Isa::detect();
+        let d = query.len();
+        let vector = |&(seg, row): &(u32, u32)| {
+            let row_at = row as usize * d;
+            self.segments
+                .get(seg as usize)?
+                .vectors(space)?
+                .get(row_at..row_at + d)
+        };
         let score = |chunk: &[(u32, u32)]| {
             let mut top = TopK::new(opts.limit);
-            for &(seg, row) in chunk {
-                let d = query.len();
-                let row_at = row as usize * d;
-                let Some(v) = self.segments[seg as usize]
-                    .vectors(space)
-                    .and_then(|v| v.get(row_at..row_at + d))
-                else {
+            if let Some(v) = chunk.first().and_then(vector) {
+                crate::kernel::prefetch(v);
+            }
+            for (i, &(seg, row)) in chunk.iter().enumerate() {
+                // The next row is asked for while this one is scored: candidates are
+                // scattered, and a row is many cache lines.
+                if let Some(next) = chunk.get(i + 1).and_then(vector) {
+                    crate::kernel::prefetch(next);
+                }
+                let Some(v) = vector(&(seg, row)) else {
                     continue;
                 };
                 let mut s = [0.0f32];
