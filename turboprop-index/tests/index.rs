@@ -507,6 +507,24 @@ fn the_fast_path_finds_the_exact_top_hits_of_sparse_vectors() {
     assert!(recall >= 0.99, "recall@10 of the fast path: {recall}");
 }
 
+/// Rewrites the manifest of the index at `path` as a build from before `key` existed
+/// would have: every `,"key":value` removed, the header's length and hash made to match.
+fn rewrite_manifest_without(path: &Path, key: &str, value: &str) {
+    let manifest = path.join("manifest.json");
+    let bytes = fs::read(&manifest).expect("read");
+    let body = turboprop_storage::document_body(&manifest, "manifest", &bytes).expect("body");
+    let old = String::from_utf8(body.to_vec())
+        .expect("utf-8")
+        .replace(&format!(",\"{key}\":{value}"), "");
+    assert!(!old.contains(key), "{old}");
+    let hash: String = turboprop_storage::payload_hash(old.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let header = format!("turboprop manifest v1 len={} blake3={hash}\n", old.len());
+    fs::write(&manifest, [header.as_bytes(), old.as_bytes()].concat()).expect("write");
+}
+
 /// A manifest written before int8 codes existed (no `codes8` key) still opens; its segments
 /// are scanned exactly.
 #[test]
@@ -528,19 +546,7 @@ fn manifests_without_int8_codes_still_open() {
     let index = write(&path, &files);
     assert!(index.manifest().segments[0].codes8);
     drop(index);
-    let manifest = path.join("manifest.json");
-    let bytes = fs::read(&manifest).expect("read");
-    let body = turboprop_storage::document_body(&manifest, "manifest", &bytes).expect("body");
-    let old = String::from_utf8(body.to_vec())
-        .expect("utf-8")
-        .replace(",\"codes8\":true", "");
-    assert!(!old.contains("codes8"));
-    let hash: String = turboprop_storage::payload_hash(old.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let header = format!("turboprop manifest v1 len={} blake3={hash}\n", old.len());
-    fs::write(&manifest, [header.as_bytes(), old.as_bytes()].concat()).expect("write");
+    rewrite_manifest_without(&path, "codes8", "true");
     let index = Index::open(&path).expect("an old manifest opens");
     assert!(!index.manifest().segments[0].codes8);
     let q = files[2].1[3].clone();
@@ -587,19 +593,7 @@ fn manifests_without_bit_planes_still_open_and_search_the_codes() {
         })
         .collect();
     drop(index);
-    let manifest = path.join("manifest.json");
-    let bytes = fs::read(&manifest).expect("read");
-    let body = turboprop_storage::document_body(&manifest, "manifest", &bytes).expect("body");
-    let old = String::from_utf8(body.to_vec())
-        .expect("utf-8")
-        .replace(",\"planes\":true", "");
-    assert!(!old.contains("planes"));
-    let hash: String = turboprop_storage::payload_hash(old.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let header = format!("turboprop manifest v1 len={} blake3={hash}\n", old.len());
-    fs::write(&manifest, [header.as_bytes(), old.as_bytes()].concat()).expect("write");
+    rewrite_manifest_without(&path, "planes", "true");
     let index = Index::open(&path).expect("an old manifest opens");
     assert!(!index.manifest().segments[0].planes);
     for (q, planes) in queries.iter().zip(&with_planes) {
