@@ -1,6 +1,7 @@
 //! The scoring kernels of search: dot products of one query against many rows of f32,
-//! Hamming distances of one 1-bit code against many codes, and weighted sums of int8 code
-//! columns (the approximate scores of sparse vectors). Each kernel has a portable
+//! Hamming distances of one 1-bit code against many codes (row by row, or over chosen bit
+//! planes, counted bit-sliced: [`PlaneCounts`]), and weighted sums of int8 code columns
+//! (the approximate scores of sparse vectors). Each kernel has a portable
 //! version and, on x86-64, versions for AVX2+FMA and AVX-512F chosen once at run time
 //! ([`Isa::detect`]); every version computes the same thing (the f32 ones up to rounding
 //! order, the Hamming ones exactly), which the tests check against naive oracles.
@@ -386,7 +387,8 @@ impl PlaneCounts {
 
     /// The count of the run's row `i` (row `first + i` of the planes; 0 past the end).
     pub fn count(&self, i: usize) -> u32 {
-        let row = self.first + i - self.base.min(self.first + i);
+        // `base` is `first` rounded down to a word, so never above it.
+        let row = self.first - self.base + i;
         let Some(word) = self.bits.get(row / 64) else {
             return 0;
         };
