@@ -808,8 +808,35 @@ mod x86 {
         super::add_columns_i8_portable(weights, columns, acc)
     }
 
-    /// The bit-plane counting loop compiled for AVX2 (four words per register), asking for
-    /// the next planes' words ahead.
+    /// A carry-save adder over four words at a time: (carries, sums) of `a`, `b` and `c`.
+    #[inline(always)]
+    fn csa256(a: __m256i, b: __m256i, c: __m256i) -> (__m256i, __m256i) {
+        // SAFETY (of the intrinsics): only called from AVX2 functions.
+        unsafe {
+            let u = _mm256_xor_si256(a, b);
+            let lo = _mm256_xor_si256(u, c);
+            let hi = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+            (hi, lo)
+        }
+    }
+
+    /// Adds one bit per row (`x`) into the bit-sliced counter `count` (lowest bit first).
+    #[inline(always)]
+    fn add_bits256(count: &mut [__m256i], mut x: __m256i) {
+        // SAFETY (of the intrinsics): only called from AVX2 functions.
+        unsafe {
+            for level in count.iter_mut() {
+                let carry = _mm256_and_si256(*level, x);
+                *level = _mm256_xor_si256(*level, x);
+                x = carry;
+            }
+        }
+    }
+
+    /// The bit-plane counting loop in AVX2 registers (four words, 256 rows, at a time),
+    /// asking for the next sixteen planes' words a line at a time while these are added:
+    /// the same sums as the portable loop, which counts the last words of a run (fewer
+    /// than four) and any plane too short to hold them all.
     #[target_feature(enable = "avx2")]
     pub(super) fn plane_counts_avx2(
         planes: &[&[u64]],
@@ -817,9 +844,95 @@ mod x86 {
         from: usize,
         out: &mut [[u64; 8]],
     ) {
-        super::plane_counts_with(planes, flips, from, out, |w| {
-            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(w).cast::<i8>())
-        })
+        const LANES: usize = super::PLANE_LANES;
+        let to = from + out.len();
+        // Whole registers only, inside every plane: the rest goes the portable way.
+        let shortest = planes.iter().map(|p| p.len()).min().unwrap_or(0);
+        let whole = (to.min(shortest).saturating_sub(from)) / LANES * LANES;
+        let (head, tail) = out.split_at_mut(whole);
+        if !tail.is_empty() {
+            super::plane_counts_with(planes, flips, from + whole, tail, |_| {});
+        }
+        let ask = |group: &[&[u64]], at: usize| {
+            for plane in group {
+                if let Some(word) = plane.get(at) {
+                    _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(word).cast::<i8>());
+                }
+            }
+        };
+        let zero = _mm256_setzero_si256();
+        for (r, run) in head.chunks_mut(super::PLANE_RUN).enumerate() {
+            let start = from + r * super::PLANE_RUN;
+            let chunks = run.len() / LANES;
+            let mut counts = [[zero; 8]; super::PLANE_RUN / LANES];
+            let counts = &mut counts[..chunks];
+            for at in (start..start + run.len()).step_by(8) {
+                ask(&planes[..planes.len().min(16)], at);
+            }
+            let groups = planes.chunks_exact(16).zip(flips.chunks_exact(16));
+            for (g, (group, flip)) in groups.enumerate() {
+                let next = (16 * (g + 1)).min(planes.len());
+                let next = &planes[next..planes.len().min(next + 16)];
+                // Each plane's words of the run, checked once: `whole` words from `from`
+                // are inside every plane.
+                let words: [&[u64]; 16] =
+                    std::array::from_fn(|i| &group[i][start..start + run.len()]);
+                let flip: [__m256i; 16] =
+                    std::array::from_fn(|i| _mm256_set1_epi64x(flip[i] as i64));
+                for (ch, c) in counts.iter_mut().enumerate() {
+                    let at = ch * LANES;
+                    if at.is_multiple_of(8) {
+                        ask(next, start + at);
+                    }
+                    let x = |i: usize| {
+                        let w = &words[i][at..at + LANES];
+                        // SAFETY: `w` holds four words; an unaligned load reads just them.
+                        let v = unsafe { _mm256_loadu_si256(w.as_ptr().cast::<__m256i>()) };
+                        _mm256_xor_si256(v, flip[i])
+                    };
+                    let mut eights = [zero; 2];
+                    for (half, e) in eights.iter_mut().enumerate() {
+                        let b = half * 8;
+                        let (twos_a, ones) = csa256(c[0], x(b), x(b + 1));
+                        let (twos_b, ones) = csa256(ones, x(b + 2), x(b + 3));
+                        let (fours_a, twos) = csa256(c[1], twos_a, twos_b);
+                        let (twos_a, ones) = csa256(ones, x(b + 4), x(b + 5));
+                        let (twos_b, ones) = csa256(ones, x(b + 6), x(b + 7));
+                        let (fours_b, twos) = csa256(twos, twos_a, twos_b);
+                        let (eights_x, fours) = csa256(c[2], fours_a, fours_b);
+                        c[0] = ones;
+                        c[1] = twos;
+                        c[2] = fours;
+                        *e = eights_x;
+                    }
+                    let (sixteens, eights) = csa256(c[3], eights[0], eights[1]);
+                    c[3] = eights;
+                    add_bits256(&mut c[4..], sixteens);
+                }
+            }
+            let rest = planes.chunks_exact(16).remainder();
+            let rest_flips = flips.chunks_exact(16).remainder();
+            for (plane, &flip) in rest.iter().zip(rest_flips) {
+                let words = &plane[start..start + run.len()];
+                let flip = _mm256_set1_epi64x(flip as i64);
+                for (ch, c) in counts.iter_mut().enumerate() {
+                    let w = &words[ch * LANES..(ch + 1) * LANES];
+                    // SAFETY: `w` holds four words; an unaligned load reads just them.
+                    let v = unsafe { _mm256_loadu_si256(w.as_ptr().cast::<__m256i>()) };
+                    add_bits256(c, _mm256_xor_si256(v, flip));
+                }
+            }
+            for (ch, c) in counts.iter().enumerate() {
+                let mut lanes = [[0u64; LANES]; 8];
+                for (bit, lane) in lanes.iter_mut().enumerate() {
+                    // SAFETY: `lane` is four words; an unaligned store writes just them.
+                    unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast::<__m256i>(), c[bit]) };
+                }
+                for (l, word) in run[ch * LANES..(ch + 1) * LANES].iter_mut().enumerate() {
+                    *word = std::array::from_fn(|bit| lanes[bit][l]);
+                }
+            }
+        }
     }
 
     /// The bit-sliced comparison's masks compiled for AVX2.
@@ -1004,6 +1117,40 @@ mod tests {
                 dot_rows(isa, &query, &rows[r * d..(r + 1) * d], &mut one);
                 assert_eq!(one[0].to_bits(), want.to_bits(), "{isa:?} row {r}");
             }
+        }
+    }
+
+    #[test]
+    fn plane_counts_span_several_runs_and_a_ragged_end() {
+        // 70,001 rows from row 100: three runs of 32,768 rows, the last one ragged, and 20
+        // planes (one group of sixteen and four more), one plane longer than the others.
+        let (first, rows, k) = (100usize, 70_001usize, 20usize);
+        let words = (first + rows).div_ceil(64);
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let planes: Vec<Vec<u64>> = (0..k)
+            .map(|t| (0..words + usize::from(t == 3)).map(|_| next()).collect())
+            .collect();
+        let flips: Vec<u64> = (0..k).map(|t| if t % 3 == 0 { !0 } else { 0 }).collect();
+        let refs: Vec<&[u64]> = planes.iter().map(|p| p.as_slice()).collect();
+        let want: Vec<u32> = (first..first + rows)
+            .map(|r| {
+                (0..k)
+                    .filter(|&t| ((planes[t][r / 64] >> (r % 64)) & 1) != (flips[t] & 1))
+                    .count() as u32
+            })
+            .collect();
+        for isa in Isa::available() {
+            let counts = PlaneCounts::new(isa, &refs, &flips, first, rows);
+            let got: Vec<u32> = (0..rows).map(|i| counts.count(i)).collect();
+            assert!(got == want, "{isa:?}");
+            let near = want.iter().filter(|&&c| c <= 7).count();
+            assert_eq!(counts.count_within(7), near, "{isa:?}");
         }
     }
 
