@@ -61,6 +61,25 @@ pub fn plane_count(dims: usize) -> usize {
     }
 }
 
+/// How many of the [`plane_count`] planes a query reads count twice: the half where its
+/// values are largest, when the planes are a subset of the dimensions (none when they are
+/// all of them, so the distance is then the plain Hamming distance of the codes), and no
+/// more than keeps every distance within [`kernel::MAX_PLANES`](crate::kernel::MAX_PLANES).
+///
+/// Measured like [`plane_count`] (1M `tp benchmark` vectors, 384 dimensions, 100 queries,
+/// pools of the nearest rows estimated again over all dimensions, the best 500 kept): with
+/// the largest 48 of the 96 counted twice, a pool of 3,000 kept 99.5% of the exact top 10,
+/// as a pool of 5,000 did with all 96 counted once (a pool of 3,000 then kept 99.3%). The
+/// distances are finer, too, so fewer rows tie at a pool's edge: about 3,400 rows in a
+/// pool of 3,000 against 3,600 with all counted once.
+pub fn doubled_planes(dims: usize) -> usize {
+    let planes = plane_count(dims);
+    match planes < dims {
+        true => (planes / 2).min(crate::kernel::MAX_PLANES - planes),
+        false => 0,
+    }
+}
+
 /// 64-bit words per bit plane of a segment of `rows` rows.
 pub fn plane_words(rows: usize) -> usize {
     rows.div_ceil(64)
