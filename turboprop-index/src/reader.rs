@@ -1674,29 +1674,41 @@ mod tests {
         query[0] = 30.0;
         let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
         query.iter_mut().for_each(|x| *x /= norm);
-        let blocks = index.blocks(None, 0).expect("blocks");
-        let codes = index.segments[0].codes(0).expect("codes");
-        let rows = index.segments[0].reader.rows();
         // A pool of about 1,000 rows: all of group A and some of group B.
         let (want, limit) = (1000usize.div_ceil(POOL_FACTOR), 10);
-        // The oracle, straight from the definition.
+        let want_rows = best_of_pool(&index, &query, want, |code, qc| {
+            code.iter().zip(qc).map(|(a, b)| (a ^ b).count_ones()).sum()
+        });
+        // Group B wins by estimate, though group A is nearer by distance.
+        let b = want_rows
+            .iter()
+            .filter(|r| (4700..5100).contains(*r))
+            .count();
+        assert!(b > want / 2, "{b} of group B in {want_rows:?}");
+        assert_candidates(&index, &query, want, limit, &want_rows);
+    }
+
+    /// The plain two-stage definition of the fast path's candidates in segment 0: the
+    /// `want` × [`POOL_FACTOR`] rows nearest by `distance(code, query's code)`, every row
+    /// tied at the cut included, then the best `want` of those by asymmetric estimate
+    /// (rows ascending).
+    fn best_of_pool(
+        index: &Index,
+        query: &[f32],
+        want: usize,
+        distance: impl Fn(&[u64], &[u64]) -> u32,
+    ) -> Vec<u32> {
+        let codes = index.segments[0].codes(0).expect("codes");
+        let rows = index.segments[0].reader.rows();
         let mut qc = vec![0u64; codes.words()];
-        quant::encode(&query, codes.center(), &mut qc);
+        quant::encode(query, codes.center(), &mut qc);
         let w = codes.words();
         let code = |r: usize| &codes.codes()[r * w..(r + 1) * w];
-        let dist: Vec<u32> = (0..rows)
-            .map(|r| {
-                code(r)
-                    .iter()
-                    .zip(&qc)
-                    .map(|(a, b)| (a ^ b).count_ones())
-                    .sum()
-            })
-            .collect();
+        let dist: Vec<u32> = (0..rows).map(|r| distance(code(r), &qc)).collect();
         let mut sorted = dist.clone();
         sorted.sort_unstable();
         let cut = sorted[want * POOL_FACTOR - 1];
-        let tables = quant::ByteTables::new(&query);
+        let tables = quant::ByteTables::new(query);
         let mut pooled: Vec<Scored> = (0..rows)
             .filter(|&r| dist[r] <= cut)
             .map(|r| Scored {
@@ -1708,14 +1720,21 @@ mod tests {
         pooled.sort_by(Scored::better_first);
         let mut want_rows: Vec<u32> = pooled[..want].iter().map(|s| s.row).collect();
         want_rows.sort_unstable();
-        // Group B wins by estimate, though group A is nearer by distance.
-        let b = want_rows
-            .iter()
-            .filter(|r| (4700..5100).contains(*r))
-            .count();
-        assert!(b > want / 2, "{b} of group B in {want_rows:?}");
+        want_rows
+    }
+
+    /// The fast path's candidates over every row, in parallel and in sequence, are
+    /// `want_rows`.
+    fn assert_candidates(
+        index: &Index,
+        query: &[f32],
+        want: usize,
+        limit: usize,
+        want_rows: &[u32],
+    ) {
+        let blocks = index.blocks(None, 0).expect("blocks");
         for sequential in [false, true] {
-            let got = index.closest_codes(0, &query, &blocks, want, limit, sequential);
+            let got = index.closest_codes(0, query, &blocks, want, limit, sequential);
             let mut got_rows: Vec<u32> = got.iter().map(|&(_, r)| r).collect();
             got_rows.sort_unstable();
             assert_eq!(got_rows, want_rows, "sequential: {sequential}");
@@ -1772,55 +1791,26 @@ mod tests {
             .collect();
         let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
         query.iter_mut().for_each(|x| *x /= norm);
-        let blocks = index.blocks(None, 0).expect("blocks");
-        let codes = index.segments[0].codes(0).expect("codes");
-        assert!(codes.has_planes());
-        let rows = index.segments[0].reader.rows();
+        assert!(index.segments[0].codes(0).expect("codes").has_planes());
         let (want, limit) = (100, 10);
         let (planes, doubled) = (quant::plane_count(384), quant::doubled_planes(384));
         assert_eq!((planes, doubled), (96, 48));
         let mut order: Vec<usize> = (0..384).collect();
         order.sort_by(|&a, &b| query[b].abs().total_cmp(&query[a].abs()));
-        let mut qc = vec![0u64; codes.words()];
-        quant::encode(&query, codes.center(), &mut qc);
-        let w = codes.words();
-        let code = |r: usize| &codes.codes()[r * w..(r + 1) * w];
         let bit = |code: &[u64], j: usize| (code[j / 64] >> (j % 64)) & 1;
-        let dist: Vec<u32> = (0..rows)
-            .map(|r| {
-                order[..planes]
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &j)| bit(code(r), j) != bit(&qc, j))
-                    .map(|(t, _)| if t < doubled { 2 } else { 1 })
-                    .sum()
-            })
-            .collect();
-        let mut sorted = dist.clone();
-        sorted.sort_unstable();
-        let cut = sorted[want * POOL_FACTOR - 1];
-        let tables = quant::ByteTables::new(&query);
-        let mut pooled: Vec<Scored> = (0..rows)
-            .filter(|&r| dist[r] <= cut)
-            .map(|r| Scored {
-                score: tables.score(code(r)),
-                segment: 0,
-                row: r as u32,
-            })
-            .collect();
-        pooled.sort_by(Scored::better_first);
-        let mut want_rows: Vec<u32> = pooled[..want].iter().map(|s| s.row).collect();
-        want_rows.sort_unstable();
+        let want_rows = best_of_pool(&index, &query, want, |code, qc| {
+            order[..planes]
+                .iter()
+                .enumerate()
+                .filter(|&(_, &j)| bit(code, j) != bit(qc, j))
+                .map(|(t, _)| if t < doubled { 2 } else { 1 })
+                .sum()
+        });
         // The weighted distance keeps group X (Y would be kept by the plain one).
         assert!(
             want_rows.iter().all(|r| (1000..1600).contains(r)),
             "{want_rows:?}"
         );
-        for sequential in [false, true] {
-            let got = index.closest_codes(0, &query, &blocks, want, limit, sequential);
-            let mut got_rows: Vec<u32> = got.iter().map(|&(_, r)| r).collect();
-            got_rows.sort_unstable();
-            assert_eq!(got_rows, want_rows, "sequential: {sequential}");
-        }
+        assert_candidates(&index, &query, want, limit, &want_rows);
     }
 }
