@@ -72,6 +72,16 @@ pub fn plane_count(dims: usize) -> usize {
 /// as a pool of 5,000 did with all 96 counted once (a pool of 3,000 then kept 99.3%). The
 /// distances are finer, too, so fewer rows tie at a pool's edge: about 3,400 rows in a
 /// pool of 3,000 against 3,600 with all counted once.
+///
+/// ```
+/// use turboprop_index::quant::{doubled_planes, plane_count};
+///
+/// assert_eq!((plane_count(384), doubled_planes(384)), (96, 48));
+/// // Up to 96 dimensions every plane is read, each counted once.
+/// assert_eq!((plane_count(64), doubled_planes(64)), (64, 0));
+/// // Never a distance above 255.
+/// assert_eq!(plane_count(1024) + doubled_planes(1024), 255);
+/// ```
 pub fn doubled_planes(dims: usize) -> usize {
     let planes = plane_count(dims);
     match planes < dims {
