@@ -1725,6 +1725,44 @@ mod tests {
         want_rows
     }
 
+    /// The distance of the fast path's first filter by its definition: mismatches over the
+    /// query's [`quant::plane_count`] largest dimensions, the [`quant::doubled_planes`]
+    /// largest of them counted twice.
+    fn weighted_distance(query: &[f32]) -> impl Fn(&[u64], &[u64]) -> u32 {
+        let (planes, doubled) = (
+            quant::plane_count(query.len()),
+            quant::doubled_planes(query.len()),
+        );
+        let mut order: Vec<usize> = (0..query.len()).collect();
+        order.sort_by(|&a, &b| query[b].abs().total_cmp(&query[a].abs()));
+        order.truncate(planes);
+        let bit = |code: &[u64], j: usize| (code[j / 64] >> (j % 64)) & 1;
+        move |code, qc| {
+            order
+                .iter()
+                .enumerate()
+                .filter(|&(_, &j)| bit(code, j) != bit(qc, j))
+                .map(|(t, _)| if t < doubled { 2 } else { 1 })
+                .sum()
+        }
+    }
+
+    /// At 768 dimensions the filter reads 192 planes and counts 63 of them twice (so no
+    /// distance exceeds 255): the candidates are still the best estimates of that pool.
+    #[test]
+    fn candidates_at_768_dimensions_follow_the_bounded_weighting() {
+        let space = crate::synthetic::LatentSpace::new(768, 11);
+        let index = index_of(768, 60, |i| space.vector(i));
+        let query = space.query(5);
+        assert_eq!(
+            (quant::plane_count(768), quant::doubled_planes(768)),
+            (192, 63)
+        );
+        let (want, limit) = (50, 5);
+        let want_rows = best_of_pool(&index, &query, want, weighted_distance(&query));
+        assert_candidates(&index, &query, want, limit, &want_rows);
+    }
+
     /// The fast path's candidates over every row, in parallel and in sequence, are
     /// `want_rows`.
     fn assert_candidates(
@@ -1795,19 +1833,11 @@ mod tests {
         query.iter_mut().for_each(|x| *x /= norm);
         assert!(index.segments[0].codes(0).expect("codes").has_planes());
         let (want, limit) = (100, 10);
-        let (planes, doubled) = (quant::plane_count(384), quant::doubled_planes(384));
-        assert_eq!((planes, doubled), (96, 48));
-        let mut order: Vec<usize> = (0..384).collect();
-        order.sort_by(|&a, &b| query[b].abs().total_cmp(&query[a].abs()));
-        let bit = |code: &[u64], j: usize| (code[j / 64] >> (j % 64)) & 1;
-        let want_rows = best_of_pool(&index, &query, want, |code, qc| {
-            order[..planes]
-                .iter()
-                .enumerate()
-                .filter(|&(_, &j)| bit(code, j) != bit(qc, j))
-                .map(|(t, _)| if t < doubled { 2 } else { 1 })
-                .sum()
-        });
+        assert_eq!(
+            (quant::plane_count(384), quant::doubled_planes(384)),
+            (96, 48)
+        );
+        let want_rows = best_of_pool(&index, &query, want, weighted_distance(&query));
         // The weighted distance keeps group X (Y would be kept by the plain one).
         assert!(
             want_rows.iter().all(|r| (1000..1600).contains(r)),
