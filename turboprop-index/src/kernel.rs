@@ -548,6 +548,35 @@ fn add_bits(count: &mut [Lanes], mut x: Lanes) {
     }
 }
 
+/// Adds the bits of sixteen planes, `$x(0)` to `$x(15)`, into the bit-sliced counts `$c`
+/// (`&mut [_; 8]`): the Harley–Seal tree of carry-save adders (`$csa`) into the ones, twos,
+/// fours and eights, then the sixteens carried up the higher counter bits (`$add_bits`).
+/// One tree for the word loop and the AVX2 register loop; a macro, since through a generic
+/// function over the two register types the AVX2 operations were not inlined (30× slower).
+macro_rules! add_sixteen {
+    ($c:expr, $x:expr, $zero:expr, $csa:path, $add_bits:path) => {{
+        let (c, x) = ($c, $x);
+        let mut eights = [$zero; 2];
+        for (half, e) in eights.iter_mut().enumerate() {
+            let b = half * 8;
+            let (twos_a, ones) = $csa(c[0], x(b), x(b + 1));
+            let (twos_b, ones) = $csa(ones, x(b + 2), x(b + 3));
+            let (fours_a, twos) = $csa(c[1], twos_a, twos_b);
+            let (twos_a, ones) = $csa(ones, x(b + 4), x(b + 5));
+            let (twos_b, ones) = $csa(ones, x(b + 6), x(b + 7));
+            let (fours_b, twos) = $csa(twos, twos_a, twos_b);
+            let (eights_x, fours) = $csa(c[2], fours_a, fours_b);
+            c[0] = ones;
+            c[1] = twos;
+            c[2] = fours;
+            *e = eights_x;
+        }
+        let (sixteens, eights) = $csa(c[3], eights[0], eights[1]);
+        c[3] = eights;
+        $add_bits(&mut c[4..], sixteens);
+    }};
+}
+
 /// The bit-plane counting loop over words `from..from + out.len()` of the planes (the
 /// first `doubled` counted twice: added first, then every counter shifted up a bit), with
 /// a hook called with a word of each of the next sixteen planes, a cache line apart, while
@@ -598,25 +627,13 @@ fn plane_counts_with(
                     if at.is_multiple_of(8) {
                         ask(next, at);
                     }
-                    let x = |i: usize| load_lanes(group[i], at, flip[i]);
-                    let mut eights = [[0u64; PLANE_LANES]; 2];
-                    for (half, e) in eights.iter_mut().enumerate() {
-                        let b = half * 8;
-                        let (twos_a, ones) = csa(c[0], x(b), x(b + 1));
-                        let (twos_b, ones) = csa(ones, x(b + 2), x(b + 3));
-                        let (fours_a, twos) = csa(c[1], twos_a, twos_b);
-                        let (twos_a, ones) = csa(ones, x(b + 4), x(b + 5));
-                        let (twos_b, ones) = csa(ones, x(b + 6), x(b + 7));
-                        let (fours_b, twos) = csa(twos, twos_a, twos_b);
-                        let (eights_x, fours) = csa(c[2], fours_a, fours_b);
-                        c[0] = ones;
-                        c[1] = twos;
-                        c[2] = fours;
-                        *e = eights_x;
-                    }
-                    let (sixteens, eights) = csa(c[3], eights[0], eights[1]);
-                    c[3] = eights;
-                    add_bits(&mut c[4..], sixteens);
+                    add_sixteen!(
+                        c,
+                        |i: usize| load_lanes(group[i], at, flip[i]),
+                        [0u64; PLANE_LANES],
+                        csa,
+                        add_bits
+                    );
                 }
             }
             let rest = these.chunks_exact(16).remainder();
@@ -952,24 +969,7 @@ mod x86 {
                             let v = unsafe { _mm256_loadu_si256(w.as_ptr().cast::<__m256i>()) };
                             _mm256_xor_si256(v, flip[i])
                         };
-                        let mut eights = [zero; 2];
-                        for (half, e) in eights.iter_mut().enumerate() {
-                            let b = half * 8;
-                            let (twos_a, ones) = csa256(c[0], x(b), x(b + 1));
-                            let (twos_b, ones) = csa256(ones, x(b + 2), x(b + 3));
-                            let (fours_a, twos) = csa256(c[1], twos_a, twos_b);
-                            let (twos_a, ones) = csa256(ones, x(b + 4), x(b + 5));
-                            let (twos_b, ones) = csa256(ones, x(b + 6), x(b + 7));
-                            let (fours_b, twos) = csa256(twos, twos_a, twos_b);
-                            let (eights_x, fours) = csa256(c[2], fours_a, fours_b);
-                            c[0] = ones;
-                            c[1] = twos;
-                            c[2] = fours;
-                            *e = eights_x;
-                        }
-                        let (sixteens, eights) = csa256(c[3], eights[0], eights[1]);
-                        c[3] = eights;
-                        add_bits256(&mut c[4..], sixteens);
+                        add_sixteen!(c, x, zero, csa256, add_bits256);
                     }
                 }
                 let rest = these.chunks_exact(16).remainder();

@@ -1158,15 +1158,14 @@ impl Index {
         if planes < bits {
             chosen.select_nth_unstable_by(planes, larger);
             chosen.truncate(planes);
-        }
-        if doubled > 0 && doubled < chosen.len() {
+            // `doubled` is below `planes`, and 0 unless the planes are a subset.
             chosen.select_nth_unstable_by(doubled, larger);
         }
-        let split = doubled.min(chosen.len());
-        chosen[..split].sort_unstable();
-        chosen[split..].sort_unstable();
-        // The farthest distance a row can have, over the planes or over whole codes.
-        let farthest = bits.max(chosen.len() + split);
+        chosen[..doubled].sort_unstable();
+        chosen[doubled..].sort_unstable();
+        // The farthest distance a row can have over the planes, and over whole codes.
+        let plane_farthest = planes + doubled;
+        let farthest = bits.max(plane_farthest);
         let flips: Vec<Vec<u64>> = query_codes
             .iter()
             .map(|code| {
@@ -1213,7 +1212,7 @@ impl Index {
                     isa,
                     &planes,
                     &flips[seg],
-                    split,
+                    doubled,
                     rows.start % 64,
                     rows.len(),
                 );
@@ -1225,7 +1224,7 @@ impl Index {
                     counts.keep_only(&relative);
                 }
                 // The local cut: the smallest distance within which `local` rows lie.
-                let (mut lo, mut hi) = (0u32, (chosen.len() + split) as u32);
+                let (mut lo, mut hi) = (0u32, plane_farthest as u32);
                 while lo < hi {
                     let mid = (lo + hi) / 2;
                     match counts.count_within(mid) >= local {

@@ -242,19 +242,26 @@ fn exact_and_fast(index: &Index, heap: &Index, q: &[f32]) -> (Vec<Hit>, Vec<Hit>
     (exact, fast)
 }
 
+/// 400 files `src/fNNNN.<extension(N)>` of 50 embedding-like rows each from `space`.
+fn latent_files(
+    space: &turboprop_index::synthetic::LatentSpace,
+    extension: impl Fn(u64) -> &'static str,
+) -> Vec<(String, Vec<Vec<f32>>)> {
+    (0..400)
+        .map(|f| {
+            let rows = (0..50).map(|r| space.vector(f * 50 + r)).collect();
+            (format!("src/f{f:04}.{}", extension(f)), rows)
+        })
+        .collect()
+}
+
 /// The fast path on embedding-like vectors: every score it returns is exact, it finds
 /// nearly all of the exact top 10 with its default candidate count, and results do not
 /// depend on threads or on how the index is read.
 #[test]
 fn the_fast_path_finds_the_exact_top_hits() {
-    use turboprop_index::synthetic::LatentSpace;
-    let space = LatentSpace::new(384, 7);
-    let files: Vec<(String, Vec<Vec<f32>>)> = (0..400)
-        .map(|f| {
-            let rows = (0..50).map(|r| space.vector(f * 50 + r)).collect();
-            (format!("src/f{f:04}.rs"), rows)
-        })
-        .collect();
+    let space = turboprop_index::synthetic::LatentSpace::new(384, 7);
+    let files = latent_files(&space, |_| "rs");
     let tmp = tempfile::tempdir().expect("tempdir");
     let index = write(&tmp.path().join("index"), &files);
     let heap = Index::open_with(index.path(), ReadMode::Heap).expect("heap open");
@@ -288,17 +295,8 @@ fn the_fast_path_finds_the_exact_top_hits() {
 /// exact top 10, the same on one thread as on all.
 #[test]
 fn the_fast_path_with_a_filter_leaves_out_the_rows_between_runs() {
-    use turboprop_index::synthetic::LatentSpace;
-    let space = LatentSpace::new(384, 13);
-    let files: Vec<(String, Vec<Vec<f32>>)> = (0..400)
-        .map(|f| {
-            let rows = (0..50).map(|r| space.vector(f * 50 + r)).collect();
-            (
-                format!("src/f{f:04}.{}", ["rs", "md"][f as usize % 2]),
-                rows,
-            )
-        })
-        .collect();
+    let space = turboprop_index::synthetic::LatentSpace::new(384, 13);
+    let files = latent_files(&space, |f| ["rs", "md"][f as usize % 2]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let index = write(&tmp.path().join("index"), &files);
     let filter = FileFilter::any().with_extensions(["rs"]);
