@@ -821,7 +821,7 @@ fn search_of_a_file_changed_since_indexing_warns_and_succeeds() {
     fs::remove_file(sb.path("rust/src/hand.rs")).unwrap();
     let gone = sb.tp(&["search", "rank a poker hand"]).ok();
     assert!(
-        gone.stderr.contains("is gone or unreadable"),
+        gone.stderr.contains("is gone since it was indexed"),
         "{}",
         gone.stderr
     );

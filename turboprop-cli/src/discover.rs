@@ -28,7 +28,7 @@
 //!   panic.
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -456,50 +456,64 @@ pub fn discover(repo: &Path, opts: &DiscoverOptions) -> anyhow::Result<Discovery
 /// [`SkipReason::Binary`]. Invalid UTF-8 is returned as is.
 pub fn read_source(c: &Candidate, opts: &DiscoverOptions) -> Result<Source, SkipReason> {
     let limit = opts.max_filesize;
-    // Check the file type before opening: opening a FIFO for reading would block.
-    let link_meta = fs::symlink_metadata(&c.abs_path).map_err(|e| SkipReason::from_io(&e))?;
-    check_file_type(&link_meta)?;
-    if link_meta.len() > limit {
-        return Err(SkipReason::TooLarge {
-            size: link_meta.len(),
-            limit,
-        });
+    // Opened without following a link and without blocking on a FIFO; the opened file itself
+    // is then checked, so nothing can be swapped in between a check and the open.
+    let (file, len) = turboprop_storage::open_regular(&c.abs_path).map_err(skip_of)?;
+    if len > limit {
+        return Err(SkipReason::TooLarge { size: len, limit });
     }
-    let file = File::open(&c.abs_path).map_err(|e| SkipReason::from_io(&e))?;
     let meta = file.metadata().map_err(|e| SkipReason::from_io(&e))?;
-    check_file_type(&meta)?; // replaced between the two calls
-    if meta.len() > limit {
-        return Err(SkipReason::TooLarge {
-            size: meta.len(),
-            limit,
-        });
-    }
     let mtime_ns = meta
         .modified()
         .map(system_time_to_ns)
         .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
-    // The file may grow while being read: never read more than one byte past the limit.
-    let capacity = usize::try_from(meta.len()).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(capacity);
-    file.take(limit.saturating_add(1))
+    // The binary check first, on the first few KiB alone: a large binary file costs no
+    // more than that. The file may grow while being read: never read more than one byte
+    // past the limit.
+    let mut reader = file.take(limit.saturating_add(1));
+    let capacity = usize::try_from(len).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(capacity.min(BINARY_SNIFF_LEN));
+    (&mut reader)
+        .take(BINARY_SNIFF_LEN as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SkipReason::from_io(&e))?;
+    if is_binary(&bytes) {
+        return Err(SkipReason::Binary);
+    }
+    bytes.reserve(capacity.saturating_sub(bytes.len()));
+    reader
         .read_to_end(&mut bytes)
         .map_err(|e| SkipReason::from_io(&e))?;
     let read = bytes.len() as u64;
     if read > limit {
         return Err(SkipReason::TooLarge {
-            size: read.max(meta.len()),
+            size: read.max(len),
             limit,
         });
-    }
-    if is_binary(&bytes) {
-        return Err(SkipReason::Binary);
     }
     Ok(Source {
         hash: hash_bytes(&bytes),
         bytes,
-        size: meta.len(),
+        size: len,
         mtime_ns,
     })
+}
+
+/// The skip reason for a source file that [`turboprop_storage::open_regular`] refused.
+fn skip_of(err: turboprop_storage::StorageError) -> SkipReason {
+    use turboprop_storage::StorageError;
+    match err {
+        StorageError::Missing { .. } => SkipReason::Vanished,
+        StorageError::NotRegular { found, .. } => match found {
+            turboprop_storage::EntryKind::Symlink => SkipReason::Symlink,
+            turboprop_storage::EntryKind::Folder => {
+                SkipReason::Unreadable("is a directory".to_owned())
+            }
+            _ => SkipReason::NotRegularFile,
+        },
+        StorageError::Io { source, .. } => SkipReason::from_io(&source),
+        other => SkipReason::Unreadable(other.to_string()),
+    }
 }
 
 /// The BLAKE3 digest of `bytes`, as turboprop records it for files and chunks.
@@ -510,20 +524,6 @@ pub fn hash_bytes(bytes: &[u8]) -> ContentHash {
 /// Whether `bytes` look binary: a NUL byte in the first [`BINARY_SNIFF_LEN`] bytes.
 fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(BINARY_SNIFF_LEN)].contains(&0)
-}
-
-/// Rejects anything but a regular file.
-fn check_file_type(meta: &fs::Metadata) -> Result<(), SkipReason> {
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        Err(SkipReason::Symlink)
-    } else if ft.is_dir() {
-        Err(SkipReason::Unreadable("is a directory".to_owned()))
-    } else if !ft.is_file() {
-        Err(SkipReason::NotRegularFile)
-    } else {
-        Ok(())
-    }
 }
 
 /// Skips lockfiles and binary file types by name alone.
@@ -1045,7 +1045,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "old.rs", "x\n");
         let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        File::options()
+        fs::File::options()
             .write(true)
             .open(dir.path().join("old.rs"))
             .expect("open")

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use turboprop_embed::BuiltinEmbedder;
@@ -34,6 +34,10 @@ enum Outcome {
     Skipped(SkipReason),
 }
 
+/// The largest `max_filesize` a repository's own `config.yaml` may set; only the user's
+/// `--max-filesize` goes higher.
+pub const MAX_REPO_FILESIZE: u64 = 64 * 1024 * 1024;
+
 /// Runs `tp index`.
 pub fn run(args: &IndexArgs) -> Result<()> {
     let started = Instant::now();
@@ -56,6 +60,13 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         config.max_filesize = parse_size(size).with_context(|| {
             format!("invalid --max-filesize {size:?}: use a size such as 500kb, 2mb or 1gb")
         })?;
+    } else if config.max_filesize > MAX_REPO_FILESIZE {
+        // config.yaml arrives with the repository: it may not make tp read huge files.
+        eprintln!(
+            "warning: config.yaml asks for max_filesize {} bytes; a repository's own settings may ask for at most {} bytes: pass --max-filesize to go higher",
+            config.max_filesize, MAX_REPO_FILESIZE
+        );
+        config.max_filesize = MAX_REPO_FILESIZE;
     }
 
     // The model: the flag, else config.yaml, else the one the index already has, else the
@@ -360,7 +371,8 @@ fn update(
 /// [`COMMIT_INTERVAL`] has passed since the last one, and once at the end. A file's rows
 /// are always in one commit.
 ///
-/// Two environment variables exist for tests, to make batches deterministic:
+/// With the `test-hooks` feature (on only in the test build, never in a release), two
+/// environment variables make batches deterministic for tests:
 /// `TURBOPROP_COMMIT_EVERY_FILES=N` makes every group N files and commits after each;
 /// `TURBOPROP_TEST_PAUSE_AFTER_COMMITS=K` makes `tp index` stop after its K-th intermediate
 /// commit and wait there until it is killed.
@@ -378,12 +390,21 @@ const GROUP_SECONDS: f64 = 2.0;
 const FIRST_GROUP_BYTES: u64 = 64 * 1024;
 
 impl BatchPolicy {
+    #[cfg(not(feature = "test-hooks"))]
+    fn from_env() -> Result<Self> {
+        Ok(BatchPolicy {
+            every_files: None,
+            pause_after: None,
+        })
+    }
+
+    #[cfg(feature = "test-hooks")]
     fn from_env() -> Result<Self> {
         let var = |name: &str| -> Result<Option<u64>> {
             match std::env::var(name) {
                 Ok(v) => match v.parse::<u64>() {
                     Ok(n) if n > 0 => Ok(Some(n)),
-                    _ => bail!("{name}={v:?} must be a positive whole number"),
+                    _ => anyhow::bail!("{name}={v:?} must be a positive whole number"),
                 },
                 Err(_) => Ok(None),
             }

@@ -7,6 +7,7 @@
 mod args;
 mod benchmark_cmd;
 mod discover;
+pub mod escape;
 mod index_cmd;
 mod model_cmd;
 mod model_store;
@@ -14,6 +15,7 @@ mod models;
 mod output;
 mod repo;
 mod search_cmd;
+mod snippet;
 mod status_cmd;
 
 use std::io::{self, IsTerminal, Write};

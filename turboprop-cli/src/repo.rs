@@ -36,20 +36,35 @@ impl Repo {
             );
         }
         let tp = root.join(".turboprop");
-        if tp.exists() && !tp.is_dir() {
-            bail!(
-                "{} exists but is not a folder: move it away so tp can keep its index there",
-                tp.display()
-            );
-        }
         let index_dir = Index::folder_of_repo(&root);
+        // The index is written and garbage-collected in place: through a link, that would be
+        // someone else's folder. Both must be real folders inside the repository, or absent.
+        for folder in [&tp, &index_dir] {
+            match std::fs::symlink_metadata(folder) {
+                Ok(meta) if meta.file_type().is_symlink() => bail!(
+                    "{} is a symbolic link: tp keeps its index in a real folder inside the repository and never writes through a link; remove the link (its target is left alone), then run tp index",
+                    shown(folder)
+                ),
+                Ok(meta) if !meta.is_dir() => bail!(
+                    "{} exists but is not a folder: move it away so tp can keep its index there",
+                    shown(folder)
+                ),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", shown(folder)))
+                }
+            }
+        }
         Ok(Repo { root, index_dir })
     }
 
     /// Fails if `.turboprop/index` holds something that is not a turboprop index.
     pub fn check_not_foreign(&self) -> Result<()> {
         let dir = &self.index_dir;
-        let looks_ours = turboprop_storage::IndexDir::new(dir).has_turboprop_entries();
+        let looks_ours = turboprop_storage::IndexDir::new(dir)
+            .has_turboprop_entries()
+            .map_err(|e| explain(e.into(), dir))?;
         if dir.exists() && !looks_ours {
             let non_empty = std::fs::read_dir(dir)
                 .with_context(|| format!("cannot list {}", dir.display()))?
@@ -82,4 +97,9 @@ pub fn explain(e: IndexError, index_dir: &Path) -> anyhow::Error {
     } else {
         anyhow::Error::new(e)
     }
+}
+
+/// A path as shown in messages, with control characters escaped.
+pub fn shown(path: &Path) -> String {
+    crate::escape::escape_control(&path.display().to_string()).into_owned()
 }

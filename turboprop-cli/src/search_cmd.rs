@@ -1,7 +1,6 @@
 //! `tp search`: embed the query with the index's own models, search the lexical space, the
 //! model's space, or both fused, and print the hits with their current content.
 
-use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -13,8 +12,9 @@ use turboprop_types::Embedder;
 pub use crate::args::Mode;
 use crate::args::{OutputFormat, SearchArgs};
 use crate::models;
-use crate::output::{json_hit, text_hit, Snippet};
+use crate::output::{json_hit, text_hit};
 use crate::repo::Repo;
+use crate::snippet::Snippets;
 
 /// Candidates taken from each space for hybrid ranking: every chunk in the top
 /// `HYBRID_DEPTH` of either ranker is scored in both.
@@ -191,12 +191,15 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         },
     )?;
 
-    let mut sources = Sources::new(&repo);
+    let mut sources = Snippets::new(&repo.root);
     let stdout = io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = io::BufWriter::new(stdout.lock());
     for (i, hit) in hits.iter().enumerate() {
         let snippet = sources.snippet(hit);
+        for warning in sources.take_warnings() {
+            eprintln!("{warning}");
+        }
         match args.output {
             OutputFormat::Json => writeln!(out, "{}", json_hit(hit, i + 1, &snippet))?,
             OutputFormat::Text => text_hit(&mut out, hit, &snippet, query, color)?,
@@ -207,64 +210,4 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Source files read for snippets, each once per search.
-struct Sources<'a> {
-    repo: &'a Repo,
-    files: HashMap<String, Option<Vec<u8>>>,
-}
-
-impl<'a> Sources<'a> {
-    fn new(repo: &'a Repo) -> Self {
-        Sources {
-            repo,
-            files: HashMap::new(),
-        }
-    }
-
-    /// The hit's text as the file holds it now, with a warning (once per file) when the file
-    /// changed or disappeared since it was indexed.
-    fn snippet(&mut self, hit: &Hit) -> Snippet {
-        let path = hit.chunk.file().to_owned();
-        let repo = self.repo;
-        let bytes = self.files.entry(path.clone()).or_insert_with(|| {
-            let read = std::fs::read(repo.root.join(&path)).ok();
-            if read.is_none() {
-                eprintln!(
-                    "warning: {path} is gone or unreadable since it was indexed; run tp index"
-                );
-            }
-            read
-        });
-        let Some(bytes) = bytes else {
-            return Snippet {
-                text: String::new(),
-                stale: true,
-            };
-        };
-        let range = hit.chunk.bytes();
-        let exact = usize::try_from(range.start)
-            .ok()
-            .zip(usize::try_from(range.end).ok())
-            .and_then(|(s, e)| bytes.get(s..e))
-            .filter(|b| crate::discover::hash_bytes(b) == hit.chunk.hash());
-        match exact {
-            Some(b) => Snippet {
-                text: String::from_utf8_lossy(b).into_owned(),
-                stale: false,
-            },
-            None => {
-                eprintln!("warning: {path} changed since it was indexed; run tp index");
-                // Show the same lines as they read now.
-                let text = String::from_utf8_lossy(bytes)
-                    .lines()
-                    .skip(hit.chunk.line_start() as usize - 1)
-                    .take(hit.chunk.line_count() as usize)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                Snippet { text, stale: true }
-            }
-        }
-    }
 }

@@ -557,8 +557,8 @@ impl Index {
         };
         // A folder with data but no version.txt or manifest is a damaged index, not a
         // missing one: say which file is gone.
-        let has_data = dir.has_data();
-        if !dir.exists() && !dir.has_manifest() && !has_data {
+        let has_data = dir.has_data()?;
+        if !dir.exists()? && !dir.has_manifest()? && !has_data {
             return Err(not_indexed());
         }
         dir.check_version()?;

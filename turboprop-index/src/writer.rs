@@ -218,19 +218,25 @@ impl IndexWriter {
         dir.directory().create_root()?;
         let lock = dir.lock(opts.wait, on_wait)?;
         // Under the lock, so two first runs never race on version.txt and config.yaml.
-        if !dir.exists() {
+        if !dir.exists()? {
             dir.init(&IndexConfig::default())?;
         }
         // Leftovers of a crashed writer: temp files and uncommitted segments.
         let (base, base_state, next_generation) = if opts.rebuild {
-            if dir.check_version().is_err() {
-                dir.write_version()?;
+            // A rebuild replaces damaged files; anything else (a folder it may not read, say)
+            // is still an error, never taken for damage or absence.
+            match dir.check_version() {
+                Ok(()) => {}
+                Err(e) if e.is_damage() || matches!(e, StorageError::UnsupportedVersion { .. }) => {
+                    dir.write_version()?
+                }
+                Err(e) => return Err(e.into()),
             }
-            let last = dir
-                .read_manifest()
-                .ok()
-                .flatten()
-                .map_or(0, |m| m.generation);
+            let last = match dir.read_manifest() {
+                Ok(manifest) => manifest.map_or(0, |m| m.generation),
+                Err(e) if e.is_damage() => 0,
+                Err(e) => return Err(e.into()),
+            };
             let next = last.max(dir.highest_generation_on_disk()?) + 1;
             (None, BaseState::Rebuild, next)
         } else {
@@ -416,7 +422,7 @@ impl IndexWriter {
     /// segments are merged when the compaction thresholds say so. With no changes over an
     /// intact base, nothing is written.
     pub fn commit(mut self) -> Result<CommitStats> {
-        let (stats, manifest) = self.write_generation()?;
+        let (stats, manifest) = self.write_generation().inspect_err(|_| self.clean_up())?;
         if let Some(manifest) = manifest {
             // Close our maps of the old generation before removing its files.
             let IndexWriter {
@@ -432,7 +438,7 @@ impl IndexWriter {
     /// changes on top of the new generation, which becomes the base. A long update commits
     /// this way in batches, so an interrupted run keeps every batch committed before it.
     pub fn commit_and_continue(&mut self) -> Result<CommitStats> {
-        let (stats, manifest) = self.write_generation()?;
+        let (stats, manifest) = self.write_generation().inspect_err(|_| self.clean_up())?;
         if let Some(manifest) = manifest {
             self.base = None;
             self.dir.collect_garbage(&self.lock, Some(&manifest))?;
@@ -442,6 +448,16 @@ impl IndexWriter {
             self.changes.clear();
         }
         Ok(stats)
+    }
+
+    /// After a failed commit, removes what it wrote: every segment, delete set and temp
+    /// file that the manifest now on disk does not name (read again, since a failure after
+    /// the commit point leaves the new generation committed). Best effort: the commit's own
+    /// error is what the caller sees, and the next writer collects whatever is left.
+    fn clean_up(&self) {
+        if let Ok(committed) = self.dir.read_manifest() {
+            let _ = self.dir.collect_garbage(&self.lock, committed.as_ref());
+        }
     }
 
     /// Writes the changes as the next generation and makes it the committed one; returns

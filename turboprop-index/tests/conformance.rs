@@ -579,7 +579,7 @@ fn a_reader_keeps_its_generation_while_a_writer_commits(make: Factory) {
     put(&mut w, "c.rs", 1, 3);
     w.commit().unwrap();
     assert!(
-        !b.dir.exists("seg-00000001"),
+        !b.dir.exists("seg-00000001").expect("exists"),
         "generation 1 was not collected"
     );
 
@@ -726,7 +726,7 @@ fn damaged_vectors_are_reported_naming_the_file(make: Factory) {
     let index = Index::open_in(b.dir.clone()).unwrap();
     assert!(index.verify().is_empty());
     assert!(
-        !dir.exists("seg-00000001"),
+        !dir.exists("seg-00000001").expect("exists"),
         "the damaged segment was collected"
     );
 }
@@ -842,7 +842,7 @@ fn copy_into(from: &dyn Directory, to: &dyn Directory) {
     for (name, bytes) in all_files(from) {
         let parent = name.rsplit_once('/').map(|(p, _)| p);
         if let Some(p) = parent {
-            if !to.exists(p) {
+            if !to.exists(p).expect("exists") {
                 to.create_dir(p).unwrap();
             }
         }
@@ -966,7 +966,9 @@ fn compaction_rewrites_format_1_segments_in_the_current_format() {
         reader.format_version(),
         turboprop_storage::SEGMENT_FORMAT_VERSION
     );
-    assert!(mem.exists(&join_name(name, turboprop_storage::FILES_FILE)));
+    assert!(mem
+        .exists(&join_name(name, turboprop_storage::FILES_FILE))
+        .expect("exists"));
     let mut files_after: Vec<FileRecord> = new.files().unwrap().cloned().collect();
     files_after.sort_by(|a, b| a.path().cmp(b.path()));
     assert_eq!(files_after, files_before);

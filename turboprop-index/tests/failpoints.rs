@@ -162,6 +162,15 @@ fn a_failure_at_any_commit_step_keeps_a_whole_generation_in(backend: &str) {
                         &seen, want,
                         "{backend} {point}: wrong state after the failure"
                     );
+                    // A failed commit removes what it wrote (unless removing is what failed).
+                    if point != "gc:remove" {
+                        let index = Index::open_in(path.clone()).expect("open");
+                        assert_eq!(
+                            data_names(&*path),
+                            index.manifest().live_names(),
+                            "{backend} {point}: the failed commit left files behind"
+                        );
+                    }
                 }
                 Ok(()) => {
                     // Some points are not on every path (e.g. no merge without compaction).

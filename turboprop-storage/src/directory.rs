@@ -69,6 +69,21 @@ pub trait Directory: fmt::Debug + Send + Sync {
     /// directory shares its bytes either way.
     fn read(&self, name: &str, mode: ReadMode) -> Result<FileBytes>;
 
+    /// [`Directory::read`], refused with [`StorageError::TooLarge`] when the file is longer
+    /// than `max` bytes; a directory on disk checks the length before mapping or allocating.
+    fn read_at_most(&self, name: &str, mode: ReadMode, max: u64) -> Result<FileBytes> {
+        let file = self.read(name, mode)?;
+        let len = file.bytes().len() as u64;
+        if len > max {
+            return Err(StorageError::TooLarge {
+                path: file.path().to_path_buf(),
+                len,
+                max,
+            });
+        }
+        Ok(file)
+    }
+
     /// Creates the file `name` for streaming writes. Fails if `name` exists or its folder
     /// does not. The file exists (empty) from this call on; its content is durable and
     /// readable once [`WriteFile::finish`] returns.
@@ -100,8 +115,10 @@ pub trait Directory: fmt::Debug + Send + Sync {
     /// its bytes keep them. A missing `name` is [`StorageError::Missing`].
     fn remove(&self, name: &str) -> Result<()>;
 
-    /// Whether a file or folder `name` exists.
-    fn exists(&self, name: &str) -> bool;
+    /// Whether a file or folder `name` exists (a link or special file counts: something is
+    /// there). Errors other than "not found" (a folder that cannot be read, say) are errors,
+    /// never taken for absence.
+    fn exists(&self, name: &str) -> Result<bool>;
 
     /// The length in bytes of the file `name`.
     fn file_len(&self, name: &str) -> Result<u64>;

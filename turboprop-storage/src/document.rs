@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::directory::Directory;
 use crate::error::{Result, StorageError};
 use crate::header::payload_hash;
-use crate::mmap::ReadMode;
+use crate::mmap::{FileBytes, ReadMode};
 
 /// Version of the document header line written by this build.
 pub const DOCUMENT_FORMAT_VERSION: u32 = 1;
@@ -149,13 +149,34 @@ pub fn read_document<T: DeserializeOwned>(
     read_document_sized(dir, name, kind).map(|(value, _)| value)
 }
 
+/// The largest JSON document read by default: a format-1 segment's `metadata.json` lists
+/// every file of the segment, about 150 bytes each.
+pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// [`read_document`], refusing a file longer than `max` bytes before reading it.
+pub(crate) fn read_document_at_most<T: DeserializeOwned>(
+    dir: &dyn Directory,
+    name: &str,
+    kind: &str,
+    max: u64,
+) -> Result<T> {
+    read_document_bytes(dir.read_at_most(name, ReadMode::Heap, max)?, kind).map(|(v, _)| v)
+}
+
 /// [`read_document`], also returning the document's length in bytes.
 pub(crate) fn read_document_sized<T: DeserializeOwned>(
     dir: &dyn Directory,
     name: &str,
     kind: &str,
 ) -> Result<(T, u64)> {
-    let file = dir.read(name, ReadMode::Heap)?;
+    read_document_bytes(
+        dir.read_at_most(name, ReadMode::Heap, MAX_DOCUMENT_BYTES)?,
+        kind,
+    )
+}
+
+/// Parses a document's bytes read from disk.
+fn read_document_bytes<T: DeserializeOwned>(file: FileBytes, kind: &str) -> Result<(T, u64)> {
     let path = file.path();
     let body = document_body(path, kind, file.bytes())?;
     let value = serde_json::from_slice(body).map_err(|source| StorageError::Json {

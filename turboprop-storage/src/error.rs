@@ -89,6 +89,33 @@ pub enum StorageError {
         #[source]
         source: serde_yaml::Error,
     },
+    /// Where a regular file (or a real folder) was expected stands a symbolic link, a FIFO, a
+    /// device, a socket or a folder. turboprop never reads, writes or deletes through one.
+    #[error("{path} is {found}, not a regular file or folder (tp reads and writes no links or special files)")]
+    NotRegular {
+        /// The entry.
+        path: PathBuf,
+        /// What stands there.
+        found: crate::open::EntryKind,
+    },
+    /// A file is larger than its format can plausibly hold; nothing was allocated for it.
+    #[error("{path} is {len} bytes, more than the {max} bytes such a file can hold")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length (or the bytes read before giving up).
+        len: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// A path recorded in an index or given by a client leads outside its root.
+    #[error("{path} is not a plain relative path inside {root}")]
+    Outside {
+        /// The path as given.
+        path: PathBuf,
+        /// The folder it must stay in.
+        root: PathBuf,
+    },
     /// Another process holds the writer lock and the caller asked not to wait.
     #[error("another tp index is writing {path}: wait for it to finish, or run without --no-wait")]
     Busy {
@@ -134,6 +161,9 @@ impl StorageError {
                 | StorageError::Corrupt { .. }
                 | StorageError::Json { .. }
                 | StorageError::Yaml { .. }
+                | StorageError::NotRegular { .. }
+                | StorageError::TooLarge { .. }
+                | StorageError::Outside { .. }
         )
     }
 }

@@ -23,7 +23,7 @@ use turboprop_types::{ChunkingConfig, IndexConfig};
 
 use crate::atomic::TEMP_PREFIX;
 use crate::directory::{Directory, FsDirectory};
-use crate::document::{encode_document, read_document};
+use crate::document::{encode_document, read_document_at_most};
 use crate::error::{Result, StorageError};
 use crate::lock::{LockWait, WriterLock};
 use crate::mmap::ReadMode;
@@ -39,6 +39,22 @@ pub const CONFIG_FILE: &str = "config.yaml";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The writer lock.
 pub const LOCK_FILE: &str = "writer.lock";
+
+/// The largest `version.txt` read: one short line.
+pub const MAX_VERSION_BYTES: u64 = 1024;
+/// The largest `config.yaml` read: a handful of settings with comments.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// The deepest nesting of brackets or block sequences accepted in `config.yaml` (its
+/// settings nest two levels); checked before parsing, whose cost grows with the square of the
+/// depth.
+pub const MAX_CONFIG_DEPTH: usize = 32;
+/// The most segments a manifest may name. Compaction keeps a live index to a few dozen; each
+/// segment maps about ten files, so this also bounds the memory maps a reader makes.
+pub const MAX_SEGMENTS: usize = 4096;
+/// The most vector spaces a manifest may name.
+pub const MAX_SPACES: usize = 64;
+/// The largest `manifest.json` read: [`MAX_SEGMENTS`] entries with room to spare.
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The model an index was built with; searches with another model are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +189,34 @@ impl Manifest {
     }
 }
 
+/// The deepest nesting in a YAML text: flow brackets (`[`, `{`) and block sequences opened
+/// on one line (`- - - x`), counted without parsing. Quotes and comments are not skipped, so
+/// the count can only err high; `config.yaml`'s own settings nest two levels.
+fn yaml_depth(text: &str) -> usize {
+    let mut deepest = 0;
+    let mut flow = 0usize;
+    for line in text.lines() {
+        let dashes = line
+            .trim_start()
+            .split_inclusive(' ')
+            .take_while(|part| part.trim_end() == "-")
+            .count();
+        let indent = line.len() - line.trim_start().len();
+        deepest = deepest.max(dashes + indent / 2);
+        for b in line.bytes() {
+            match b {
+                b'[' | b'{' => {
+                    flow += 1;
+                    deepest = deepest.max(flow);
+                }
+                b']' | b'}' => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
+}
+
 /// The index folder (`.turboprop/index`), in a [`Directory`]. Clones share the directory.
 #[derive(Debug, Clone)]
 pub struct IndexDir {
@@ -218,44 +262,50 @@ impl IndexDir {
         self.path(CONFIG_FILE)
     }
 
-    /// Whether the folder looks like a turboprop index (has `version.txt`).
-    pub fn exists(&self) -> bool {
+    /// Whether the folder looks like a turboprop index (has `version.txt`). Errors other
+    /// than absence (a folder that cannot be read, a link in place of the folder) are errors.
+    pub fn exists(&self) -> Result<bool> {
         self.store.exists(VERSION_FILE)
     }
 
     /// Whether `manifest.json` exists (it may still be damaged).
-    pub fn has_manifest(&self) -> bool {
+    pub fn has_manifest(&self) -> Result<bool> {
         self.store.exists(MANIFEST_FILE)
     }
 
-    /// Whether the folder holds segments or delete sets (committed or left by a crash).
-    pub fn has_data(&self) -> bool {
+    /// The folder's entries; a folder that does not exist has none.
+    fn names_if_any(&self) -> Result<Vec<String>> {
+        if !self.store.exists("")? {
+            return Ok(Vec::new());
+        }
         self.list()
-            .map(|names| names.iter().any(|n| Self::generation_of(n).is_some()))
-            .unwrap_or(false)
+    }
+
+    /// Whether the folder holds segments or delete sets (committed or left by a crash).
+    pub fn has_data(&self) -> Result<bool> {
+        Ok(self
+            .names_if_any()?
+            .iter()
+            .any(|n| Self::generation_of(n).is_some()))
     }
 
     /// Whether anything in the folder is a name turboprop writes (so the folder is an index,
     /// perhaps damaged or left half-made by a killed first run, and not someone else's).
-    pub fn has_turboprop_entries(&self) -> bool {
-        self.list()
-            .map(|names| {
-                names.iter().any(|n| {
-                    [VERSION_FILE, CONFIG_FILE, MANIFEST_FILE, LOCK_FILE].contains(&n.as_str())
-                        || n.starts_with(TEMP_PREFIX)
-                        || Self::generation_of(n).is_some()
-                })
-            })
-            .unwrap_or(false)
+    pub fn has_turboprop_entries(&self) -> Result<bool> {
+        Ok(self.names_if_any()?.iter().any(|n| {
+            [VERSION_FILE, CONFIG_FILE, MANIFEST_FILE, LOCK_FILE].contains(&n.as_str())
+                || n.starts_with(TEMP_PREFIX)
+                || Self::generation_of(n).is_some()
+        }))
     }
 
     /// Creates the folder, `version.txt` and (if absent) `config.yaml`. Idempotent.
     pub fn init(&self, config: &IndexConfig) -> Result<()> {
         self.store.create_root()?;
-        if !self.store.exists(VERSION_FILE) {
+        if !self.store.exists(VERSION_FILE)? {
             self.write_version()?;
         }
-        if !self.store.exists(CONFIG_FILE) {
+        if !self.store.exists(CONFIG_FILE)? {
             self.write_config(config)?;
         }
         Ok(())
@@ -269,9 +319,9 @@ impl IndexDir {
         )
     }
 
-    /// Reads a small text file, whole.
-    fn read_text(&self, name: &str) -> Result<String> {
-        let file = self.store.read(name, ReadMode::Heap)?;
+    /// Reads a small text file, whole, refusing one longer than `max` bytes.
+    fn read_text(&self, name: &str, max: u64) -> Result<String> {
+        let file = self.store.read_at_most(name, ReadMode::Heap, max)?;
         String::from_utf8(file.bytes().to_vec()).map_err(|e| StorageError::Io {
             op: "read",
             path: file.path().to_path_buf(),
@@ -282,7 +332,7 @@ impl IndexDir {
     /// Checks `version.txt`.
     pub fn check_version(&self) -> Result<()> {
         let path = self.path(VERSION_FILE);
-        let text = self.read_text(VERSION_FILE)?;
+        let text = self.read_text(VERSION_FILE, MAX_VERSION_BYTES)?;
         let version = text
             .trim()
             .strip_prefix("turboprop-index ")
@@ -304,7 +354,7 @@ impl IndexDir {
     /// Reads and validates `config.yaml`; a missing file gives the defaults.
     pub fn read_config(&self) -> Result<IndexConfig> {
         let path = self.config_path();
-        let text = match self.read_text(CONFIG_FILE) {
+        let text = match self.read_text(CONFIG_FILE, MAX_CONFIG_BYTES) {
             Ok(t) => t,
             Err(e) if e.is_missing() => return Ok(IndexConfig::default()),
             Err(e) => return Err(e),
@@ -312,6 +362,12 @@ impl IndexDir {
         let config: IndexConfig = if text.trim().is_empty() {
             IndexConfig::default()
         } else {
+            if yaml_depth(&text) > MAX_CONFIG_DEPTH {
+                return Err(StorageError::corrupt(
+                    &path,
+                    format!("nested more than {MAX_CONFIG_DEPTH} levels deep"),
+                ));
+            }
             serde_yaml::from_str(&text).map_err(|source| StorageError::Yaml {
                 path: path.clone(),
                 source,
@@ -338,11 +394,38 @@ impl IndexDir {
 
     /// Reads the manifest; `Ok(None)` when nothing has been committed yet.
     pub fn read_manifest(&self) -> Result<Option<Manifest>> {
-        match read_document(&*self.store, MANIFEST_FILE, "manifest") {
-            Ok(m) => Ok(Some(m)),
-            Err(StorageError::Missing { .. }) => Ok(None),
-            Err(e) => Err(e),
+        let manifest: Manifest = match read_document_at_most(
+            &*self.store,
+            MANIFEST_FILE,
+            "manifest",
+            MAX_MANIFEST_BYTES,
+        ) {
+            Ok(m) => m,
+            Err(StorageError::Missing { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let path = self.manifest_path();
+        if manifest.segments.len() > MAX_SEGMENTS {
+            return Err(StorageError::corrupt(
+                &path,
+                format!(
+                    "names {} segments, more than the {MAX_SEGMENTS} an index can have",
+                    manifest.segments.len()
+                ),
+            ));
         }
+        if manifest.spaces.len() > MAX_SPACES
+            || manifest
+                .segments
+                .iter()
+                .any(|s| s.spaces.len() > MAX_SPACES)
+        {
+            return Err(StorageError::corrupt(
+                &path,
+                format!("names more than the {MAX_SPACES} vector spaces an index can have"),
+            ));
+        }
+        Ok(Some(manifest))
     }
 
     /// Takes the writer lock.

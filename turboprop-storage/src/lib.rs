@@ -40,6 +40,7 @@ mod header;
 mod layout;
 mod lock;
 mod mmap;
+mod open;
 mod segment;
 mod table;
 mod termstats;
@@ -56,6 +57,7 @@ pub use layout::{
 };
 pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};
+pub use open::{check_real_dir, open_beneath, open_regular, read_bounded, EntryKind};
 pub use segment::{
     check_space_key, space_file, space_key, ChunkRecord, NewRow, SegmentFile, SegmentReader,
     SegmentSummary, SegmentWriter, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN,

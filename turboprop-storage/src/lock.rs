@@ -62,13 +62,34 @@ impl WriterLock {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn acquire(path: &Path, wait: LockWait, on_wait: impl FnOnce()) -> Result<WriterLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            // Never through a link: a link named writer.lock must not create or open a file
+            // elsewhere.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        }
+        let file = options
             .open(path)
-            .map_err(|e| StorageError::io("open lock file", path, e))?;
+            .map_err(|e| match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.file_type().is_file() => StorageError::NotRegular {
+                    path: path.to_path_buf(),
+                    found: crate::open::EntryKind::of(meta.file_type()),
+                },
+                _ => StorageError::io("open lock file", path, e),
+            })?;
+        let file_type = file
+            .metadata()
+            .map_err(|e| StorageError::io("stat", path, e))?
+            .file_type();
+        if !file_type.is_file() {
+            return Err(StorageError::NotRegular {
+                path: path.to_path_buf(),
+                found: crate::open::EntryKind::of(file_type),
+            });
+        }
         match file.try_lock_exclusive() {
             Ok(()) => {}
             Err(e) if is_contended(&e) => match wait {

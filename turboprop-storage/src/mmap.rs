@@ -75,13 +75,23 @@ pub enum ReadMode {
 }
 
 impl FileBytes {
-    /// Opens `path` read-only in the given mode.
+    /// Opens `path` read-only in the given mode. The file must be a regular file, not a link
+    /// or a special file ([`crate::open_regular`]).
     pub fn open(path: &Path, mode: ReadMode) -> Result<FileBytes> {
-        let file = File::open(path).map_err(|e| StorageError::io("open", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StorageError::io("stat", path, e))?
-            .len();
+        Self::open_at_most(path, mode, u64::MAX)
+    }
+
+    /// [`FileBytes::open`], refusing a file longer than `max` bytes with
+    /// [`StorageError::TooLarge`] before anything is mapped or allocated.
+    pub fn open_at_most(path: &Path, mode: ReadMode, max: u64) -> Result<FileBytes> {
+        let (file, len) = crate::open::open_regular(path)?;
+        if len > max {
+            return Err(StorageError::TooLarge {
+                path: path.to_path_buf(),
+                len,
+                max,
+            });
+        }
         if len == 0 {
             return Ok(FileBytes {
                 path: path.to_path_buf(),

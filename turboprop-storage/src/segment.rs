@@ -681,7 +681,11 @@ impl SegmentReader {
     /// ```
     pub fn open(store: &dyn Directory, name: &str, mode: ReadMode) -> Result<SegmentReader> {
         let file = |f: &str| join_name(name, f);
-        let meta_bytes = store.read(&file(METADATA_FILE), ReadMode::Heap)?;
+        let meta_bytes = store.read_at_most(
+            &file(METADATA_FILE),
+            ReadMode::Heap,
+            crate::document::MAX_DOCUMENT_BYTES,
+        )?;
         let meta_path = meta_bytes.path();
         let (format, body) =
             document_body_versioned(meta_path, "metadata", meta_bytes.bytes(), &READABLE_FORMATS)?;

@@ -12,6 +12,7 @@ use crate::atomic::{atomic_write, sync_dir, write_new_file};
 use crate::error::{Result, StorageError};
 use crate::lock::{LockWait, WriterLock};
 use crate::mmap::{FileBytes, ReadMode};
+use crate::open::check_real_dir;
 
 /// Buffer of a streamed new file: tables are written record by record.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -46,16 +47,38 @@ impl FsDirectory {
         &self.root
     }
 
-    /// The path of folder `name` (`""` is the root).
+    /// The path of folder `name` (`""` is the root), after checking that the root and every
+    /// folder on the way are real folders.
     fn folder(&self, name: &str) -> Result<PathBuf> {
         check_name(name, true)?;
+        self.check_parents(name, true)?;
         Ok(self.location(name))
     }
 
-    /// The path of entry `name` (not the root).
+    /// The path of entry `name` (not the root), after checking that the root and every folder
+    /// on the way to it are real folders.
     fn entry(&self, name: &str) -> Result<PathBuf> {
         check_name(name, false)?;
+        self.check_parents(name, false)?;
         Ok(self.location(name))
+    }
+
+    /// Refuses a root or an intermediate folder that is a link (or not a folder): nothing is
+    /// ever read, written or deleted through one. `name` itself is checked too when `itself`.
+    fn check_parents(&self, name: &str, itself: bool) -> Result<()> {
+        check_real_dir(&self.root)?;
+        let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+        let folders = if itself {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
+        let mut path = self.root.clone();
+        for part in &parts[..folders] {
+            path.push(part);
+            check_real_dir(&path)?;
+        }
+        Ok(())
     }
 }
 
@@ -69,11 +92,22 @@ impl Directory for FsDirectory {
     }
 
     fn create_root(&self) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(|e| StorageError::io("create folder", &self.root, e))
+        match fs::symlink_metadata(&self.root) {
+            Ok(_) => return check_real_dir(&self.root),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("stat", &self.root, e)),
+        }
+        fs::create_dir_all(&self.root)
+            .map_err(|e| StorageError::io("create folder", &self.root, e))?;
+        check_real_dir(&self.root)
     }
 
     fn read(&self, name: &str, mode: ReadMode) -> Result<FileBytes> {
         FileBytes::open(&self.entry(name)?, mode)
+    }
+
+    fn read_at_most(&self, name: &str, mode: ReadMode, max: u64) -> Result<FileBytes> {
+        FileBytes::open_at_most(&self.entry(name)?, mode, max)
     }
 
     fn create(&self, name: &str) -> Result<Box<dyn WriteFile>> {
@@ -130,15 +164,37 @@ impl Directory for FsDirectory {
         removed.map_err(|e| StorageError::io("remove", &path, e))
     }
 
-    fn exists(&self, name: &str) -> bool {
-        self.folder(name).is_ok_and(|p| p.exists())
+    fn exists(&self, name: &str) -> Result<bool> {
+        check_name(name, true)?;
+        if name.is_empty() {
+            return match fs::symlink_metadata(&self.root) {
+                Ok(_) => check_real_dir(&self.root).map(|()| true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(StorageError::io("stat", &self.root, e)),
+            };
+        }
+        let path = match self.entry(name) {
+            Ok(path) => path,
+            Err(e) if e.is_missing() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::io("stat", &path, e)),
+        }
     }
 
     fn file_len(&self, name: &str) -> Result<u64> {
         let path = self.entry(name)?;
-        Ok(fs::metadata(&path)
-            .map_err(|e| StorageError::io("stat", &path, e))?
-            .len())
+        let meta = fs::symlink_metadata(&path).map_err(|e| StorageError::io("stat", &path, e))?;
+        if !meta.file_type().is_file() {
+            return Err(StorageError::NotRegular {
+                path,
+                found: crate::open::EntryKind::of(meta.file_type()),
+            });
+        }
+        Ok(meta.len())
     }
 
     fn lock(&self, name: &str, wait: LockWait, on_wait: &mut dyn FnMut()) -> Result<WriterLock> {
@@ -181,5 +237,64 @@ impl WriteFile for FsWriteFile {
             .map_err(|e| StorageError::io("write", &path, e.into_error()))?;
         file.sync_all()
             .map_err(|e| StorageError::io("sync", &path, e))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::IndexDir;
+
+    #[test]
+    fn errors_other_than_absence_are_errors() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("index");
+        let dir = FsDirectory::new(&root);
+        assert!(!dir.exists("manifest.json").expect("absent root"));
+        assert!(!IndexDir::new(&root).has_data().expect("absent root"));
+        fs::write(&root, b"not a folder").expect("write");
+        assert!(dir.exists("manifest.json").is_err());
+        assert!(dir.exists("").is_err());
+        assert!(IndexDir::new(&root).has_data().is_err());
+        assert!(IndexDir::new(&root).has_turboprop_entries().is_err());
+    }
+
+    #[test]
+    fn nothing_is_done_through_a_linked_root_or_folder() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(outside.join("seg-00000001")).expect("mkdir");
+        fs::write(outside.join("seg-00000001/vectors.bin"), b"theirs").expect("write");
+        let root = tmp.path().join("index");
+        std::os::unix::fs::symlink(&outside, &root).expect("link");
+        let dir = FsDirectory::new(&root);
+        assert!(dir.create_root().is_err());
+        assert!(dir.write_new("version.txt", b"x").is_err());
+        assert!(dir.replace("manifest.json", b"x").is_err());
+        assert!(dir.list("").is_err());
+        assert!(dir.remove("seg-00000001").is_err());
+        assert!(dir
+            .read("seg-00000001/vectors.bin", ReadMode::Mmap)
+            .is_err());
+        assert!(dir
+            .lock("writer.lock", LockWait::NoWait, &mut || {})
+            .is_err());
+
+        // A real root with a linked segment folder: the link is removed, not its target.
+        fs::remove_file(&root).expect("unlink");
+        fs::create_dir(&root).expect("mkdir");
+        std::os::unix::fs::symlink(outside.join("seg-00000001"), root.join("seg-00000001"))
+            .expect("link");
+        assert!(dir
+            .read("seg-00000001/vectors.bin", ReadMode::Heap)
+            .is_err());
+        assert!(dir.create("seg-00000001/codes.bin").is_err());
+        dir.remove("seg-00000001").expect("remove the link");
+        assert_eq!(
+            fs::read(outside.join("seg-00000001/vectors.bin")).expect("still there"),
+            b"theirs"
+        );
+        let names: Vec<_> = fs::read_dir(&outside).expect("list").collect();
+        assert_eq!(names.len(), 1);
     }
 }

@@ -288,9 +288,9 @@ impl Directory for MemDirectory {
         }
     }
 
-    fn exists(&self, name: &str) -> bool {
-        check_name(name, true).is_ok()
-            && (name.is_empty() || guard(&self.store.entries).contains_key(name))
+    fn exists(&self, name: &str) -> Result<bool> {
+        check_name(name, true)?;
+        Ok(name.is_empty() || guard(&self.store.entries).contains_key(name))
     }
 
     fn file_len(&self, name: &str) -> Result<u64> {

@@ -1,0 +1,525 @@
+//! Untrusted input (issue 13): a `.turboprop/` folder and the files of a repository can
+//! arrive in a `git clone` from a stranger. Each test here reproduces one finding of the
+//! adversarial run with the real `tp` binary in temporary folders, and asserts what a user
+//! must be able to rely on: nothing outside the repository is read, written or deleted, no
+//! command hangs, memory stays bounded (runs under a data-size limit where the finding was
+//! memory), and every refusal is one clear line.
+//!
+//! Every `tp` run is bounded by [`RUN_TIMEOUT`] (a hang is killed and reported as a failure);
+//! no assertion depends on how fast the machine is.
+
+#![cfg(unix)]
+// Tests fail loudly; `unwrap` on a test's own set-up is the clearest way to say so.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use turboprop::storage::{encode_document, Manifest};
+
+const TP: &str = env!("CARGO_BIN_EXE_tp");
+
+/// No `tp` run here comes near this on a loaded machine; one that does is hung.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A data-size limit (`ulimit -d`, heap and anonymous memory, not file mappings) far below
+/// what the findings allocated, far above what `tp` needs for these small repositories.
+const DATA_LIMIT_KIB: u64 = 512 * 1024;
+
+/// What a finished `tp` printed.
+#[derive(Debug)]
+struct Run {
+    what: String,
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "{} (exit {:?}, signal {:?})\nstdout: {}\nstderr: {}",
+            self.what, self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+
+    fn ok(self) -> Run {
+        assert_eq!(self.code, Some(0), "{}", self.describe());
+        self
+    }
+
+    /// Asserts exit 2 with one line on stderr (warnings before it allowed); returns the line.
+    fn err(&self) -> String {
+        assert_eq!(self.code, Some(2), "{}", self.describe());
+        assert!(!self.stderr.contains("panicked"), "{}", self.describe());
+        let last = self.stderr.lines().last().unwrap_or_default().to_owned();
+        assert!(last.starts_with("error: "), "{}", self.describe());
+        last
+    }
+}
+
+/// Runs `cmd` to its end, killing it after [`RUN_TIMEOUT`].
+fn run(mut cmd: Command, what: String) -> Run {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let err = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} hung: killed after {RUN_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        what,
+        code: status.code(),
+        signal: status.signal(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// A repository in a temporary folder, with a second folder beside it standing for
+/// "anywhere else on the machine".
+struct Sandbox {
+    _tmp: TempDir,
+    repo: PathBuf,
+    outside: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(&repo).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        Sandbox {
+            _tmp: tmp,
+            repo,
+            outside,
+        }
+    }
+
+    /// A repository with a few small source files, indexed.
+    fn indexed() -> Sandbox {
+        let sb = Sandbox::new();
+        sb.write(
+            "src/pot.py",
+            "def split_pot(winners):\n    return share_evenly(winners)\n",
+        );
+        sb.write(
+            "src/deck.py",
+            "def shuffle_deck(deck):\n    random.shuffle(deck)\n",
+        );
+        sb.write("notes.txt", "root user account settings\n");
+        sb.tp(&["index"]).ok();
+        sb
+    }
+
+    fn write(&self, rel: &str, content: impl AsRef<[u8]>) {
+        let path = self.repo.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    fn index(&self) -> PathBuf {
+        self.repo.join(".turboprop/index")
+    }
+
+    fn tp(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(TP);
+        cmd.args(args).arg("--repo").arg(&self.repo);
+        cmd.env("NO_COLOR", "1");
+        run(cmd, format!("tp {}", args.join(" ")))
+    }
+
+    /// `tp` under a data-size limit: an allocation the size of a claimed file fails (and
+    /// aborts the process) instead of succeeding.
+    fn tp_limited(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -d {DATA_LIMIT_KIB} && exec \"$0\" \"$@\" --repo \"$TP_REPO\""
+            ))
+            .arg(TP)
+            .args(args)
+            .env("TP_REPO", &self.repo)
+            .env("NO_COLOR", "1");
+        run(
+            cmd,
+            format!("tp {} (ulimit -d {DATA_LIMIT_KIB})", args.join(" ")),
+        )
+    }
+
+    /// The folder of the index's only segment.
+    fn segment(&self) -> PathBuf {
+        let mut segs: Vec<_> = fs::read_dir(self.index())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+            .collect();
+        assert_eq!(segs.len(), 1, "{segs:?}");
+        segs.pop().unwrap()
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let _ = fs::remove_file(path);
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success());
+}
+
+/// A sparse file of `len` bytes: costs no disk, claims the size.
+fn sparse(path: &Path, len: u64) {
+    let _ = fs::remove_file(path);
+    fs::File::create(path).unwrap().set_len(len).unwrap();
+}
+
+// -------------------------------------------------------------------------------------------
+// 1. Writes and deletes outside the repository
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_linked_index_folder_is_refused_and_its_target_left_alone() {
+    for linked in [".turboprop/index", ".turboprop"] {
+        let sb = Sandbox::new();
+        sb.write("a.py", "def a():\n    pass\n");
+        let victim = sb.outside.join("seg-00000042");
+        fs::create_dir_all(&victim).unwrap();
+        fs::write(victim.join("data"), "precious").unwrap();
+        fs::write(sb.outside.join(".tp-tmp-1"), "precious").unwrap();
+        let link = sb.repo.join(linked);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(&sb.outside, &link).unwrap();
+
+        for args in [
+            &["index"][..],
+            &["index", "--rebuild"],
+            &["search", "a"],
+            &["status"],
+        ] {
+            let line = sb.tp(args).err();
+            assert!(
+                line.contains("symbolic link") && line.contains(linked.trim_end_matches("/index")),
+                "{linked}: {line}"
+            );
+        }
+        assert_eq!(fs::read_to_string(victim.join("data")).unwrap(), "precious");
+        assert_eq!(
+            fs::read_to_string(sb.outside.join(".tp-tmp-1")).unwrap(),
+            "precious"
+        );
+        let names: std::collections::BTreeSet<String> = fs::read_dir(&sb.outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [".tp-tmp-1", "seg-00000042"].map(String::from).into(),
+            "{linked}: something was written into the link's target"
+        );
+    }
+}
+
+#[test]
+fn a_linked_segment_folder_is_never_followed() {
+    let sb = Sandbox::indexed();
+    // Move the live segment out and link it back: a reader would read through the link and
+    // a writer would garbage-collect inside its target.
+    let seg = sb.segment();
+    let moved = sb.outside.join(seg.file_name().unwrap());
+    fs::rename(&seg, &moved).unwrap();
+    symlink(&moved, &seg).unwrap();
+    let line = sb.tp(&["search", "split pot"]).err();
+    assert!(line.contains("symbolic link"), "{line}");
+    // The rebuild replaces the link, never touching what it pointed to.
+    sb.tp(&["index", "--rebuild"]).ok();
+    assert!(
+        moved.join("vectors.bin").is_file(),
+        "the link's target was deleted"
+    );
+    assert!(!fs::symlink_metadata(&seg).is_ok_and(|m| m.file_type().is_symlink()));
+    sb.tp(&["search", "split pot"]).ok();
+}
+
+// -------------------------------------------------------------------------------------------
+// 2. Reads outside the repository
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn search_shows_no_content_through_a_link_or_a_special_file() {
+    let sb = Sandbox::indexed();
+    let secret = sb.outside.join("passwd");
+    fs::write(&secret, "root:x:0:0:root user account:/root:/bin/bash\n").unwrap();
+
+    // The indexed file replaced by a link leading out.
+    fs::remove_file(sb.repo.join("notes.txt")).unwrap();
+    symlink(&secret, sb.repo.join("notes.txt")).unwrap();
+    let run = sb
+        .tp(&["search", "root user account", "--output", "json"])
+        .ok();
+    assert!(run.stdout.contains("notes.txt"), "{}", run.describe());
+    assert!(!run.stdout.contains("root:x"), "{}", run.describe());
+    assert!(run.stderr.contains("symbolic link"), "{}", run.describe());
+
+    // A folder on the way replaced by a link leading out.
+    fs::create_dir_all(sb.outside.join("src")).unwrap();
+    fs::write(
+        sb.outside.join("src/pot.py"),
+        "def split_pot(winners):\n    SECRET = 'hunter2'\n",
+    )
+    .unwrap();
+    fs::rename(sb.repo.join("src"), sb.outside.join("old-src")).unwrap();
+    symlink(sb.outside.join("src"), sb.repo.join("src")).unwrap();
+    let run = sb
+        .tp(&["search", "split pot winners", "--output", "json"])
+        .ok();
+    assert!(run.stdout.contains("src/pot.py"), "{}", run.describe());
+    assert!(!run.stdout.contains("hunter2"), "{}", run.describe());
+
+    // A FIFO (would hang) and a link to an endless device (would grow without bound).
+    fs::remove_file(sb.repo.join("notes.txt")).unwrap();
+    mkfifo(&sb.repo.join("notes.txt"));
+    let run = sb
+        .tp(&["search", "root user account", "--output", "json"])
+        .ok();
+    assert!(run.stderr.contains("FIFO"), "{}", run.describe());
+    fs::remove_file(sb.repo.join("notes.txt")).unwrap();
+    symlink("/dev/zero", sb.repo.join("notes.txt")).unwrap();
+    sb.tp_limited(&["search", "root user account", "--output", "json"])
+        .ok();
+}
+
+#[test]
+fn indexing_never_reads_through_links_or_special_files() {
+    let sb = Sandbox::new();
+    sb.write("a.py", "def a():\n    pass\n");
+    fs::write(
+        sb.outside.join("secret.py"),
+        "def leaked_secret():\n    pass\n",
+    )
+    .unwrap();
+    symlink(sb.outside.join("secret.py"), sb.repo.join("link.py")).unwrap();
+    symlink(&sb.outside, sb.repo.join("linked-folder")).unwrap();
+    mkfifo(&sb.repo.join("pipe.py"));
+    sb.tp(&["index"]).ok();
+    let run = sb.tp(&["search", "leaked secret", "--output", "json"]).ok();
+    assert!(!run.stdout.contains("leaked"), "{}", run.describe());
+}
+
+// -------------------------------------------------------------------------------------------
+// 3. File contents in error messages
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_linked_config_is_refused_without_quoting_its_target() {
+    let sb = Sandbox::indexed();
+    let secret = sb.outside.join("passwd");
+    fs::write(&secret, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    let config = sb.index().join("config.yaml");
+    fs::remove_file(&config).unwrap();
+    symlink(&secret, &config).unwrap();
+    for args in [&["index"][..], &["verify"], &["status"], &["search", "pot"]] {
+        let run = sb.tp(args);
+        assert!(
+            !run.stderr.contains("root:x") && !run.stdout.contains("root:x"),
+            "{}",
+            run.describe()
+        );
+        if run.code != Some(0) {
+            assert!(run.err().contains("config.yaml"), "{}", run.describe());
+        }
+    }
+    // The way out works and leaves the target alone.
+    sb.tp(&["index", "--rebuild"]).ok();
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        "root:x:0:0:root:/root:/bin/bash\n"
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// 4. FIFOs hang nothing, and --rebuild is a way out
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_fifo_in_place_of_any_index_file_hangs_nothing() {
+    for name in [
+        "manifest.json",
+        "version.txt",
+        "config.yaml",
+        "SEG/metadata.json",
+        "SEG/vectors.bin",
+        "SEG/chunks.bin",
+        "SEG/files.bin",
+    ] {
+        let sb = Sandbox::indexed();
+        let seg = sb.segment();
+        let seg_name = seg.file_name().unwrap().to_str().unwrap();
+        let path = sb.index().join(name.replace("SEG", seg_name));
+        mkfifo(&path);
+        for args in [&["search", "pot"][..], &["status"], &["verify"], &["index"]] {
+            let run = sb.tp(args);
+            assert!(run.signal.is_none(), "{name}: {}", run.describe());
+            if run.code != Some(0) {
+                let line = run.err();
+                assert!(line.contains("FIFO"), "{name}: {}", run.describe());
+            }
+        }
+        sb.tp(&["index", "--rebuild"]).ok();
+        let run = sb.tp(&["search", "split pot", "--output", "json"]).ok();
+        assert!(
+            run.stdout.contains("src/pot.py"),
+            "{name}: {}",
+            run.describe()
+        );
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// 5. Memory bounded by what a file can hold, not by what it claims
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn huge_sparse_index_files_are_refused_before_allocating() {
+    for (name, args) in [
+        ("manifest.json", &["status"][..]),
+        ("version.txt", &["search", "pot"]),
+        ("config.yaml", &["verify"]),
+        ("config.yaml", &["index"]),
+    ] {
+        let sb = Sandbox::indexed();
+        sparse(&sb.index().join(name), 4 << 30);
+        let run = sb.tp_limited(args);
+        let line = run.err();
+        assert!(
+            line.contains(name) && line.contains("more than"),
+            "{name}: {}",
+            run.describe()
+        );
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// 6. A deeply nested config.yaml is refused before parsing
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_deeply_nested_config_is_refused_at_once() {
+    let sb = Sandbox::indexed();
+    let config = sb.index().join("config.yaml");
+    for text in [
+        format!("model: {}x{}\n", "[".repeat(30_000), "]".repeat(30_000)),
+        format!("{}x\n", "- ".repeat(30_000)),
+    ] {
+        fs::write(&config, text).unwrap();
+        let run = sb.tp(&["verify"]);
+        let line = run.err();
+        assert!(
+            line.contains("config.yaml") && line.contains("nested more than"),
+            "{}",
+            run.describe()
+        );
+    }
+    fs::write(&config, "x".repeat(200_000)).unwrap();
+    let line = sb.tp(&["index"]).err();
+    assert!(
+        line.contains("config.yaml") && line.contains("more than"),
+        "{line}"
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// 7. A repository's config cannot make tp read huge files; files are sniffed before read
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_repository_config_cannot_raise_the_file_size_limit_without_bound() {
+    let sb = Sandbox::indexed();
+    let config = sb.index().join("config.yaml");
+    let text = fs::read_to_string(&config).unwrap();
+    let raised: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("max_filesize:") {
+                "max_filesize: 100000000000".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(
+        raised,
+        text.trim_end(),
+        "config.yaml has a max_filesize line"
+    );
+    fs::write(&config, raised).unwrap();
+    // A 1 GiB file (sparse, zeros): over the capped limit, skipped without being read.
+    sparse(&sb.repo.join("big.txt"), 1 << 30);
+    let run = sb.tp_limited(&["index"]).ok();
+    assert!(run.stderr.contains("max_filesize"), "{}", run.describe());
+    // The user's own flag may go higher; a binary file is then refused from its first KiB.
+    let run = sb.tp_limited(&["index", "--max-filesize", "2gb"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let status = sb.tp(&["status", "--output", "json"]).ok();
+    assert!(
+        status.stdout.contains("\"files\":3"),
+        "{}",
+        status.describe()
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// 9. An implausible manifest is refused before mapping anything
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_manifest_naming_too_many_segments_is_refused_before_mapping() {
+    let sb = Sandbox::indexed();
+    let path = sb.index().join("manifest.json");
+    let text = fs::read_to_string(&path).unwrap();
+    let (_, body) = text.split_once('\n').unwrap();
+    let mut manifest: Manifest = serde_json::from_str(body).unwrap();
+    let seg = manifest.segments[0].clone();
+    manifest.segments = vec![seg; 20_000];
+    fs::write(
+        &path,
+        encode_document(&path, "manifest", &manifest).unwrap(),
+    )
+    .unwrap();
+    for args in [&["search", "pot"][..], &["status"], &["verify"]] {
+        let run = sb.tp_limited(args);
+        let line = run.err();
+        assert!(line.contains("manifest.json"), "{}", run.describe());
+    }
+    sb.tp(&["index", "--rebuild"]).ok();
+    sb.tp(&["search", "pot"]).ok();
+}
