@@ -413,7 +413,7 @@ mod tests {
             assert!(p.revision.chars().all(|c| c.is_ascii_hexdigit()));
             for name in turboprop_embed::REQUIRED_FILES {
                 assert!(
-                    p.files.iter().any(|(f, _)| f == name),
+                    p.files.iter().any(|(f, _)| *f == name),
                     "{} lacks {name}",
                     k.name
                 );
