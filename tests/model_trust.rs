@@ -239,7 +239,7 @@ fn sparse_model(dir: &Path, vocab: usize, hidden: usize) -> u64 {
         at += bytes;
     }
     let mut text = Value::Object(header).to_string();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let path = dir.join("model.safetensors");

@@ -332,6 +332,23 @@ pub struct ConfigBounds {
 }
 
 /// The bounds [`BertConfig`] is checked against.
+///
+/// ```
+/// use turboprop_embed::{write_tiny_bert, ModelDir, ModelError, BOUNDS};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// write_tiny_bert(dir.path(), 1)?;
+/// let config = dir.path().join("config.json");
+/// let text = std::fs::read_to_string(&config)?;
+/// // 2^62 layers would overflow every allocation: refused, naming the file and field.
+/// std::fs::write(&config, text.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4611686018427387904"))?;
+/// let err = ModelDir::open(dir.path()).expect_err("implausible");
+/// assert!(matches!(err, ModelError::Implausible { field: "num_hidden_layers", .. }));
+/// assert_eq!(BOUNDS.num_hidden_layers.1, 128);
+/// # Ok(())
+/// # }
+/// ```
 pub const BOUNDS: ConfigBounds = ConfigBounds {
     vocab_size: (1, 1 << 20),
     hidden_size: (1, 8192),
