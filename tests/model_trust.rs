@@ -413,3 +413,17 @@ fn downloads_are_only_of_pinned_checksummed_models() {
     assert!(line.contains("tp model import"), "{line}");
     assert!(!run.stderr.contains("downloading"), "{}", run.stderr);
 }
+
+#[test]
+fn import_copies_no_file_through_a_link() {
+    let sb = Sandbox::poker();
+    let src = sb.tiny_source();
+    let outside = sb.base.join("passwd");
+    fs::write(&outside, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+    fs::remove_file(src.join("LICENSE")).unwrap();
+    std::os::unix::fs::symlink(&outside, src.join("LICENSE")).unwrap();
+    sb.tp(&["model", "import", src.to_str().unwrap()]).ok();
+    let installed = sb.cache.join("models/tiny-bert");
+    assert!(installed.join("model.safetensors").is_file());
+    assert!(!installed.join("LICENSE").exists(), "the link's target was copied");
+}

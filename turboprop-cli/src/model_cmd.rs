@@ -322,7 +322,8 @@ pub fn import(path: &Path, name: Option<&str>) -> Result<PathBuf> {
     let stage = staging(&cache, &name)?;
     for file in REQUIRED_FILES.iter().chain(OPTIONAL_FILES.iter()) {
         let from = path.join(file);
-        if from.is_file() {
+        // Plain files only: a link among a folder's optional files is not followed.
+        if std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
             copy_file(&from, &stage.0.join(file))?;
         }
     }
