@@ -425,5 +425,8 @@ fn import_copies_no_file_through_a_link() {
     sb.tp(&["model", "import", src.to_str().unwrap()]).ok();
     let installed = sb.cache.join("models/tiny-bert");
     assert!(installed.join("model.safetensors").is_file());
-    assert!(!installed.join("LICENSE").exists(), "the link's target was copied");
+    assert!(
+        !installed.join("LICENSE").exists(),
+        "the link's target was copied"
+    );
 }
