@@ -8,139 +8,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-const TP: &str = env!("CARGO_BIN_EXE_tp");
+mod model_support;
 
-/// A repository copy of the poker fixture, an empty `$HOME` and a model cache of its own.
-struct Sandbox {
-    _tmp: TempDir,
-    base: PathBuf,
-    root: PathBuf,
-    cache: PathBuf,
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(self.code, Some(0), "should succeed\n{}", self.stderr);
-        self
-    }
-    /// Exit 2 with exactly one `error:` line, the last one; returns it.
-    fn err(&self) -> String {
-        assert_eq!(self.code, Some(2), "should fail\n{}", self.stderr);
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        let errors: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .collect();
-        assert_eq!(errors.len(), 1, "{}", self.stderr);
-        assert_eq!(self.stderr.lines().last(), Some(errors[0]));
-        errors[0].to_owned()
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
-impl Sandbox {
-    fn poker() -> Sandbox {
-        let tmp = tempfile::Builder::new()
-            .prefix("tp-models-")
-            .tempdir()
-            .unwrap();
-        let base = tmp.path().canonicalize().unwrap();
-        let root = base.join("repo");
-        let cache = base.join("cache");
-        fs::create_dir_all(base.join("home")).unwrap();
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/poker"),
-            &root,
-        );
-        Sandbox {
-            _tmp: tmp,
-            base,
-            root,
-            cache,
-        }
-    }
-
-    fn tp(&self, args: &[&str]) -> Run {
-        self.tp_env(args, &[])
-    }
-
-    fn tp_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(TP);
-        cmd.args(args)
-            .current_dir(&self.root)
-            .env("HOME", self.base.join("home"))
-            .env("XDG_CONFIG_HOME", self.base.join("home/.config"))
-            .env_remove("XDG_CACHE_HOME")
-            .env("TURBOPROP_CACHE_DIR", &self.cache)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        };
-        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-        run
-    }
-
-    /// A tiny random model folder named like the wheel's folders.
-    fn tiny_source(&self) -> PathBuf {
-        let dir = self
-            .base
-            .join("src-models/sentence-transformers__tiny-bert");
-        turboprop_embed::write_tiny_bert(&dir, 3).unwrap();
-        fs::write(dir.join("LICENSE"), "test licence").unwrap();
-        dir
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.tp(&["status", "--output", "json"]).ok().stdout).unwrap()
-    }
-
-    fn search_files(&self, query: &str, limit: usize) -> Vec<String> {
-        let limit = limit.to_string();
-        let run = self
-            .tp(&["search", query, "--output", "json", "--limit", &limit])
-            .ok();
-        run.stdout
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                v["file"].as_str().unwrap().to_owned()
-            })
-            .collect()
-    }
-}
+use model_support::{Sandbox, TP};
 
 #[test]
 fn import_list_info_index_and_search_with_an_installed_model() {
@@ -196,18 +72,6 @@ fn import_list_info_index_and_search_with_an_installed_model() {
     assert!(line.contains("tiny-bert"), "{line}");
     assert!(line.contains("tp model import"), "{line}");
     assert!(line.contains("tp index --rebuild"), "{line}");
-}
-
-#[test]
-fn a_model_in_the_repository_is_found_before_the_cache() {
-    let sb = Sandbox::poker();
-    let dir = sb.root.join(".turboprop/models/tiny-bert");
-    turboprop_embed::write_tiny_bert(&dir, 5).unwrap();
-    sb.tp(&["index", "--model", "tiny-bert"]).ok();
-    assert_eq!(sb.status()["model"], "tiny-bert");
-    assert!(!sb.search_files("deal the cards", 3).is_empty());
-    let list = sb.tp(&["model", "list"]).ok().stdout;
-    assert!(list.contains(&dir.display().to_string()), "{list}");
 }
 
 #[test]
@@ -479,6 +343,11 @@ fn download_without_network_fails_fast_naming_the_offline_route() {
         "{line}"
     );
     assert!(line.contains("tp model import"), "{line}");
+    // The offline route names the wheel's sha256.
+    assert!(
+        line.contains("a49ad1d21a1183093a224001dc5b429bd2801b575947b6a5579eff4b74be3cc8"),
+        "{line}"
+    );
     // Nothing half-downloaded is left in the cache.
     let left: Vec<_> = fs::read_dir(sb.cache.join("models"))
         .map(|d| d.collect())

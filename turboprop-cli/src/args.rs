@@ -50,6 +50,10 @@ pub struct IndexArgs {
     /// The embedding model (default: the model in config.yaml, else the built-in one).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
+    /// Use the repository's own model .turboprop/models/NAME (never used otherwise: it
+    /// arrives with a clone; only for a repository you trust).
+    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    pub repo_model: Option<String>,
     /// Ignore the existing index and build a new one from scratch (recovers from damage;
     /// never touches source files).
     #[arg(long)]
@@ -99,6 +103,10 @@ pub struct SearchArgs {
     /// model's only; the default without a model).
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<Mode>,
+    /// Allow the repository's own model .turboprop/models/NAME when the index was built with
+    /// it (never loaded otherwise: it arrives with a clone; only for a repository you trust).
+    #[arg(long, value_name = "NAME")]
+    pub repo_model: Option<String>,
 }
 
 /// How `tp search` ranks.

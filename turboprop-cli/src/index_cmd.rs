@@ -85,12 +85,15 @@ pub fn run(args: &IndexArgs) -> Result<()> {
             })
     };
     let tp_dir = repo.root.join(".turboprop");
-    let embedder: Box<dyn Embedder> = match (&args.model, &config.model, &recorded) {
-        (Some(name), _, _) | (None, Some(name), _) => models::by_name(name, &tp_dir)?,
-        (None, None, Some(id)) => match models::by_name(id, &tp_dir) {
+    // A repository's own model only with --repo-model (see model_store.rs).
+    let repo_model = args.repo_model.as_deref();
+    let named = args.model.as_ref().or(args.repo_model.as_ref());
+    let embedder: Box<dyn Embedder> = match (named, &config.model, &recorded) {
+        (Some(name), _, _) | (None, Some(name), _) => models::by_name(name, &tp_dir, repo_model)?,
+        (None, None, Some(id)) => match models::by_name(id, &tp_dir, None) {
             Ok(e) => e,
-            Err(_) => {
-                eprintln!("note: the index's model {id} is not available");
+            Err(e) => {
+                eprintln!("note: {}", crate::one_line(&e));
                 models::default_embedder(&tp_dir)
             }
         },

@@ -15,8 +15,8 @@ use turboprop_types::Embedder;
 
 use crate::args::RepoArg;
 use crate::model_store::{
-    canonical_name, check_name, how_to_install, known, offline_route, user_models_dir, ModelStore,
-    KNOWN,
+    canonical_name, check_name, check_sha256, how_to_install, known, offline_route,
+    user_models_dir, ModelStore, Source, KNOWN,
 };
 
 /// `tp model`.
@@ -111,6 +111,13 @@ fn list(repo: &RepoArg) -> Result<()> {
         default_mark("builtin")
     )?;
     for m in &installed {
+        let mark = match m.source {
+            Source::UserCache => default_mark(&m.name).to_owned(),
+            Source::Repository => format!(
+                " (repository-local: used only with --repo-model {})",
+                m.name
+            ),
+        };
         writeln!(
             out,
             "{:<28} {:>5} {:>10}  {}{}",
@@ -118,11 +125,14 @@ fn list(repo: &RepoArg) -> Result<()> {
             m.dir.dimensions(),
             human(m.dir.size_bytes()),
             m.dir.path.display(),
-            default_mark(&m.name)
+            mark
         )?;
     }
     for k in KNOWN {
-        if !installed.iter().any(|m| m.name == k.name) {
+        if !installed
+            .iter()
+            .any(|m| m.name == k.name && m.source == Source::UserCache)
+        {
             writeln!(
                 out,
                 "{:<28} {:>5} {:>10}  not installed: tp model download {}{}",
@@ -161,7 +171,13 @@ fn info(name: &str, repo: &RepoArg) -> Result<()> {
         return Ok(());
     }
     let store = store(repo)?;
-    let Some(m) = store.find(name)? else {
+    // A repository's model is described (its config only is read), not loaded.
+    let allowed = store.repo_has(name).then(|| canonical_name(name));
+    let found = match store.find(name)? {
+        Some(m) => Some(m),
+        None => store.clone().allowing(allowed.as_deref()).find(name)?,
+    };
+    let Some(m) = found else {
         let k = known(name);
         writeln!(out, "name:        {}", canonical_name(name))?;
         if let Some(k) = k {
@@ -200,6 +216,13 @@ fn info(name: &str, repo: &RepoArg) -> Result<()> {
     )?;
     writeln!(out, "pooling:     {:?}, L2-normalized", m.dir.pooling)?;
     writeln!(out, "path:        {}", m.dir.path.display())?;
+    if m.source == Source::Repository {
+        writeln!(
+            out,
+            "trust:       repository-local: used only with --repo-model {}",
+            m.name
+        )?;
+    }
     writeln!(out, "size:        {}", human(m.dir.size_bytes()))?;
     Ok(())
 }
@@ -299,7 +322,8 @@ pub fn import(path: &Path, name: Option<&str>) -> Result<PathBuf> {
     let stage = staging(&cache, &name)?;
     for file in REQUIRED_FILES.iter().chain(OPTIONAL_FILES.iter()) {
         let from = path.join(file);
-        if from.is_file() {
+        // Plain files only: a link among a folder's optional files is not followed.
+        if std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
             copy_file(&from, &stage.0.join(file))?;
         }
     }
@@ -320,27 +344,29 @@ pub fn import(path: &Path, name: Option<&str>) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// The files fetched from the hub: required ones, then optional ones.
-const HUB_FILES: &[(&str, bool)] = &[
-    ("config.json", true),
-    ("tokenizer.json", true),
-    ("model.safetensors", true),
-    ("1_Pooling/config.json", false),
-    ("sentence_bert_config.json", false),
-    ("modules.json", false),
-    ("README.md", false),
-];
-
+/// `tp model download NAME`: the files of a model `tp` knows with a pinned revision, each
+/// checked against its compiled-in sha256 before the model is installed.
 fn download(name: &str) -> Result<()> {
-    let (model_name, hub_repo) = match known(name) {
-        Some(k) => (k.name.to_owned(), k.hub_repo.to_owned()),
-        None if name.contains('/') => (canonical_name(name), name.trim().to_owned()),
-        None => bail!(
-            "unknown model {name:?}: give a known name ({}) or a hub repository such as sentence-transformers/all-MiniLM-L6-v2",
-            KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-        ),
+    let Some(k) = known(name) else {
+        bail!(
+            "tp model download fetches only models whose files it can check ({}); for {}, copy a model folder to this machine and run tp model import <folder>",
+            KNOWN
+                .iter()
+                .filter(|k| k.pinned.is_some())
+                .map(|k| k.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+            name.trim()
+        );
     };
-    check_name(&model_name)?;
+    let model_name = k.name.to_owned();
+    let Some(pinned) = k.pinned else {
+        bail!(
+            "tp has no pinned revision and checksums for {model_name}, so it does not download it: {}",
+            offline_route(&model_name)
+        );
+    };
+    let hub_repo = k.hub_repo;
     let endpoint = std::env::var("HF_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty())
@@ -359,14 +385,10 @@ fn download(name: &str) -> Result<()> {
         .into();
     let cache = user_models_dir()?;
     let stage = staging(&cache, &model_name)?;
-    for &(file, required) in HUB_FILES {
-        let url = format!("{endpoint}/{hub_repo}/resolve/main/{file}");
+    for &(file, sha256) in pinned.files {
+        let url = format!("{endpoint}/{hub_repo}/resolve/{}/{file}", pinned.revision);
         eprintln!("downloading {url}");
-        let mut resp = match agent.get(&url).call() {
-            Ok(r) => r,
-            Err(ureq::Error::StatusCode(404)) if !required => continue,
-            Err(e) => return Err(offline(&e)),
-        };
+        let mut resp = agent.get(&url).call().map_err(|e| offline(&e))?;
         let dest = stage.0.join(file);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)
@@ -386,6 +408,8 @@ fn download(name: &str) -> Result<()> {
         }
         f.sync_all()
             .with_context(|| format!("cannot write {}", dest.display()))?;
+        check_sha256(&dest, sha256)
+            .with_context(|| format!("{url} is not the pinned file (nothing was installed)"))?;
     }
     let (_, dims) = check_model(&stage.0, &model_name).with_context(|| {
         format!("the model downloaded from {endpoint}/{hub_repo} is not usable")
@@ -393,7 +417,8 @@ fn download(name: &str) -> Result<()> {
     let dest = cache.join(&model_name);
     install(&stage.0, &dest)?;
     eprintln!(
-        "downloaded model {model_name} ({dims} dims) into {}; use it with tp index --model {model_name}",
+        "downloaded model {model_name} ({dims} dims, revision {}, checksums verified) into {}; use it with tp index --model {model_name}",
+        pinned.revision,
         dest.display()
     );
     Ok(())

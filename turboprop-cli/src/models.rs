@@ -1,6 +1,8 @@
-//! Which embedder to use: resolving `--model`, `config.yaml` and the index's recorded model
-//! to an [`Embedder`]: the built-in lexical model or an installed transformer model (see
-//! [`crate::model_store`] for where models are looked for).
+//! Which embedder to use: resolving `--model`, `--repo-model`, `config.yaml` and the index's
+//! recorded model to an [`Embedder`]: the built-in lexical model or an installed transformer
+//! model (see [`crate::model_store`] for where models are looked for, and why a repository's
+//! own models are used only with `--repo-model`). Whenever a model is loaded, one line on
+//! stderr says which and from where.
 
 use std::path::Path;
 
@@ -10,8 +12,14 @@ use turboprop_types::Embedder;
 
 use crate::model_store::{canonical_name, how_to_install, Installed, ModelStore};
 
-/// Loads an installed model.
+/// Loads an installed model and says on stderr which model it is and where it came from.
 pub fn load_installed(m: &Installed) -> Result<Box<dyn Embedder>> {
+    let e = load_quietly(m)?;
+    eprintln!("note: using model {} {}", m.name, m.whence());
+    Ok(e)
+}
+
+fn load_quietly(m: &Installed) -> Result<Box<dyn Embedder>> {
     let e = BertEmbedder::load(&m.dir.path, m.name.clone(), BertOptions::default()).with_context(
         || {
             format!(
@@ -24,33 +32,59 @@ pub fn load_installed(m: &Installed) -> Result<Box<dyn Embedder>> {
     Ok(Box::new(e))
 }
 
-/// The embedder named `name` (a model id, an installed model's name, or `builtin`), looked
-/// for in `<repo>/.turboprop/models` (`turboprop_dir` is `<repo>/.turboprop`) and then the
-/// user cache.
-pub fn by_name(name: &str, turboprop_dir: &Path) -> Result<Box<dyn Embedder>> {
-    if let Some(e) = BuiltinEmbedder::from_model_id(name) {
-        return Ok(Box::new(e));
-    }
-    match ModelStore::new(Some(turboprop_dir)).find(name)? {
-        Some(m) => load_installed(&m),
-        None => bail!(
-            "model {} is not installed: {} (tp model list shows what is installed; --model builtin needs nothing)",
-            canonical_name(name),
-            how_to_install(name)
-        ),
+/// The error for a model `name` that the store does not give: not installed, or only in
+/// the repository (then the message names `--repo-model`).
+fn not_available(store: &ModelStore, name: &str, what: &str) -> anyhow::Error {
+    let name = canonical_name(name);
+    if store.repo_has(&name) {
+        let at = store
+            .repo_dir
+            .as_ref()
+            .map(|d| d.join(&name).display().to_string())
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "{what} {name} is only in this repository ({at}), and tp runs a repository's model only when told to: \
+             add --repo-model {name} if you trust the repository, or install it in the user cache: {}",
+            how_to_install(&name)
+        )
+    } else {
+        anyhow::anyhow!(
+            "{what} {name} is not installed: {} (tp model list shows what is installed; --model builtin needs nothing)",
+            how_to_install(&name)
+        )
     }
 }
 
-/// The embedder used when neither `--model` nor `config.yaml` names one: the best installed
-/// model, else the built-in one. Says on stderr which was chosen.
+/// The embedder named `name` (a model id, an installed model's name, or `builtin`), from the
+/// user cache, or from `<repo>/.turboprop/models` (`turboprop_dir` is `<repo>/.turboprop`)
+/// when `repo_model` (the user's `--repo-model`) is that name.
+pub fn by_name(
+    name: &str,
+    turboprop_dir: &Path,
+    repo_model: Option<&str>,
+) -> Result<Box<dyn Embedder>> {
+    if let Some(e) = BuiltinEmbedder::from_model_id(name) {
+        return Ok(Box::new(e));
+    }
+    let store = ModelStore::new(Some(turboprop_dir)).allowing(repo_model);
+    match store.find(name)? {
+        Some(m) => load_installed(&m),
+        None => Err(not_available(&store, name, "model")),
+    }
+}
+
+/// The embedder used when neither `--model` nor `config.yaml` names one: the best model in
+/// the user cache (never a repository's), else the built-in one. Says on stderr which was
+/// chosen, and from where.
 pub fn default_embedder(turboprop_dir: &Path) -> Box<dyn Embedder> {
     let builtin = || -> Box<dyn Embedder> { Box::new(BuiltinEmbedder::new()) };
     match ModelStore::new(Some(turboprop_dir)).best() {
-        Some(m) => match load_installed(&m) {
+        Some(m) => match load_quietly(&m) {
             Ok(e) => {
                 eprintln!(
-                    "note: no --model given: using {}, the best installed model (--model builtin for the built-in one)",
-                    m.name
+                    "note: no --model given: using {}, the best installed model, {} (--model builtin for the built-in one)",
+                    m.name,
+                    m.whence()
                 );
                 e
             }
@@ -73,13 +107,26 @@ pub fn default_embedder(turboprop_dir: &Path) -> Box<dyn Embedder> {
     }
 }
 
-/// The embedder that made an index's vectors, by its recorded model id.
-pub fn for_index(model_id: &str, index_dir: &Path) -> Result<Box<dyn Embedder>> {
+/// The embedder that made an index's vectors, by its recorded model id: from the user
+/// cache, or from the repository only when `repo_model` (the user's `--repo-model`) names
+/// it. The index naming a model is never enough to run a repository's model.
+pub fn for_index(
+    model_id: &str,
+    index_dir: &Path,
+    repo_model: Option<&str>,
+) -> Result<Box<dyn Embedder>> {
     if let Some(e) = BuiltinEmbedder::from_model_id(model_id) {
         return Ok(Box::new(e));
     }
-    match ModelStore::for_index_dir(index_dir).find(model_id)? {
+    let store = ModelStore::for_index_dir(index_dir).allowing(repo_model);
+    match store.find(model_id)? {
         Some(m) => load_installed(&m),
+        None if store.repo_has(model_id) => {
+            Err(not_available(&store, model_id, "model").context(format!(
+                "index at {} was built with model {model_id}",
+                index_dir.display()
+            )))
+        }
         None => bail!(
             "index at {} was built with model {model_id}, which is not installed here: {}; \
              or re-index with another model: tp index --rebuild --model builtin",

@@ -29,6 +29,8 @@ pub struct Searcher {
     lexical: Box<dyn Embedder>,
     /// The model of space 1, loaded on first use (a lexical search never loads it).
     model: OnceLock<Box<dyn Embedder>>,
+    /// The repository model the user allowed (`--repo-model`).
+    repo_model: Option<String>,
 }
 
 impl Searcher {
@@ -36,18 +38,21 @@ impl Searcher {
     /// models it was built with.
     pub fn open(repo: &Path) -> Result<Searcher> {
         let repo = Repo::locate(Some(repo))?;
-        Self::open_repo(&repo)
+        Self::open_repo(&repo, None)
     }
 
-    fn open_repo(repo: &Repo) -> Result<Searcher> {
+    /// Opens the index of `repo`; `repo_model` is the repository model the user allowed
+    /// (`--repo-model`), else models come from the user cache only.
+    fn open_repo(repo: &Repo, repo_model: Option<&str>) -> Result<Searcher> {
         let index = repo.open_index()?;
-        let lexical = models::for_index(&index.model().id, &repo.index_dir)?;
+        let lexical = models::for_index(&index.model().id, &repo.index_dir, repo_model)?;
         index.check_model(lexical.model_id(), lexical.dimensions())?;
         Ok(Searcher {
             index,
             index_dir: repo.index_dir.clone(),
             lexical,
             model: OnceLock::new(),
+            repo_model: repo_model.map(str::to_owned),
         })
     }
 
@@ -65,7 +70,7 @@ impl Searcher {
         if let Some(m) = self.model.get() {
             return Ok(Some(m.as_ref()));
         }
-        let m = models::for_index(&space.model.id, &self.index_dir)?;
+        let m = models::for_index(&space.model.id, &self.index_dir, self.repo_model.as_deref())?;
         self.index
             .check_space_model(1, m.model_id(), m.dimensions())?;
         Ok(Some(self.model.get_or_init(|| m).as_ref()))
@@ -164,7 +169,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         .with_globs(&args.filter)?;
 
     let repo = Repo::locate(args.repo.repo.as_deref())?;
-    let searcher = Searcher::open_repo(&repo)?;
+    let searcher = Searcher::open_repo(&repo, args.repo_model.as_deref())?;
     let mode = args.mode.unwrap_or(searcher.default_mode());
     if mode != Mode::Lexical {
         let index = searcher.index();

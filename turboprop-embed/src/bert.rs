@@ -24,12 +24,43 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use safetensors::{Dtype, SafeTensors};
 use tokenizers::{Tokenizer, TruncationParams};
 use turboprop_types::{EmbedError, Embedder, TermStatistics};
 
 use crate::kernels::{self, Threads, View};
 use crate::model_dir::{HiddenAct, ModelDir, ModelError, Pooling, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::model_file::{describe_json_error, read_capped, TOKENIZER_CAP};
+use crate::weights::{try_vec, Weights, WeightsError};
+
+/// Bytes of a text handed to the tokenizer per token kept ([`BertOptions::max_tokens`]):
+/// the rest of a longer text is never tokenized, so one pathological chunk (megabytes on one
+/// line, a tokenizer whose rules are slow on it) costs bounded time and memory. Generous:
+/// code averages 3 to 5 bytes a token, and a text has to average more than 64 bytes a token
+/// over its first `max_tokens` tokens for the cut to change its vector.
+pub const BYTES_PER_TOKEN: usize = 64;
+
+/// The prefix of `text` the tokenizer sees: at most `max_tokens` × [`BYTES_PER_TOKEN`]
+/// bytes, cut at a character boundary.
+///
+/// ```
+/// use turboprop_embed::{tokenizer_input, BYTES_PER_TOKEN};
+///
+/// let long = "ä".repeat(10_000);
+/// let cut = tokenizer_input(&long, 8);
+/// assert!(cut.len() <= 8 * BYTES_PER_TOKEN && long.starts_with(cut));
+/// assert_eq!(tokenizer_input("short", 8), "short");
+/// ```
+pub fn tokenizer_input(text: &str, max_tokens: usize) -> &str {
+    let cap = max_tokens.saturating_mul(BYTES_PER_TOKEN);
+    if text.len() <= cap {
+        return text;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// Settings of a [`BertEmbedder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,11 +135,19 @@ impl BertEmbedder {
         }
 
         let tok_path = dir.join(TOKENIZER_FILE);
-        let tok_err = |source| ModelError::Tokenizer {
+        let tok_err = |problem: String| ModelError::Tokenizer {
             path: tok_path.clone(),
-            source,
+            problem,
         };
-        let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(tok_err)?;
+        // Read as a checked regular file of bounded size; errors never quote its content.
+        let tok_bytes = read_capped(&tok_path, TOKENIZER_CAP)?;
+        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| {
+            tok_err(match e.downcast_ref::<serde_json::Error>() {
+                Some(json) => describe_json_error(json),
+                None => "it is not a tokenizer this build can load".to_owned(),
+            })
+        })?;
+        drop(tok_bytes);
         // Model folders often fix padding and truncation (MiniLM: 128); we truncate at our own
         // length and pad each batch ourselves.
         tokenizer.with_padding(None);
@@ -117,20 +156,14 @@ impl BertEmbedder {
                 max_length: options.max_tokens,
                 ..TruncationParams::default()
             }))
-            .map_err(tok_err)?;
+            .map_err(|_| tok_err(format!("cannot truncate at {} tokens", options.max_tokens)))?;
 
         let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|source| ModelError::Io {
+        let weights = Weights::open(&weights_path)?;
+        let model = Bert::new(&weights, config).map_err(|source| ModelError::Weights {
             path: weights_path.clone(),
             source,
         })?;
-        let model = SafeTensors::deserialize(&bytes)
-            .map_err(candle_core::Error::from)
-            .and_then(|tensors| Bert::new(&tensors, config))
-            .map_err(|source| ModelError::Weights {
-                path: weights_path.clone(),
-                source,
-            })?;
         Ok(BertEmbedder {
             model_id: model_id.into(),
             model,
@@ -150,7 +183,7 @@ impl BertEmbedder {
     pub fn token_count(&self, text: &str) -> Result<usize, EmbedError> {
         let enc = self
             .tokenizer
-            .encode_fast(text, true)
+            .encode_fast(tokenizer_input(text, self.options.max_tokens), true)
             .map_err(|e| self.backend(e))?;
         Ok(enc.get_ids().len())
     }
@@ -166,9 +199,13 @@ impl BertEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let bounded: Vec<&str> = texts
+            .iter()
+            .map(|t| tokenizer_input(t, self.options.max_tokens))
+            .collect();
         let encodings = self
             .tokenizer
-            .encode_batch_fast(texts.to_vec(), true)
+            .encode_batch_fast(bounded, true)
             .map_err(|e| self.backend(e))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         // Shortest first, so every batch holds texts of similar length (attention work per
@@ -352,58 +389,21 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 }
 
 /// The tensor `{prefix}{name}` as `f32`s, row-major, checked to have `shape`.
-fn get(
-    t: &SafeTensors<'_>,
-    prefix: &str,
-    name: &str,
-    shape: &[usize],
-) -> candle_core::Result<Vec<f32>> {
-    let key = format!("{prefix}{name}");
-    let view = t
-        .tensor(&key)
-        .map_err(|_| candle_core::Error::Msg(format!("tensor {key} is missing")))?;
-    if view.shape() != shape {
-        // A plain message: candle's `bail!` would append a backtrace to the one-line error.
-        return Err(candle_core::Error::Msg(format!(
-            "tensor {key} has shape {:?}, the config asks for {shape:?}",
-            view.shape()
-        )));
-    }
-    let data = view.data();
-    let values: Vec<f32> = match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => return Err(candle_core::Error::UnsupportedSafeTensorDtype(other)),
-    };
-    if values.len() != shape.iter().product::<usize>() {
-        return Err(candle_core::Error::Msg(format!(
-            "tensor {key} holds {} values for shape {shape:?}",
-            values.len()
-        )));
-    }
-    Ok(values)
+fn get(t: &Weights, prefix: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
+    t.f32s(&format!("{prefix}{name}"), shape)
 }
 
 fn linear(
-    t: &SafeTensors<'_>,
+    t: &Weights,
     prefix: &str,
     name: &str,
     inp: usize,
     out: usize,
-) -> candle_core::Result<Linear> {
+) -> Result<Linear, WeightsError> {
     // Stored (out, in); kept transposed, (in, out).
     let w = get(t, prefix, &format!("{name}.weight"), &[out, inp])?;
-    let mut wt = vec![0f32; inp * out];
+    let mut wt = try_vec(inp * out, &format!("{prefix}{name}.weight"))?;
+    wt.resize(inp * out, 0.0);
     for (o, row) in w.chunks_exact(inp).enumerate() {
         for (i, &x) in row.iter().enumerate() {
             wt[i * out + o] = x;
@@ -418,12 +418,12 @@ fn linear(
 }
 
 fn norm(
-    t: &SafeTensors<'_>,
+    t: &Weights,
     prefix: &str,
     name: &str,
     h: usize,
     eps: f64,
-) -> candle_core::Result<LayerNorm> {
+) -> Result<LayerNorm, WeightsError> {
     Ok(LayerNorm {
         w: get(t, prefix, &format!("{name}.weight"), &[h])?,
         b: get(t, prefix, &format!("{name}.bias"), &[h])?,
@@ -432,9 +432,11 @@ fn norm(
 }
 
 impl Bert {
-    fn new(t: &SafeTensors<'_>, c: &crate::model_dir::BertConfig) -> candle_core::Result<Self> {
+    /// The encoder of config `c` from weights `t`; `c` is within `BOUNDS` (so no size
+    /// product overflows) and every buffer is reserved fallibly.
+    fn new(t: &Weights, c: &crate::model_dir::BertConfig) -> Result<Self, WeightsError> {
         // Checkpoints saved from BertFor* models prefix every name with `bert.`.
-        let p = if t.tensor("bert.embeddings.word_embeddings.weight").is_ok() {
+        let p = if t.contains("bert.embeddings.word_embeddings.weight") {
             "bert."
         } else {
             ""
@@ -450,7 +452,7 @@ impl Bert {
             let k = linear(t, &lp, "attention.self.key", h, h)?;
             let v = linear(t, &lp, "attention.self.value", h, h)?;
             // (in, 3 out): each input row is [q row * scale, k row, v row].
-            let mut w = Vec::with_capacity(3 * h * h);
+            let mut w = try_vec(3 * h * h, &format!("{lp}attention.self"))?;
             for r in 0..h {
                 let row = r * h..(r + 1) * h;
                 w.extend(q.w[row.clone()].iter().map(|x| x * scale));

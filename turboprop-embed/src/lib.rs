@@ -65,18 +65,22 @@ mod builtin;
 mod hash;
 mod kernels;
 mod model_dir;
+mod model_file;
 mod tiny;
+mod weights;
 
 pub use analyze::{analyze_document, analyze_query, TermKind};
-pub use bert::{BertEmbedder, BertOptions, DEFAULT_MAX_TOKENS};
+pub use bert::{tokenizer_input, BertEmbedder, BertOptions, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS};
 pub use builtin::{
     BuiltinEmbedder, DimensionError, DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MIN_DIMENSIONS,
     MODEL_FAMILY,
 };
 pub use hash::term_id;
 pub use model_dir::{
-    BertConfig, HiddenAct, ModelDir, ModelError, Pooling, CONFIG_FILE, OPTIONAL_FILES,
-    REQUIRED_FILES, TOKENIZER_FILE, WEIGHTS_FILE,
+    BertConfig, ConfigBounds, HiddenAct, ModelDir, ModelError, Pooling, BOUNDS, CONFIG_FILE,
+    OPTIONAL_FILES, REQUIRED_FILES, TOKENIZER_FILE, WEIGHTS_FILE,
 };
+pub use model_file::{CONFIG_CAP, POOLING_CAP, TOKENIZER_CAP, WEIGHTS_CAP};
 pub use tiny::{write_tiny_bert, TINY_DIMENSIONS, TINY_MAX_POSITIONS, TINY_TOKENIZER_FIXED_LENGTH};
 pub use turboprop_types::{EmbedError, Embedder, TermId, TermStatistics};
+pub use weights::{WeightsError, HEADER_CAP};

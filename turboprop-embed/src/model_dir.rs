@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::model_file::{read_json, CONFIG_CAP, POOLING_CAP};
+
 /// The weights file of a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The tokenizer file of a model folder.
@@ -51,23 +53,55 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
-    /// A JSON settings file is malformed.
-    #[error("{path} is not a valid model settings file")]
+    /// A file of the folder is a link, a FIFO, a device or a folder: model files are read
+    /// only when they are regular files (a link could lead anywhere, a FIFO would block).
+    #[error("{path} is {kind}, not a regular file: a model folder holds plain files (replace it with a copy of the file)")]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A file is larger than its format's cap.
+    #[error("{path} is {size} bytes, more than the {cap} bytes tp reads for this file: it is not a model file tp can use")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// A JSON settings file is malformed. The message describes the problem by kind and
+    /// position; it never quotes the file's content.
+    #[error("{path} is not a valid model settings file: {problem}")]
     Json {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: serde_json::Error,
+        /// What is wrong, without the file's content.
+        problem: String,
+    },
+    /// A size in `config.json` is outside what any model tp can run has.
+    #[error("{path}: {field} is {value}, outside {min}..={max}: not a model tp can run")]
+    Implausible {
+        /// The config file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The smallest value accepted.
+        min: u64,
+        /// The largest value accepted.
+        max: u64,
     },
     /// The tokenizer could not be loaded or configured.
-    #[error("cannot load the tokenizer {path}")]
+    #[error("cannot load the tokenizer {path}: {problem}")]
     Tokenizer {
         /// The tokenizer file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// What is wrong, without the file's content.
+        problem: String,
     },
     /// The weights could not be read or do not fit the config.
     #[error("cannot load the weights {path}")]
@@ -76,7 +110,7 @@ pub enum ModelError {
         path: PathBuf,
         /// The underlying error.
         #[source]
-        source: candle_core::Error,
+        source: crate::weights::WeightsError,
     },
     /// The model is of a kind this backend does not run.
     #[error("{path} describes a model this build cannot run: {reason}")]
@@ -152,10 +186,10 @@ fn default_eps() -> f64 {
 }
 
 impl BertConfig {
-    /// Reads and checks `config.json` in `dir`.
+    /// Reads and checks `config.json` in `dir`: every size within [`BOUNDS`].
     pub fn read(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join(CONFIG_FILE);
-        let config: BertConfig = read_json(&path)?;
+        let config: BertConfig = read_json(&path, CONFIG_CAP)?;
         config.check(&path)?;
         Ok(config)
     }
@@ -177,26 +211,154 @@ impl BertConfig {
                 return Err(unsupported(format!("position_embedding_type {p:?}")));
             }
         }
-        if self.hidden_size == 0
-            || self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
+        for (field, value, (min, max)) in [
+            ("vocab_size", self.vocab_size, BOUNDS.vocab_size),
+            ("hidden_size", self.hidden_size, BOUNDS.hidden_size),
+            (
+                "num_hidden_layers",
+                self.num_hidden_layers,
+                BOUNDS.num_hidden_layers,
+            ),
+            (
+                "num_attention_heads",
+                self.num_attention_heads,
+                BOUNDS.num_attention_heads,
+            ),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                BOUNDS.intermediate_size,
+            ),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                BOUNDS.max_position_embeddings,
+            ),
+            (
+                "type_vocab_size",
+                self.type_vocab_size,
+                BOUNDS.type_vocab_size,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ModelError::Implausible {
+                    path: path.to_owned(),
+                    field,
+                    value: value as u64,
+                    min: min as u64,
+                    max: max as u64,
+                });
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(unsupported(format!(
-                "hidden_size {} is not a positive multiple of num_attention_heads {}",
+                "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             )));
         }
-        if self.vocab_size == 0
-            || self.num_hidden_layers == 0
-            || self.intermediate_size == 0
-            || self.max_position_embeddings < 2
-            || self.type_vocab_size == 0
+        if !(self.layer_norm_eps.is_finite()
+            && self.layer_norm_eps > 0.0
+            && self.layer_norm_eps < 1.0)
         {
-            return Err(unsupported("a size in the config is zero".into()));
+            return Err(unsupported(
+                "layer_norm_eps is not a small positive number".into(),
+            ));
+        }
+        let parameters = self.parameters().ok_or_else(|| ModelError::Implausible {
+            path: path.to_owned(),
+            field: "the total of parameters",
+            value: u64::MAX,
+            min: 1,
+            max: BOUNDS.parameters as u64,
+        })?;
+        if parameters > BOUNDS.parameters {
+            return Err(ModelError::Implausible {
+                path: path.to_owned(),
+                field: "the total of parameters",
+                value: parameters as u64,
+                min: 1,
+                max: BOUNDS.parameters as u64,
+            });
         }
         Ok(())
     }
+
+    /// The parameters the encoder holds (embeddings, layers, norms), or `None` if that
+    /// overflows: what loading the weights allocates, in `f32`s.
+    pub fn parameters(&self) -> Option<usize> {
+        let h = self.hidden_size;
+        let i = self.intermediate_size;
+        let embeddings = self
+            .vocab_size
+            .checked_add(self.max_position_embeddings)?
+            .checked_add(self.type_vocab_size)?
+            .checked_add(2)?
+            .checked_mul(h)?;
+        // Four h×h products with biases, up and down with biases, two norms.
+        let layer = h
+            .checked_mul(h)?
+            .checked_mul(4)?
+            .checked_add(h.checked_mul(4)?)?
+            .checked_add(h.checked_mul(i)?.checked_mul(2)?)?
+            .checked_add(i)?
+            .checked_add(h.checked_mul(5)?)?;
+        embeddings.checked_add(layer.checked_mul(self.num_hidden_layers)?)
+    }
 }
+
+/// The ranges every size in `config.json` must lie in: generous for BERT-family sentence
+/// embedders (all-MiniLM-L6-v2: vocabulary 30,522, hidden 384, 6 layers, 12 heads,
+/// feed-forward 1,536, 512 positions; the largest, XLM-R large: 250,002, 1,024, 24, 16,
+/// 4,096, 514), and small enough that no product of them overflows or allocates without
+/// bound. Each pair is (smallest, largest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigBounds {
+    /// Tokens in the vocabulary.
+    pub vocab_size: (usize, usize),
+    /// Hidden size.
+    pub hidden_size: (usize, usize),
+    /// Layers.
+    pub num_hidden_layers: (usize, usize),
+    /// Attention heads.
+    pub num_attention_heads: (usize, usize),
+    /// Feed-forward width.
+    pub intermediate_size: (usize, usize),
+    /// Positions.
+    pub max_position_embeddings: (usize, usize),
+    /// Token types.
+    pub type_vocab_size: (usize, usize),
+    /// The most parameters of a whole model (`f32`s allocated when it loads): 2^30, 4 GiB.
+    pub parameters: usize,
+}
+
+/// The bounds [`BertConfig`] is checked against.
+///
+/// ```
+/// use turboprop_embed::{write_tiny_bert, ModelDir, ModelError, BOUNDS};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// write_tiny_bert(dir.path(), 1)?;
+/// let config = dir.path().join("config.json");
+/// let text = std::fs::read_to_string(&config)?;
+/// // 2^62 layers would overflow every allocation: refused, naming the file and field.
+/// std::fs::write(&config, text.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 4611686018427387904"))?;
+/// let err = ModelDir::open(dir.path()).expect_err("implausible");
+/// assert!(matches!(err, ModelError::Implausible { field: "num_hidden_layers", .. }));
+/// assert_eq!(BOUNDS.num_hidden_layers.1, 128);
+/// # Ok(())
+/// # }
+/// ```
+pub const BOUNDS: ConfigBounds = ConfigBounds {
+    vocab_size: (1, 1 << 20),
+    hidden_size: (1, 8192),
+    num_hidden_layers: (1, 128),
+    num_attention_heads: (1, 256),
+    intermediate_size: (1, 65_536),
+    max_position_embeddings: (2, 65_536),
+    type_vocab_size: (1, 1024),
+    parameters: 1 << 30,
+};
 
 /// How token vectors become one text vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,11 +384,35 @@ struct PoolingConfig {
 impl Pooling {
     /// The pooling named by `1_Pooling/config.json` in `dir`, mean when there is none.
     pub fn read(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join("1_Pooling").join("config.json");
-        if !path.is_file() {
-            return Ok(Pooling::Mean);
+        let folder = dir.join("1_Pooling");
+        let path = folder.join("config.json");
+        // The folder is looked at without following a link; the file is opened so.
+        match std::fs::symlink_metadata(&folder) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pooling::Mean),
+            Err(source) => {
+                return Err(ModelError::Io {
+                    path: folder,
+                    source,
+                })
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(ModelError::NotRegularFile {
+                    path: folder,
+                    kind: if m.file_type().is_symlink() {
+                        "a symbolic link"
+                    } else {
+                        "not a folder"
+                    },
+                })
+            }
+            Ok(_) => {}
         }
-        let c: PoolingConfig = read_json(&path)?;
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pooling::Mean),
+            Err(source) => return Err(ModelError::Io { path, source }),
+            Ok(_) => {}
+        }
+        let c: PoolingConfig = read_json(&path, POOLING_CAP)?;
         match (
             c.pooling_mode_mean_tokens,
             c.pooling_mode_cls_token,
@@ -255,14 +441,25 @@ pub struct ModelDir {
 }
 
 impl ModelDir {
-    /// Checks the folder at `path` without loading the weights.
+    /// Checks the folder at `path` without loading the weights: the required files are
+    /// present, `config.json` (a regular file of at most 1 MiB) is within [`BOUNDS`].
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         for file in REQUIRED_FILES {
-            if !path.join(file).is_file() {
-                return Err(ModelError::MissingFile {
-                    dir: path.to_owned(),
-                    file,
-                });
+            // Present at all (a link or a FIFO is present, and refused when it is opened).
+            match std::fs::symlink_metadata(path.join(file)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ModelError::MissingFile {
+                        dir: path.to_owned(),
+                        file,
+                    })
+                }
+                Err(source) => {
+                    return Err(ModelError::Io {
+                        path: path.join(file),
+                        source,
+                    })
+                }
             }
         }
         Ok(ModelDir {
@@ -282,19 +479,9 @@ impl ModelDir {
         REQUIRED_FILES
             .iter()
             .chain(OPTIONAL_FILES.iter())
-            .filter_map(|f| std::fs::metadata(self.path.join(f)).ok())
+            .filter_map(|f| std::fs::symlink_metadata(self.path.join(f)).ok())
+            .filter(|m| m.is_file())
             .map(|m| m.len())
             .sum()
     }
-}
-
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| ModelError::Json {
-        path: path.to_owned(),
-        source,
-    })
 }

@@ -126,17 +126,17 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) -> Result<(), ModelError> {
         (TOKENIZER_FILE, tokenizer_json(&vocab)),
     ] {
         let path = dir.join(file);
-        let text = serde_json::to_string_pretty(&value).map_err(|source| ModelError::Json {
+        let text = serde_json::to_string_pretty(&value).map_err(|e| ModelError::Json {
             path: path.clone(),
-            source,
+            problem: e.to_string(),
         })?;
         std::fs::write(&path, text).map_err(io(&path))?;
     }
 
     let weights_path = dir.join(WEIGHTS_FILE);
-    let werr = |source| ModelError::Weights {
+    let werr = |e: candle_core::Error| ModelError::Io {
         path: weights_path.clone(),
-        source,
+        source: std::io::Error::other(e.to_string()),
     };
     let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();

@@ -1,0 +1,390 @@
+//! `model.safetensors`, read with bounds: the header is parsed and checked against the
+//! file's real size before anything proportional to the file is allocated, and tensors are
+//! read one at a time, in place (`pread`), straight into the `f32` buffers the encoder keeps.
+//!
+//! The format: an 8-byte little-endian header length `n`, `n` bytes of JSON naming each
+//! tensor's dtype, shape and `[begin, end)` byte range in the data that follows, then the
+//! data. Checked here: `n` is at most [`HEADER_CAP`] and fits in the file; every range lies
+//! within the data; dtype size × shape is exactly its length (no overflow); the ranges tile
+//! the data with no gap or overlap and end where the file ends. A weight is read only when
+//! the encoder asks for it, with its shape checked against the config first, and its buffer
+//! is reserved fallibly: memory that is not there is an error, never an abort.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::model_dir::ModelError;
+use crate::model_file::{describe_json_error, open_checked, WEIGHTS_CAP};
+
+/// The largest safetensors header read (all-MiniLM-L6-v2's is 13 KiB).
+pub const HEADER_CAP: u64 = 8 << 20;
+/// The most tensors a header may name.
+pub const MAX_TENSORS: usize = 100_000;
+/// The most dimensions a tensor may have.
+pub const MAX_RANK: usize = 8;
+
+/// Why the weights could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The header is malformed or does not fit the file.
+    #[error("the safetensors header {0}")]
+    Header(String),
+    /// A tensor the config needs is not in the file.
+    #[error("tensor {0} is missing")]
+    Missing(String),
+    /// A tensor's shape differs from the config's.
+    #[error("tensor {tensor} has shape {found:?}, the config asks for {expected:?}")]
+    Shape {
+        /// The tensor.
+        tensor: String,
+        /// Its shape in the file.
+        found: Vec<usize>,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+    },
+    /// A tensor is stored in a type the encoder does not read.
+    #[error("tensor {tensor} is stored as {dtype}; tp reads F32, F16 and BF16 weights")]
+    Dtype {
+        /// The tensor.
+        tensor: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// There is not enough memory for the weights.
+    #[error("not enough memory for tensor {tensor} ({bytes} bytes as f32)")]
+    Memory {
+        /// The tensor.
+        tensor: String,
+        /// The bytes it needs.
+        bytes: u64,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawTensor {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+/// One tensor's place in the file.
+#[derive(Debug, Clone)]
+struct TensorInfo {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Absolute byte offset in the file.
+    start: u64,
+    len: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    F32,
+    F16,
+    BF16,
+    /// Other dtypes are accepted in the header (their size is checked) but not read.
+    Other(&'static str, u64),
+}
+
+impl Dtype {
+    fn parse(s: &str) -> Option<Dtype> {
+        Some(match s {
+            "F32" => Dtype::F32,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            "F64" => Dtype::Other("F64", 8),
+            "I64" => Dtype::Other("I64", 8),
+            "U64" => Dtype::Other("U64", 8),
+            "I32" => Dtype::Other("I32", 4),
+            "U32" => Dtype::Other("U32", 4),
+            "I16" => Dtype::Other("I16", 2),
+            "U16" => Dtype::Other("U16", 2),
+            "I8" => Dtype::Other("I8", 1),
+            "U8" => Dtype::Other("U8", 1),
+            "BOOL" => Dtype::Other("BOOL", 1),
+            "F8_E4M3" => Dtype::Other("F8_E4M3", 1),
+            "F8_E5M2" => Dtype::Other("F8_E5M2", 1),
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> u64 {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+            Dtype::Other(_, n) => n,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "F32",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::Other(name, _) => name,
+        }
+    }
+}
+
+/// A name from the file, made safe to show: at most 80 characters, escaped.
+fn shown(name: &str) -> String {
+    let short: String = name.chars().take(80).collect();
+    format!("{short:?}")
+}
+
+/// An opened, checked `model.safetensors`.
+#[derive(Debug)]
+pub(crate) struct Weights {
+    file: File,
+    tensors: HashMap<String, TensorInfo>,
+}
+
+impl Weights {
+    /// Opens and checks the weights file at `path` (see the module docs).
+    pub(crate) fn open(path: &Path) -> Result<Weights, ModelError> {
+        let (file, len) = open_checked(path, WEIGHTS_CAP)?;
+        let err = |source: WeightsError| ModelError::Weights {
+            path: path.to_owned(),
+            source,
+        };
+        let header = |m: String| err(WeightsError::Header(m));
+        if len < 8 {
+            return Err(header(format!(
+                "needs 8 bytes and the file has {len}: the file is not a safetensors file"
+            )));
+        }
+        let mut n = [0u8; 8];
+        read_at(&file, &mut n, 0).map_err(|e| err(e.into()))?;
+        let n = u64::from_le_bytes(n);
+        if n > HEADER_CAP || n > len - 8 {
+            return Err(header(format!(
+                "claims {n} bytes, more than the {} the file holds after its length (or the cap of {HEADER_CAP})",
+                len - 8
+            )));
+        }
+        // Bounded by the cap and by the file's real size.
+        let mut text = vec![0u8; n as usize];
+        read_at(&file, &mut text, 8).map_err(|e| err(e.into()))?;
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_slice(&text)
+            .map_err(|e| header(format!("is not valid: {}", describe_json_error(&e))))?;
+        if raw.len() > MAX_TENSORS {
+            return Err(header(format!(
+                "names {} tensors, more than {MAX_TENSORS}",
+                raw.len()
+            )));
+        }
+        let data_start = 8 + n;
+        let data_len = len - data_start;
+        let mut tensors = HashMap::with_capacity(raw.len());
+        let mut ranges = Vec::with_capacity(raw.len());
+        for (name, value) in raw {
+            if name == "__metadata__" {
+                continue;
+            }
+            let t: RawTensor = serde_json::from_value(value).map_err(|e| {
+                header(format!(
+                    "entry {} is not a tensor: {}",
+                    shown(&name),
+                    describe_json_error(&e)
+                ))
+            })?;
+            let dtype = Dtype::parse(&t.dtype)
+                .ok_or_else(|| header(format!("gives tensor {} an unknown dtype", shown(&name))))?;
+            if t.shape.len() > MAX_RANK {
+                return Err(header(format!(
+                    "gives tensor {} {} dimensions, more than {MAX_RANK}",
+                    shown(&name),
+                    t.shape.len()
+                )));
+            }
+            let bytes = t
+                .shape
+                .iter()
+                .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
+            let [begin, end] = t.data_offsets;
+            if begin > end || end > data_len {
+                return Err(header(format!(
+                    "places tensor {} at bytes {begin}..{end}, outside the {data_len} bytes of data in the file",
+                    shown(&name)
+                )));
+            }
+            if bytes != Some(end - begin) {
+                return Err(header(format!(
+                    "gives tensor {} {} bytes of data, and its dtype and shape need {}",
+                    shown(&name),
+                    end - begin,
+                    bytes.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string())
+                )));
+            }
+            let shape = t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d))
+                .collect::<Result<Vec<usize>, _>>()
+                .map_err(|_| header(format!("gives tensor {} too large a shape", shown(&name))))?;
+            ranges.push((begin, end));
+            tensors.insert(
+                name,
+                TensorInfo {
+                    dtype,
+                    shape,
+                    start: data_start + begin,
+                    len: end - begin,
+                },
+            );
+        }
+        // The tensors tile the data: no gap, no overlap, nothing after the last one.
+        ranges.sort_unstable();
+        let mut at = 0;
+        for (begin, end) in ranges {
+            if begin != at {
+                return Err(header(format!(
+                    "leaves a gap or an overlap at byte {at} of the data (a tensor starts at {begin})"
+                )));
+            }
+            at = end;
+        }
+        if at != data_len {
+            return Err(header(format!(
+                "accounts for {at} bytes of data and the file holds {data_len}"
+            )));
+        }
+        Ok(Weights { file, tensors })
+    }
+
+    /// Whether the file has a tensor called `name`.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// The tensor `name` as `f32`s, row-major, checked to have `shape`; its buffer is
+    /// reserved fallibly and filled from the file in 64 KiB reads.
+    pub(crate) fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| WeightsError::Missing(name.to_owned()))?;
+        if t.shape != shape {
+            return Err(WeightsError::Shape {
+                tensor: name.to_owned(),
+                found: t.shape.clone(),
+                expected: shape.to_vec(),
+            });
+        }
+        let size = t.dtype.size() as usize;
+        if !matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(WeightsError::Dtype {
+                tensor: name.to_owned(),
+                dtype: t.dtype.name().to_owned(),
+            });
+        }
+        // The header check made len = size × elements exactly.
+        let count = (t.len / size as u64) as usize;
+        let mut out = try_vec(count, name)?;
+        let mut buf = vec![0u8; (64 << 10) / size * size];
+        let mut done = 0u64;
+        while done < t.len {
+            let take = buf.len().min((t.len - done) as usize);
+            let chunk = &mut buf[..take];
+            read_at(&self.file, chunk, t.start + done)?;
+            match t.dtype {
+                Dtype::F32 => out.extend(
+                    chunk
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ),
+                Dtype::F16 => out.extend(
+                    chunk
+                        .chunks_exact(2)
+                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+                ),
+                Dtype::BF16 => out.extend(
+                    chunk
+                        .chunks_exact(2)
+                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+                ),
+                Dtype::Other(..) => {}
+            }
+            done += take as u64;
+        }
+        Ok(out)
+    }
+}
+
+/// An empty `Vec<f32>` with room for `count` values, or [`WeightsError::Memory`].
+pub(crate) fn try_vec(count: usize, tensor: &str) -> Result<Vec<f32>, WeightsError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(count)
+        .map_err(|_| WeightsError::Memory {
+            tensor: tensor.to_owned(),
+            bytes: (count as u64).saturating_mul(4),
+        })?;
+    Ok(v)
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, header: &str, data_len: u64) -> PathBuf {
+        use std::io::Write;
+        let path = dir.join("model.safetensors");
+        let mut f = File::create(&path).expect("create");
+        f.write_all(&(header.len() as u64).to_le_bytes())
+            .expect("write");
+        f.write_all(header.as_bytes()).expect("write");
+        f.set_len(8 + header.len() as u64 + data_len).expect("len");
+        path
+    }
+
+    fn problem(path: &Path) -> String {
+        match Weights::open(path) {
+            Err(ModelError::Weights { source, .. }) => source.to_string(),
+            other => panic!("expected a weights error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn headers_are_checked_against_the_file_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ok = r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#;
+        let w = Weights::open(&write(dir.path(), ok, 24)).expect("valid");
+        assert_eq!(w.f32s("a", &[2, 3]).expect("read"), vec![0.0; 6]);
+        assert!(w.f32s("a", &[3, 2]).is_err());
+        assert!(matches!(w.f32s("b", &[1]), Err(WeightsError::Missing(_))));
+
+        // Trailing bytes, short data, a huge shape, overlap, a header past the file.
+        assert!(problem(&write(dir.path(), ok, 25)).contains("accounts for 24"));
+        assert!(problem(&write(dir.path(), ok, 23)).contains("outside"));
+        let huge = r#"{"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,24]}}"#;
+        assert!(problem(&write(dir.path(), huge, 24)).contains("more than 2^64"));
+        let overlap = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+        assert!(problem(&write(dir.path(), overlap, 12)).contains("gap or an overlap"));
+        let path = dir.path().join("model.safetensors");
+        std::fs::write(&path, (1u64 << 40).to_le_bytes()).expect("write");
+        assert!(problem(&path).contains("claims"));
+    }
+}
