@@ -12,6 +12,7 @@ use turboprop_types::Embedder;
 
 pub use crate::args::Mode;
 use crate::args::{OutputFormat, SearchArgs};
+use crate::escape::escape_control;
 use crate::models;
 use crate::output::{json_hit, text_hit, Snippet};
 use crate::repo::Repo;
@@ -232,7 +233,8 @@ impl<'a> Sources<'a> {
             let read = std::fs::read(repo.root.join(&path)).ok();
             if read.is_none() {
                 eprintln!(
-                    "warning: {path} is gone or unreadable since it was indexed; run tp index"
+                    "warning: {} is gone or unreadable since it was indexed; run tp index",
+                    escape_control(&path)
                 );
             }
             read
@@ -255,7 +257,10 @@ impl<'a> Sources<'a> {
                 stale: false,
             },
             None => {
-                eprintln!("warning: {path} changed since it was indexed; run tp index");
+                eprintln!(
+                    "warning: {} changed since it was indexed; run tp index",
+                    escape_control(&path)
+                );
                 // Show the same lines as they read now.
                 let text = String::from_utf8_lossy(bytes)
                     .lines()

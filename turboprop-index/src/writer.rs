@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    check_space_key, space_key, write_delete_set, DeleteEntry, Directory, IndexDir, LockWait,
-    Manifest, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentSpace,
-    SegmentWriter, SpaceEntry, SpaceMeta, StorageError, WriterLock, MANIFEST_FILE,
+    check_space_key, space_file, space_key, write_delete_set, DeleteEntry, Directory, IndexDir,
+    LockWait, Manifest, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentSpace,
+    SegmentWriter, SpaceEntry, SpaceMeta, StorageError, WriterLock, MANIFEST_FILE, VECTORS_FILE,
 };
 use turboprop_types::{
     ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
 };
 
 use crate::error::{IndexError, Result};
-use crate::reader::{Index, LiveSegment};
+use crate::reader::{non_finite, Index, LiveSegment, SegmentDamage};
 
 /// What an index is built with; a writer refuses to mix two specs in one index.
 ///
@@ -183,6 +183,9 @@ pub struct IndexWriter {
     changes: BTreeMap<String, Change>,
     /// The spec's additional spaces as the manifest records them.
     space_entries: Vec<SpaceEntry>,
+    /// Whether damaged segments were dropped from the base: the next commit must write a
+    /// manifest without them even if nothing else changed.
+    dropped: bool,
 }
 
 impl IndexWriter {
@@ -271,6 +274,7 @@ impl IndexWriter {
             compaction: opts.compaction,
             changes: BTreeMap::new(),
             space_entries,
+            dropped: false,
         })
     }
 
@@ -333,6 +337,43 @@ impl IndexWriter {
         self.changes
             .insert(record.path().to_owned(), Change::Fill { record, spaces });
         Ok(())
+    }
+
+    /// Checks the base for damage ([`Index::damaged_segments`]: checksums, records, vector
+    /// values, files live twice) and drops every damaged segment from it, so that nothing
+    /// damaged is carried into the next generation: the files of a dropped segment are no
+    /// longer in [`Self::base`], and the caller indexes them again as new files. The next
+    /// commit writes a manifest without the dropped segments, even with no other change.
+    /// Returns what was found (empty when the base is intact). Reads every file of the base.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{
+    ///     Directory, IndexSpec, IndexWriter, MemDirectory, ModelGuard, WriterOptions,
+    /// };
+    /// use turboprop_types::ChunkingConfig;
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let spec = IndexSpec {
+    ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
+    ///     chunking: ChunkingConfig::default(),
+    ///     spaces: vec![],
+    /// };
+    /// let mut writer = IndexWriter::open_in(dir, spec, WriterOptions::default(), || {})?;
+    /// assert!(writer.drop_damaged_segments().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drop_damaged_segments(&mut self) -> Vec<SegmentDamage> {
+        let Some(base) = &mut self.base else {
+            return Vec::new();
+        };
+        let damage = base.damaged_segments();
+        if !damage.is_empty() {
+            let drop: Vec<usize> = damage.iter().map(|d| d.segment).collect();
+            base.forget_segments(&drop);
+            self.dropped = true;
+        }
+        damage
     }
 
     /// The committed index this update starts from (`None` when empty, rebuilding, or the
@@ -405,6 +446,7 @@ impl IndexWriter {
     /// Whether anything would be committed.
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+            || self.dropped
             || self
                 .base
                 .as_ref()
@@ -440,6 +482,7 @@ impl IndexWriter {
             self.base_state = BaseState::Reused;
             self.next_generation = stats.generation + 1;
             self.changes.clear();
+            self.dropped = false;
         }
         Ok(stats)
     }
@@ -805,7 +848,7 @@ fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Resu
                 StorageError::corrupt(reader.dir(), format!("no vectors of space {key}"))
             })?;
             let d = reader.spaces()[k].dimensions as usize;
-            reader
+            let rows = reader
                 .space_vectors(k)
                 .get(first * d..end * d)
                 .ok_or_else(|| {
@@ -813,8 +856,12 @@ fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Resu
                         reader.dir(),
                         format!("rows of space {key} out of bounds"),
                     )
-                    .into()
-                })
+                })?;
+            if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
+                let path = reader.dir().join(space_file(VECTORS_FILE, Some(key)));
+                return Err(non_finite(&path, first + at / d.max(1)).into());
+            }
+            Ok(rows)
         })
         .collect()
 }
@@ -839,6 +886,10 @@ fn copy_file(
         let vector = reader.vector(row).ok_or_else(|| {
             StorageError::corrupt(reader.dir(), format!("row {row} out of bounds"))
         })?;
+        // A checksum says the bytes are as written, not that they are a vector.
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(non_finite(&reader.dir().join(VECTORS_FILE), row).into());
+        }
         rows.push(NewRow {
             line_start: rec.line_start,
             line_end: rec.line_end,

@@ -171,6 +171,24 @@ impl Manifest {
         }
         names
     }
+
+    /// Fails unless every segment and delete set is named once: a manifest naming one twice
+    /// would have searches return its hits twice and commits carry the damage forward.
+    pub fn check_names(&self, path: &Path) -> Result<()> {
+        let mut seen = BTreeSet::new();
+        for s in &self.segments {
+            let names = std::iter::once(&s.name).chain(s.deletes.as_ref().map(|d| &d.name));
+            for name in names {
+                if !seen.insert(name.as_str()) {
+                    return Err(StorageError::corrupt(
+                        path,
+                        format!("names {name} more than once"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The index folder (`.turboprop/index`), in a [`Directory`]. Clones share the directory.
@@ -338,8 +356,8 @@ impl IndexDir {
 
     /// Reads the manifest; `Ok(None)` when nothing has been committed yet.
     pub fn read_manifest(&self) -> Result<Option<Manifest>> {
-        match read_document(&*self.store, MANIFEST_FILE, "manifest") {
-            Ok(m) => Ok(Some(m)),
+        match read_document::<Manifest>(&*self.store, MANIFEST_FILE, "manifest") {
+            Ok(m) => m.check_names(&self.manifest_path()).map(|()| Some(m)),
             Err(StorageError::Missing { .. }) => Ok(None),
             Err(e) => Err(e),
         }
