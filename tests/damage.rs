@@ -43,10 +43,7 @@ fn two_segments() -> (Sandbox, PathBuf) {
     let first = only_segment(&sb);
     sb.write(EXTRA.0, EXTRA.1);
     sb.tp(&["index"]).ok();
-    let second: Vec<PathBuf> = segments(&sb)
-        .into_iter()
-        .filter(|s| *s != first)
-        .collect();
+    let second: Vec<PathBuf> = segments(&sb).into_iter().filter(|s| *s != first).collect();
     assert_eq!(second.len(), 1, "expected a second segment: {second:?}");
     (sb, second.into_iter().next().unwrap())
 }
@@ -89,7 +86,11 @@ fn rewrite_manifest(sb: &Sandbox, change: impl FnOnce(&mut Value)) {
     let mut manifest: Value =
         serde_json::from_slice(document_body(&path, "manifest", &bytes).unwrap()).unwrap();
     change(&mut manifest);
-    fs::write(&path, encode_document(&path, "manifest", &manifest).unwrap()).unwrap();
+    fs::write(
+        &path,
+        encode_document(&path, "manifest", &manifest).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Asserts an error line names `file` and ends with the way out.
@@ -109,7 +110,11 @@ fn assert_index_repairs(sb: &Sandbox, file: &str) -> String {
         .stderr
         .lines()
         .any(|l| l.starts_with("warning:") && l.contains(file));
-    assert!(warned, "tp index must say what is damaged:\n{}", index.stderr);
+    assert!(
+        warned,
+        "tp index must say what is damaged:\n{}",
+        index.stderr
+    );
     assert!(
         !index.stderr.contains("up to date"),
         "tp index called a damaged index up to date:\n{}",
@@ -152,7 +157,12 @@ fn index_repairs_a_damaged_chunk_record_instead_of_calling_it_up_to_date() {
 #[test]
 fn manifest_naming_a_segment_twice_is_damage_that_index_repairs() {
     let sb = Sandbox::indexed_poker();
-    let query = ["search", "split the pot between tied winners", "--output", "json"];
+    let query = [
+        "search",
+        "split the pot between tied winners",
+        "--output",
+        "json",
+    ];
     let good = sb.tp(&query).ok().stdout;
     rewrite_manifest(&sb, |m| {
         let segs = m["segments"].as_array_mut().unwrap();
@@ -180,7 +190,10 @@ fn manifest_naming_a_delete_set_twice_is_damage() {
     // Deleting a file of each segment gives each a delete set.
     fs::remove_file(sb.path("python/poker/pot.py")).unwrap();
     fs::remove_file(sb.path(EXTRA.0)).unwrap();
-    sb.write("python/poker/odds.py", "def pot_odds(call, pot):\n    return call / (pot + call)\n");
+    sb.write(
+        "python/poker/odds.py",
+        "def pot_odds(call, pot):\n    return call / (pot + call)\n",
+    );
     sb.tp(&["index"]).ok();
     let mut shared = None;
     rewrite_manifest(&sb, |m| {
@@ -193,7 +206,9 @@ fn manifest_naming_a_delete_set_twice_is_damage() {
         }
     });
     assert!(shared.is_some(), "the test needs a delete set");
-    let line = sb.tp(&["search", "pot odds", "--output", "json"]).only_err();
+    let line = sb
+        .tp(&["search", "pot odds", "--output", "json"])
+        .only_err();
     assert_damage_line(&line, "manifest.json");
     assert!(line.contains("more than once"), "{line}");
     assert_index_repairs(&sb, "manifest.json");
@@ -244,7 +259,11 @@ fn text_output_escapes_control_characters() {
     sb.write("big\x1b[2J.py", "x = 1\n".repeat(400));
 
     let index = sb.tp(&["index", "--max-filesize", "1kb"]).ok();
-    assert!(index.stderr.contains("big\\u{1b}[2J.py"), "{}", index.stderr);
+    assert!(
+        index.stderr.contains("big\\u{1b}[2J.py"),
+        "{}",
+        index.stderr
+    );
     let text = sb.tp(&["search", "split the pot"]).ok();
     for (what, out) in [("stdout", &text.stdout), ("index stderr", &index.stderr)] {
         assert!(
@@ -257,7 +276,9 @@ fn text_output_escapes_control_characters() {
     let json = sb.search("split the pot", &[]);
     assert_eq!(json[0]["file"], name, "JSON output keeps the exact name");
 
-    let missing = sb.tp(&["search", "x", "--repo", "no\x1b[31mwhere"]).only_err();
+    let missing = sb
+        .tp(&["search", "x", "--repo", "no\x1b[31mwhere"])
+        .only_err();
     assert!(
         !missing.contains('\x1b') && missing.contains("no\\u{1b}[31mwhere"),
         "{missing:?}"
