@@ -152,6 +152,32 @@ fn index_repairs_a_damaged_chunk_record_instead_of_calling_it_up_to_date() {
     assert!(sb.sources() == sources, "source files must not be touched");
 }
 
+/// Finding 11, structural damage: a segment whose `vectors.bin` was truncated does not even
+/// open. `tp index` still drops only that segment and embeds only its file again, rather
+/// than rebuilding the whole index.
+#[test]
+fn index_repairs_a_segment_that_does_not_open_by_reindexing_only_its_files() {
+    let (sb, second) = two_segments();
+    let query = ["search", EXTRA_QUERY, "--output", "json"];
+    let good = sb.tp(&query).ok().stdout;
+    let vectors = second.join("vectors.bin");
+    let len = fs::metadata(&vectors).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&vectors)
+        .unwrap()
+        .set_len(len - 4)
+        .unwrap();
+    assert_damage_line(&sb.tp(&query).only_err(), "vectors.bin");
+
+    let stderr = assert_index_repairs(&sb, "vectors.bin");
+    assert!(
+        stderr.contains("embedded 1 chunks from 1 files") && !stderr.contains("rebuilding"),
+        "only the damaged segment's file is re-indexed:\n{stderr}"
+    );
+    assert_eq!(summary(&sb.tp(&query).ok().stdout), summary(&good));
+}
+
 /// Finding 11: a manifest naming a segment twice. Refused as damage everywhere (not every
 /// hit printed twice); `tp index` repairs it rather than committing it forward.
 #[test]

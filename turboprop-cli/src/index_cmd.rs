@@ -119,24 +119,29 @@ pub fn run(args: &IndexArgs) -> Result<()> {
             escape_control(&index_dir.display().to_string())
         )
     };
-    let mut writer =
-        match IndexWriter::open(&repo.index_dir, spec.clone(), options.clone(), on_wait) {
-            // A damaged index is rebuilt: source files are the truth, and they are only read.
-            Err(e) if e.is_damage() && !options.rebuild => {
-                warn(format_args!(
-                    "{e}; rebuilding the index from the source files"
-                ));
-                let options = WriterOptions {
-                    rebuild: true,
-                    ..options.clone()
-                };
-                IndexWriter::open(&repo.index_dir, spec.clone(), options, on_wait)
-            }
-            other => other,
+    let mut writer = match IndexWriter::open_repairing(
+        &repo.index_dir,
+        spec.clone(),
+        options.clone(),
+        on_wait,
+    ) {
+        // A damaged index is rebuilt: source files are the truth, and they are only read.
+        Err(e) if e.is_damage() && !options.rebuild => {
+            warn(format_args!(
+                "{e}; rebuilding the index from the source files"
+            ));
+            let options = WriterOptions {
+                rebuild: true,
+                ..options.clone()
+            };
+            IndexWriter::open(&repo.index_dir, spec.clone(), options, on_wait)
         }
-        .map_err(|e| explain(e, &repo.index_dir))?;
-    // Never build on damage: what search and verify would find is found here, and the
-    // damaged segments are dropped; their files are indexed again below as new ones.
+        other => other,
+    }
+    .map_err(|e| explain(e, &repo.index_dir))?;
+    // Never build on damage: what search and verify would find is found here (a segment
+    // that does not open was left out when opening), and the damaged segments are dropped;
+    // their files are indexed again below as new ones.
     for damage in writer.drop_damaged_segments() {
         for p in &damage.problems {
             warn(p);

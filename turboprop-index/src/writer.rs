@@ -186,6 +186,8 @@ pub struct IndexWriter {
     /// Whether damaged segments were dropped from the base: the next commit must write a
     /// manifest without them even if nothing else changed.
     dropped: bool,
+    /// Segments left out of the base by [`Self::open_repairing`], not yet reported.
+    salvaged: Vec<SegmentDamage>,
 }
 
 impl IndexWriter {
@@ -198,7 +200,7 @@ impl IndexWriter {
         opts: WriterOptions,
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
-        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait)
+        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait, false)
     }
 
     /// [`Self::open`] for the index held by `dir` (see [`Index::open_in`] for an example).
@@ -208,7 +210,32 @@ impl IndexWriter {
         opts: WriterOptions,
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
-        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait)
+        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait, false)
+    }
+
+    /// [`Self::open`] for repairing: a segment of the committed index that does not open
+    /// because it is damaged is left out of the base instead of failing the open, as
+    /// [`Self::drop_damaged_segments`] drops the segments it finds damaged (and reports
+    /// both). The next commit writes a manifest without them; their files are no longer in
+    /// [`Self::base`], so the caller indexes them again. Damage that leaves no manifest to
+    /// build on (the manifest or `version.txt`) still fails the open.
+    pub fn open_repairing(
+        path: impl AsRef<Path>,
+        spec: IndexSpec,
+        opts: WriterOptions,
+        on_wait: impl FnOnce(),
+    ) -> Result<IndexWriter> {
+        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait, true)
+    }
+
+    /// [`Self::open_repairing`] for the index held by `dir`.
+    pub fn open_in_repairing(
+        dir: Arc<dyn Directory>,
+        spec: IndexSpec,
+        opts: WriterOptions,
+        on_wait: impl FnOnce(),
+    ) -> Result<IndexWriter> {
+        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait, true)
     }
 
     fn open_dir(
@@ -216,6 +243,7 @@ impl IndexWriter {
         spec: IndexSpec,
         opts: WriterOptions,
         on_wait: impl FnOnce(),
+        salvage: bool,
     ) -> Result<IndexWriter> {
         let space_entries = spec.space_entries()?;
         dir.directory().create_root()?;
@@ -224,6 +252,7 @@ impl IndexWriter {
         if !dir.exists() {
             dir.init(&IndexConfig::default())?;
         }
+        let mut salvaged = Vec::new();
         // Leftovers of a crashed writer: temp files and uncommitted segments.
         let (base, base_state, next_generation) = if opts.rebuild {
             if dir.check_version().is_err() {
@@ -258,7 +287,14 @@ impl IndexWriter {
                         (None, BaseState::SpecChanged { old }, next)
                     } else {
                         // The writer lock is held, so this generation cannot change under us.
-                        let base = Index::open_dir(dir.clone(), ReadMode::Mmap)?;
+                        let base = if salvage {
+                            let (base, damage) =
+                                Index::open_dir_salvaging(dir.clone(), ReadMode::Mmap)?;
+                            salvaged = damage;
+                            base
+                        } else {
+                            Index::open_dir(dir.clone(), ReadMode::Mmap)?
+                        };
                         (Some(base), BaseState::Reused, next)
                     }
                 }
@@ -274,7 +310,8 @@ impl IndexWriter {
             compaction: opts.compaction,
             changes: BTreeMap::new(),
             space_entries,
-            dropped: false,
+            dropped: !salvaged.is_empty(),
+            salvaged,
         })
     }
 
@@ -344,7 +381,8 @@ impl IndexWriter {
     /// damaged is carried into the next generation: the files of a dropped segment are no
     /// longer in [`Self::base`], and the caller indexes them again as new files. The next
     /// commit writes a manifest without the dropped segments, even with no other change.
-    /// Returns what was found (empty when the base is intact). Reads every file of the base.
+    /// Returns what was found (empty when the base is intact), with the segments
+    /// [`Self::open_repairing`] left out first. Reads every file of the base.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -364,8 +402,9 @@ impl IndexWriter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn drop_damaged_segments(&mut self) -> Vec<SegmentDamage> {
+        let mut found = std::mem::take(&mut self.salvaged);
         let Some(base) = &mut self.base else {
-            return Vec::new();
+            return found;
         };
         let damage = base.damaged_segments();
         if !damage.is_empty() {
@@ -373,7 +412,8 @@ impl IndexWriter {
             base.forget_segments(&drop);
             self.dropped = true;
         }
-        damage
+        found.extend(damage);
+        found
     }
 
     /// The committed index this update starts from (`None` when empty, rebuilding, or the

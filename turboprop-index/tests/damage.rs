@@ -127,3 +127,39 @@ fn non_finite_vectors_are_damage_and_a_writer_drops_only_their_segment() {
         assert_eq!(hits[0].chunk.file(), "a.rs");
     }
 }
+
+#[test]
+fn a_repairing_writer_leaves_out_a_segment_that_does_not_open() {
+    let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    commit_file(&dir, "a.rs", [1.0, 0.0, 0.0, 0.0]);
+    commit_file(&dir, "b.rs", [0.6, 0.8, 0.0, 0.0]);
+    let name = "seg-00000002/vectors.bin";
+    let bytes = dir
+        .read(name, ReadMode::Heap)
+        .expect("read")
+        .bytes()
+        .to_vec();
+    dir.replace(name, &bytes[..bytes.len() - 4])
+        .expect("truncate");
+
+    let strict = IndexWriter::open_in(dir.clone(), spec(), WriterOptions::default(), || {});
+    assert!(strict.expect_err("a plain writer refuses").is_damage());
+
+    let mut writer =
+        IndexWriter::open_in_repairing(dir.clone(), spec(), WriterOptions::default(), || {})
+            .expect("a repairing writer opens");
+    let damage = writer.drop_damaged_segments();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert_eq!(damage[0].name, "seg-00000002");
+    assert!(damage[0].problems[0].to_string().contains(name));
+    assert!(writer.commit().expect("commit").committed);
+
+    let index = Index::open_in(dir).expect("open");
+    assert!(index.verify().is_empty());
+    let files: Vec<String> = index
+        .files()
+        .expect("files")
+        .map(|f| f.path().to_owned())
+        .collect();
+    assert_eq!(files, ["a.rs"]);
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
-use turboprop_storage::{space_file, DeleteSet, StorageError, VECTORS_FILE};
+use turboprop_storage::{space_file, DeleteSet, IndexDir, ReadMode, StorageError, VECTORS_FILE};
 
 use super::{Index, LiveSegment};
 use crate::error::IndexError;
@@ -26,7 +26,7 @@ const FINITE_BLOCK_ROWS: usize = 4096;
 /// The damage found in one segment of an index.
 #[derive(Debug)]
 pub struct SegmentDamage {
-    /// The segment's position among the index's live segments (manifest order).
+    /// The segment's position among the segments of the generation checked (manifest order).
     pub segment: usize,
     /// The segment's folder name (`seg-00000007`).
     pub name: String,
@@ -229,5 +229,45 @@ impl NonFiniteRows {
         };
         let path = seg.reader.dir().join(space_file(VECTORS_FILE, key));
         Err(non_finite(&path, row).into())
+    }
+}
+
+impl Index {
+    /// Opens the committed generation like [`Index::open_dir`], except that a segment that
+    /// does not open because it is damaged is left out (as if the manifest did not name
+    /// it) and returned as damage, positioned in the manifest read. For a writer holding the
+    /// lock: no other writer can remove files under it, so a missing file is damage.
+    pub(crate) fn open_dir_salvaging(
+        dir: IndexDir,
+        mode: ReadMode,
+    ) -> Result<(Index, Vec<SegmentDamage>), IndexError> {
+        let mut manifest = Self::read_manifest(&dir)?;
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        let mut damage = Vec::new();
+        for (s, entry) in manifest.segments.iter().enumerate() {
+            match LiveSegment::open(&dir, entry, &manifest, mode) {
+                Ok(seg) => segments.push(seg),
+                Err(e) if e.is_damage() => damage.push(SegmentDamage {
+                    segment: s,
+                    name: entry.name.clone(),
+                    files: entry.live_files(),
+                    problems: vec![e],
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut s = 0;
+        manifest.segments.retain(|_| {
+            s += 1;
+            !damage.iter().any(|d| d.segment == s - 1)
+        });
+        Ok((
+            Index {
+                dir,
+                manifest,
+                segments,
+            },
+            damage,
+        ))
     }
 }
