@@ -229,6 +229,26 @@ impl IndexWriter {
     }
 
     /// [`Self::open_repairing`] for the index held by `dir`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{
+    ///     Directory, IndexSpec, IndexWriter, MemDirectory, ModelGuard, WriterOptions,
+    /// };
+    /// use turboprop_types::ChunkingConfig;
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let spec = IndexSpec::new(
+    ///     ModelGuard { id: "my-vectors".into(), dimensions: 2 },
+    ///     ChunkingConfig::default(),
+    /// );
+    /// let opts = WriterOptions::default();
+    /// let mut writer = IndexWriter::open_in_repairing(dir, spec, opts, || {})?;
+    /// for damage in writer.drop_damaged_segments() {
+    ///     eprintln!("{}: {} files to index again", damage.name, damage.files);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_in_repairing(
         dir: Arc<dyn Directory>,
         spec: IndexSpec,
