@@ -547,7 +547,7 @@ fn sigkill_during_tp_index_leaves_the_previous_or_the_new_commit() {
 }
 
 /// The same kills on an index with two vector spaces (issue 6): the built-in lexical vectors
-/// and a model's (a tiny random BERT in the repository's `.turboprop/models`, used by
+/// and a model's (a tiny random BERT in the sandbox's user cache of models, used by
 /// `tp index` and by the hybrid `tp search` by themselves).
 #[test]
 fn sigkill_during_tp_index_of_a_two_space_index_leaves_the_previous_or_the_new_commit() {
@@ -558,7 +558,9 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
     let sb = Sandbox::new();
     let (a, b) = (sb.dir("a"), sb.dir("b"));
     if with_model {
-        turboprop_embed::write_tiny_bert(&a.join(".turboprop/models/tiny-bert"), 13).unwrap();
+        // In the user cache (a repository's own models are used only with --repo-model).
+        turboprop_embed::write_tiny_bert(&sb.home.join(".cache/turboprop/models/tiny-bert"), 13)
+            .unwrap();
     }
     let mut rng = Rng(seed);
     let mut corpus = Corpus::new(&mut rng);
@@ -1206,7 +1208,7 @@ fn every_damaged_index_file_is_named_and_rebuild_recovers() {
 }
 
 /// The same matrix on an index with two vector spaces (issue 6): the built-in lexical
-/// vectors and a model's (a tiny random BERT in the repository's `.turboprop/models`, which
+/// vectors and a model's (a tiny random BERT in the sandbox's user cache of models, which
 /// `tp index` and the hybrid `tp search` pick up by themselves), whose `vectors.<key>.bin`,
 /// `codes.<key>.bin` and `center.<key>.bin` are damaged like every other file.
 #[test]
@@ -1218,7 +1220,9 @@ fn corruption_matrix(with_model: bool) {
     let sb = Sandbox::new();
     let repo = sb.dir("repo");
     if with_model {
-        turboprop_embed::write_tiny_bert(&repo.join(".turboprop/models/tiny-bert"), 11).unwrap();
+        // In the user cache (a repository's own models are used only with --repo-model).
+        turboprop_embed::write_tiny_bert(&sb.home.join(".cache/turboprop/models/tiny-bert"), 11)
+            .unwrap();
     }
     let mut rng = Rng(0x7e57_0007);
     let mut corpus = Corpus::new(&mut rng);

@@ -18,6 +18,7 @@ use turboprop_types::{line_windows, ChunkingConfig, Embedder, FileRecord};
 
 use crate::args::{parse_size, IndexArgs};
 use crate::discover::{discover, read_source, Candidate, DiscoverOptions, SkipReason};
+use crate::escape::escape_control;
 use crate::models;
 use crate::repo::{explain, Repo};
 
@@ -47,14 +48,15 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     let mut config = match dir.read_config() {
         Ok(c) => c,
         Err(e) if args.rebuild => {
-            eprintln!("warning: {e}; --rebuild replaces config.yaml with the defaults");
+            warn(format_args!(
+                "{e}; --rebuild replaces config.yaml with the defaults"
+            ));
             let c = turboprop_types::IndexConfig::default();
             dir.write_config(&c)?;
             c
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(
-            "config.yaml is invalid: fix it, delete it for the defaults, or run tp index --rebuild",
-        )),
+        // The way out (fix it, delete it, or --rebuild) is appended when printed.
+        Err(e) => return Err(anyhow::Error::new(e).context("config.yaml is invalid")),
     };
     if let Some(size) = &args.max_filesize {
         config.max_filesize = parse_size(size).with_context(|| {
@@ -125,11 +127,23 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         compaction: config.compaction.clone(),
     };
     let index_dir = repo.index_dir.clone();
-    let on_wait = || eprintln!("waiting for another tp index on {}", index_dir.display());
-    let writer = match IndexWriter::open(&repo.index_dir, spec.clone(), options.clone(), on_wait) {
+    let on_wait = || {
+        eprintln!(
+            "waiting for another tp index on {}",
+            escape_control(&index_dir.display().to_string())
+        )
+    };
+    let mut writer = match IndexWriter::open_repairing(
+        &repo.index_dir,
+        spec.clone(),
+        options.clone(),
+        on_wait,
+    ) {
         // A damaged index is rebuilt: source files are the truth, and they are only read.
         Err(e) if e.is_damage() && !options.rebuild => {
-            eprintln!("warning: {e}; rebuilding the index from the source files");
+            warn(format_args!(
+                "{e}; rebuilding the index from the source files"
+            ));
             let options = WriterOptions {
                 rebuild: true,
                 ..options.clone()
@@ -139,6 +153,18 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         other => other,
     }
     .map_err(|e| explain(e, &repo.index_dir))?;
+    // Never build on damage: what search and verify would find is found here (a segment
+    // that does not open was left out when opening), and the damaged segments are dropped;
+    // their files are indexed again below as new ones.
+    for damage in writer.drop_damaged_segments() {
+        for p in &damage.problems {
+            warn(p);
+        }
+        warn(format_args!(
+            "dropping the damaged segment {} of the index; its {} files are indexed again from the source files",
+            damage.name, damage.files
+        ));
+    }
     let rebuilding = matches!(writer.base_state(), BaseState::Rebuild);
     match writer.base_state() {
         BaseState::SpecChanged { old } => eprintln!(
@@ -159,7 +185,7 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         .collect();
     eprintln!(
         "indexing {} with model {}",
-        repo.root.display(),
+        escape_control(&repo.root.display().to_string()),
         models.join(" + ")
     );
     let run_update = |writer| {
@@ -175,7 +201,9 @@ pub fn run(args: &IndexArgs) -> Result<()> {
     match run_update(writer) {
         // Damage found while copying old rows: nothing was committed; rebuild once.
         Err(e) if !rebuilding && e.downcast_ref::<Damaged>().is_some() => {
-            eprintln!("warning: {e:#}; rebuilding the index from the source files");
+            warn(format_args!(
+                "{e:#}; rebuilding the index from the source files"
+            ));
             let options = WriterOptions {
                 rebuild: true,
                 ..options
@@ -186,6 +214,12 @@ pub fn run(args: &IndexArgs) -> Result<()> {
         }
         other => other,
     }
+}
+
+/// Prints `warning: MESSAGE` on stderr, its control characters escaped (messages name
+/// files of the repository).
+fn warn(message: impl std::fmt::Display) {
+    eprintln!("warning: {}", escape_control(&message.to_string()));
 }
 
 /// A commit found the committed index damaged (the damage is the source).
@@ -221,14 +255,14 @@ fn update(
     let opts = DiscoverOptions { max_filesize };
     let found = discover(&repo.root, &opts)?;
     for w in &found.warnings {
-        eprintln!("warning: {w}");
+        warn(w);
     }
     let mut routine = 0usize;
     for s in &found.skipped {
         if s.reason.is_routine() {
             routine += 1;
         } else {
-            eprintln!("warning: {s}");
+            warn(s);
         }
     }
 
@@ -627,7 +661,7 @@ impl Tally {
                 }
                 Outcome::Skipped(reason) => {
                     self.skipped += 1;
-                    eprintln!("warning: skipped {}: {reason}", c.rel_path);
+                    warn(format_args!("skipped {}: {reason}", c.rel_path));
                     if was_indexed {
                         writer.remove_file(&c.rel_path);
                     }

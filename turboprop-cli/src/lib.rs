@@ -65,7 +65,14 @@ where
             } else {
                 "error:"
             };
-            let _ = writeln!(err, "{prefix} {}", one_line(&e));
+            let mut line = one_line(&e);
+            // Every error that means damage ends with the way out.
+            if let Some(way) = repo::way_out(&e) {
+                line.push_str("; ");
+                line.push_str(way);
+            }
+            // Errors name files of the repository: their names may hold control characters.
+            let _ = writeln!(err, "{prefix} {}", escape::escape_control(&line));
             ExitCode::from(2)
         }
     }

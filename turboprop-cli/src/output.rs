@@ -1,9 +1,13 @@
-//! How hits are printed: JSON Lines for programs, a readable listing for people.
+//! How hits are printed: JSON Lines for programs, a readable listing for people. Text from
+//! the repository (file names, content lines) is escaped for the terminal
+//! ([`crate::escape`]); JSON is exact (serde escapes control characters).
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 use turboprop_index::Hit;
+
+use crate::escape::{escape_control, escape_line};
 
 /// The text of a hit as read from its file.
 pub struct Snippet {
@@ -66,7 +70,7 @@ pub fn text_hit(
     writeln!(
         out,
         "{bold}{}:{}-{}{reset}  {dim}score {:.3}{stale}{reset}",
-        hit.chunk.file(),
+        escape_control(hit.chunk.file()),
         hit.chunk.line_start(),
         hit.chunk.line_end(),
         hit.score
@@ -80,7 +84,11 @@ pub fn text_hit(
     for (i, line) in lines[from..to].iter().enumerate() {
         let n = hit.chunk.line_start() as usize + from + i;
         let line: String = line.chars().take(160).collect();
-        writeln!(out, "{dim}{n:>width$} │{reset} {}", line.trim_end())?;
+        writeln!(
+            out,
+            "{dim}{n:>width$} │{reset} {}",
+            escape_line(line.trim_end())
+        )?;
     }
     if to < lines.len() {
         writeln!(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use turboprop_index::{Index, IndexError};
+use turboprop_storage::StorageError;
 
 /// A repository and its index folder.
 #[derive(Debug, Clone)]
@@ -87,15 +88,51 @@ impl Repo {
     }
 }
 
-/// Adds the way out to an index error: damage is repaired by `tp index --rebuild`.
-pub fn explain(e: IndexError, index_dir: &Path) -> anyhow::Error {
-    if e.is_damage() {
-        anyhow::Error::new(e).context(format!(
-            "the index at {} is damaged; run tp index --rebuild (source files are not touched)",
-            index_dir.display()
-        ))
-    } else {
-        anyhow::Error::new(e)
+/// The way out of damage to the index's data: `tp index` checks the index before building
+/// on it, drops what is damaged and indexes those files again.
+pub const REPAIR: &str = "run tp index to repair the index (tp index --rebuild rebuilds all of it; source files are not touched)";
+
+/// The way out of a damaged `config.yaml`, which `tp index` does not overwrite by itself.
+pub const FIX_CONFIG: &str =
+    "fix config.yaml, delete it for the defaults, or run tp index --rebuild";
+
+/// An index error for the CLI. Damage gets its way out when the error is printed (see
+/// [`way_out`]), so every error that means damage ends with it.
+pub fn explain(e: IndexError, _index_dir: &Path) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
+
+/// The way out of the damage `e` reports, if any error of its chain means the index is
+/// damaged: [`FIX_CONFIG`] for `config.yaml`, else [`REPAIR`].
+pub fn way_out(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|cause| {
+        let storage = match cause.downcast_ref::<IndexError>() {
+            Some(IndexError::Storage(s)) => Some(s),
+            Some(i) => return i.is_damage().then_some(REPAIR),
+            None => cause.downcast_ref::<StorageError>(),
+        }?;
+        if !storage.is_damage() {
+            return None;
+        }
+        let config = damaged_file(storage)
+            .and_then(Path::file_name)
+            .is_some_and(|name| name == turboprop_storage::CONFIG_FILE);
+        Some(if config { FIX_CONFIG } else { REPAIR })
+    })
+}
+
+/// The file a damage error names.
+fn damaged_file(e: &StorageError) -> Option<&Path> {
+    match e {
+        StorageError::Missing { path }
+        | StorageError::BadMagic { path, .. }
+        | StorageError::SizeMismatch { path, .. }
+        | StorageError::HeaderChecksum { path }
+        | StorageError::PayloadChecksum { path }
+        | StorageError::Corrupt { path, .. }
+        | StorageError::Json { path, .. }
+        | StorageError::Yaml { path, .. } => Some(path),
+        _ => None,
     }
 }
 

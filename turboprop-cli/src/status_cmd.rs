@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::args::{OutputFormat, RepoArg, StatusArgs};
+use crate::escape::escape_control;
 use crate::repo::Repo;
 
 #[derive(Serialize)]
@@ -64,7 +65,7 @@ pub fn status(args: &StatusArgs) -> Result<()> {
     match args.output {
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&status)?)?,
         OutputFormat::Text => {
-            writeln!(out, "index       {}", status.index_path)?;
+            writeln!(out, "index       {}", escape_control(&status.index_path))?;
             writeln!(out, "files       {}", status.files)?;
             writeln!(out, "chunks      {}", status.chunks)?;
             for (i, sp) in status.spaces.iter().enumerate() {
@@ -104,14 +105,16 @@ pub fn verify(args: &RepoArg) -> Result<()> {
         );
         return Ok(());
     }
-    for p in &problems[1..] {
-        eprintln!("damaged: {p}");
+    let mut problems = problems.into_iter();
+    let first = problems.next();
+    for p in problems {
+        eprintln!("damaged: {}", escape_control(&p.to_string()));
     }
-    bail!(
-        "{}; the index at {} is damaged: run tp index --rebuild (source files are not touched)",
-        problems[0],
-        repo.index_dir.display()
-    )
+    // The error printer appends the way out (repo::way_out).
+    match first {
+        Some(p) => Err(anyhow::Error::new(p)),
+        None => bail!("tp verify found damage but cannot name it"),
+    }
 }
 
 /// `1536` -> `1.5 KiB`.

@@ -55,8 +55,8 @@ pub use filter::FileFilter;
 pub use fusion::{hybrid_scores, LEXICAL_WEIGHT};
 pub use kernel::dot;
 pub use reader::{
-    fast_candidates, Hit, Index, IndexStats, SearchOptions, SpaceQuery, Strategy, FAST_MIN_ROWS,
-    MIN_SHARE_PER_HIT, POOL_FACTOR,
+    fast_candidates, Hit, Index, IndexStats, SearchOptions, SegmentDamage, SpaceQuery, Strategy,
+    FAST_MIN_ROWS, MIN_SHARE_PER_HIT, POOL_FACTOR,
 };
 pub use topk::{Scored, TopK};
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};

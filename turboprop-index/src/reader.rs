@@ -20,6 +20,10 @@ use crate::quant::{self, Codes};
 use crate::sparse::{self, Codes8};
 use crate::topk::{Scored, TopK};
 
+mod check;
+pub(crate) use check::non_finite;
+pub use check::SegmentDamage;
+
 /// A run of rows of one segment: (segment, rows).
 type Block = (usize, Range<usize>);
 
@@ -782,49 +786,15 @@ impl Index {
         }
     }
 
-    /// Checks every byte of every live file against its checksum; returns the problems found
-    /// (empty when the index is intact).
+    /// Checks every byte of every live file against its checksum, every record, and every
+    /// vector value (NaN and infinity are damage; see [`Self::damaged_segments`]), then
+    /// `config.yaml`; returns the problems found (empty when the index is intact).
     pub fn verify(&self) -> Vec<IndexError> {
-        let mut problems = Vec::new();
-        for seg in &self.segments {
-            if let Err(e) = seg.reader.verify() {
-                problems.push(e.into());
-            }
-            if let Some(Err(e)) = seg.deletes.as_ref().map(DeleteSet::verify) {
-                problems.push(e.into());
-            }
-            let spaces = seg.spaces.iter().flatten().map(|d| &d.codes);
-            for codes in std::iter::once(&seg.codes).chain(spaces) {
-                if let Err(e) = codes.verify() {
-                    problems.push(e);
-                }
-            }
-            for row in 0..seg.reader.rows() {
-                if let Err(e) = seg.reader.chunk(row) {
-                    problems.push(e.into());
-                    break;
-                }
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        match self.segment_files() {
-            // The damaged segment was reported above.
-            Err(e) if !problems.is_empty() => drop(e),
-            Err(e) => problems.push(e),
-            Ok(files) => {
-                for (s, _, f) in files {
-                    if !seen.insert(f.record.path()) {
-                        problems.push(
-                            StorageError::corrupt(
-                                self.segments[s].reader.dir(),
-                                format!("{} is live in two segments", f.record.path()),
-                            )
-                            .into(),
-                        );
-                    }
-                }
-            }
-        }
+        let mut problems: Vec<IndexError> = self
+            .damaged_segments()
+            .into_iter()
+            .flat_map(|d| d.problems)
+            .collect();
         if let Err(e) = self.dir.read_config() {
             problems.push(e.into());
         }
@@ -1029,7 +999,8 @@ impl Index {
         } else {
             (coded, plain)
         };
-        let mut top = self.score_blocks(space, query, &plain, opts);
+        let non_finite = check::NonFiniteRows::new();
+        let mut top = self.score_blocks(space, query, &plain, opts, &non_finite);
         if !coded.is_empty() {
             let (bits, int8): (Vec<_>, Vec<_>) = coded
                 .into_iter()
@@ -1048,8 +1019,9 @@ impl Index {
                 want8,
                 opts.sequential,
             ));
-            top = top.merge(self.rerank(space, query, &candidates, opts));
+            top = top.merge(self.rerank(space, query, &candidates, opts, &non_finite));
         }
+        non_finite.check(self, space)?;
         Ok(top)
     }
 
@@ -1060,6 +1032,7 @@ impl Index {
         query: &[f32],
         blocks: &[(usize, Range<usize>)],
         opts: &SearchOptions<'_>,
+        non_finite: &check::NonFiniteRows,
     ) -> TopK {
         let floor = opts.min_score.max(0.0);
         let isa = Isa::detect();
@@ -1072,6 +1045,9 @@ impl Index {
             let scores = &mut scores[..data.len() / d.max(1)];
             dot_rows(isa, query, data, scores);
             for (row, &score) in rows.clone().zip(scores.iter()) {
+                if !score.is_finite() {
+                    non_finite.note(seg as u32, row as u32);
+                }
                 if score > 0.0 && score >= floor && score >= top.threshold() {
                     top.push(Scored {
                         score,
@@ -1403,6 +1379,7 @@ impl Index {
         query: &[f32],
         candidates: &[(u32, u32)],
         opts: &SearchOptions<'_>,
+        non_finite: &check::NonFiniteRows,
     ) -> TopK {
         let floor = opts.min_score.max(0.0);
         let isa = Isa::detect();
@@ -1431,6 +1408,9 @@ impl Index {
                 let mut s = [0.0f32];
                 dot_rows(isa, query, v, &mut s);
                 let score = s[0];
+                if !score.is_finite() {
+                    non_finite.note(seg, row);
+                }
                 if score > 0.0 && score >= floor && score >= top.threshold() {
                     top.push(Scored {
                         score,

@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    check_space_key, space_key, write_delete_set, DeleteEntry, Directory, IndexDir, LockWait,
-    Manifest, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentSpace,
-    SegmentWriter, SpaceEntry, SpaceMeta, StorageError, WriterLock, MANIFEST_FILE,
+    check_space_key, space_file, space_key, write_delete_set, DeleteEntry, Directory, IndexDir,
+    LockWait, Manifest, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentSpace,
+    SegmentWriter, SpaceEntry, SpaceMeta, StorageError, WriterLock, MANIFEST_FILE, VECTORS_FILE,
 };
 use turboprop_types::{
     ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
 };
 
 use crate::error::{IndexError, Result};
-use crate::reader::{Index, LiveSegment};
+use crate::reader::{non_finite, Index, LiveSegment, SegmentDamage};
 
 /// What an index is built with; a writer refuses to mix two specs in one index.
 ///
@@ -183,6 +183,11 @@ pub struct IndexWriter {
     changes: BTreeMap<String, Change>,
     /// The spec's additional spaces as the manifest records them.
     space_entries: Vec<SpaceEntry>,
+    /// Whether damaged segments were dropped from the base: the next commit must write a
+    /// manifest without them even if nothing else changed.
+    dropped: bool,
+    /// Segments left out of the base by [`Self::open_repairing`], not yet reported.
+    salvaged: Vec<SegmentDamage>,
 }
 
 impl IndexWriter {
@@ -195,7 +200,7 @@ impl IndexWriter {
         opts: WriterOptions,
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
-        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait)
+        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait, false)
     }
 
     /// [`Self::open`] for the index held by `dir` (see [`Index::open_in`] for an example).
@@ -205,7 +210,52 @@ impl IndexWriter {
         opts: WriterOptions,
         on_wait: impl FnOnce(),
     ) -> Result<IndexWriter> {
-        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait)
+        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait, false)
+    }
+
+    /// [`Self::open`] for repairing: a segment of the committed index that does not open
+    /// because it is damaged is left out of the base instead of failing the open, as
+    /// [`Self::drop_damaged_segments`] drops the segments it finds damaged (and reports
+    /// both). The next commit writes a manifest without them; their files are no longer in
+    /// [`Self::base`], so the caller indexes them again. Damage that leaves no manifest to
+    /// build on (the manifest or `version.txt`) still fails the open.
+    pub fn open_repairing(
+        path: impl AsRef<Path>,
+        spec: IndexSpec,
+        opts: WriterOptions,
+        on_wait: impl FnOnce(),
+    ) -> Result<IndexWriter> {
+        Self::open_dir(IndexDir::new(path.as_ref()), spec, opts, on_wait, true)
+    }
+
+    /// [`Self::open_repairing`] for the index held by `dir`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{
+    ///     Directory, IndexSpec, IndexWriter, MemDirectory, ModelGuard, WriterOptions,
+    /// };
+    /// use turboprop_types::ChunkingConfig;
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let spec = IndexSpec::new(
+    ///     ModelGuard { id: "my-vectors".into(), dimensions: 2 },
+    ///     ChunkingConfig::default(),
+    /// );
+    /// let opts = WriterOptions::default();
+    /// let mut writer = IndexWriter::open_in_repairing(dir, spec, opts, || {})?;
+    /// for damage in writer.drop_damaged_segments() {
+    ///     eprintln!("{}: {} files to index again", damage.name, damage.files);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_in_repairing(
+        dir: Arc<dyn Directory>,
+        spec: IndexSpec,
+        opts: WriterOptions,
+        on_wait: impl FnOnce(),
+    ) -> Result<IndexWriter> {
+        Self::open_dir(IndexDir::with_directory(dir), spec, opts, on_wait, true)
     }
 
     fn open_dir(
@@ -213,6 +263,7 @@ impl IndexWriter {
         spec: IndexSpec,
         opts: WriterOptions,
         on_wait: impl FnOnce(),
+        salvage: bool,
     ) -> Result<IndexWriter> {
         let space_entries = spec.space_entries()?;
         dir.directory().create_root()?;
@@ -221,6 +272,7 @@ impl IndexWriter {
         if !dir.exists()? {
             dir.init(&IndexConfig::default())?;
         }
+        let mut salvaged = Vec::new();
         // Leftovers of a crashed writer: temp files and uncommitted segments.
         let (base, base_state, next_generation) = if opts.rebuild {
             // A rebuild replaces damaged files; anything else (a folder it may not read, say)
@@ -261,7 +313,14 @@ impl IndexWriter {
                         (None, BaseState::SpecChanged { old }, next)
                     } else {
                         // The writer lock is held, so this generation cannot change under us.
-                        let base = Index::open_dir(dir.clone(), ReadMode::Mmap)?;
+                        let base = if salvage {
+                            let (base, damage) =
+                                Index::open_dir_salvaging(dir.clone(), ReadMode::Mmap)?;
+                            salvaged = damage;
+                            base
+                        } else {
+                            Index::open_dir(dir.clone(), ReadMode::Mmap)?
+                        };
                         (Some(base), BaseState::Reused, next)
                     }
                 }
@@ -277,6 +336,8 @@ impl IndexWriter {
             compaction: opts.compaction,
             changes: BTreeMap::new(),
             space_entries,
+            dropped: !salvaged.is_empty(),
+            salvaged,
         })
     }
 
@@ -339,6 +400,46 @@ impl IndexWriter {
         self.changes
             .insert(record.path().to_owned(), Change::Fill { record, spaces });
         Ok(())
+    }
+
+    /// Checks the base for damage ([`Index::damaged_segments`]: checksums, records, vector
+    /// values, files live twice) and drops every damaged segment from it, so that nothing
+    /// damaged is carried into the next generation: the files of a dropped segment are no
+    /// longer in [`Self::base`], and the caller indexes them again as new files. The next
+    /// commit writes a manifest without the dropped segments, even with no other change.
+    /// Returns what was found (empty when the base is intact), with the segments
+    /// [`Self::open_repairing`] left out first. Reads every file of the base.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use turboprop_index::{
+    ///     Directory, IndexSpec, IndexWriter, MemDirectory, ModelGuard, WriterOptions,
+    /// };
+    /// use turboprop_types::ChunkingConfig;
+    ///
+    /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    /// let spec = IndexSpec {
+    ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
+    ///     chunking: ChunkingConfig::default(),
+    ///     spaces: vec![],
+    /// };
+    /// let mut writer = IndexWriter::open_in(dir, spec, WriterOptions::default(), || {})?;
+    /// assert!(writer.drop_damaged_segments().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drop_damaged_segments(&mut self) -> Vec<SegmentDamage> {
+        let mut found = std::mem::take(&mut self.salvaged);
+        let Some(base) = &mut self.base else {
+            return found;
+        };
+        let damage = base.damaged_segments();
+        if !damage.is_empty() {
+            let drop: Vec<usize> = damage.iter().map(|d| d.segment).collect();
+            base.forget_segments(&drop);
+            self.dropped = true;
+        }
+        found.extend(damage);
+        found
     }
 
     /// The committed index this update starts from (`None` when empty, rebuilding, or the
@@ -411,6 +512,7 @@ impl IndexWriter {
     /// Whether anything would be committed.
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+            || self.dropped
             || self
                 .base
                 .as_ref()
@@ -446,6 +548,7 @@ impl IndexWriter {
             self.base_state = BaseState::Reused;
             self.next_generation = stats.generation + 1;
             self.changes.clear();
+            self.dropped = false;
         }
         Ok(stats)
     }
@@ -821,7 +924,7 @@ fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Resu
                 StorageError::corrupt(reader.dir(), format!("no vectors of space {key}"))
             })?;
             let d = reader.spaces()[k].dimensions as usize;
-            reader
+            let rows = reader
                 .space_vectors(k)
                 .get(first * d..end * d)
                 .ok_or_else(|| {
@@ -829,8 +932,12 @@ fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Resu
                         reader.dir(),
                         format!("rows of space {key} out of bounds"),
                     )
-                    .into()
-                })
+                })?;
+            if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
+                let path = reader.dir().join(space_file(VECTORS_FILE, Some(key)));
+                return Err(non_finite(&path, first + at / d.max(1)).into());
+            }
+            Ok(rows)
         })
         .collect()
 }
@@ -855,6 +962,10 @@ fn copy_file(
         let vector = reader.vector(row).ok_or_else(|| {
             StorageError::corrupt(reader.dir(), format!("row {row} out of bounds"))
         })?;
+        // A checksum says the bytes are as written, not that they are a vector.
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(non_finite(&reader.dir().join(VECTORS_FILE), row).into());
+        }
         rows.push(NewRow {
             line_start: rec.line_start,
             line_end: rec.line_end,

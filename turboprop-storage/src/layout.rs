@@ -187,6 +187,48 @@ impl Manifest {
         }
         names
     }
+
+    /// Fails unless every segment and delete set is named once: a manifest naming one twice
+    /// would have searches return its hits twice and commits carry the damage forward.
+    /// [`IndexDir::read_manifest`] checks this.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use turboprop_storage::{Manifest, ModelGuard, SegmentEntry};
+    /// use turboprop_types::ChunkingConfig;
+    ///
+    /// let segment = SegmentEntry {
+    ///     name: "seg-00000001".into(), rows: 3, files: 1, deletes: None,
+    ///     codes: false, codes8: false, planes: false, spaces: vec![],
+    /// };
+    /// let mut manifest = Manifest {
+    ///     generation: 1, updated_at_ms: 0,
+    ///     model: ModelGuard { id: "m".into(), dimensions: 2 },
+    ///     chunking: ChunkingConfig::default(), spaces: vec![],
+    ///     segments: vec![segment.clone()],
+    /// };
+    /// let path = Path::new("manifest.json");
+    /// assert!(manifest.check_names(path).is_ok());
+    /// manifest.segments.push(segment);
+    /// let err = manifest.check_names(path).unwrap_err();
+    /// assert!(err.is_damage());
+    /// assert!(err.to_string().contains("names seg-00000001 more than once"));
+    /// ```
+    pub fn check_names(&self, path: &Path) -> Result<()> {
+        let mut seen = BTreeSet::new();
+        for s in &self.segments {
+            let names = std::iter::once(&s.name).chain(s.deletes.as_ref().map(|d| &d.name));
+            for name in names {
+                if !seen.insert(name.as_str()) {
+                    return Err(StorageError::corrupt(
+                        path,
+                        format!("names {name} more than once"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The deepest nesting in a YAML text: flow brackets (`[`, `{`) and block sequences opened
@@ -425,6 +467,7 @@ impl IndexDir {
                 format!("names more than the {MAX_SPACES} vector spaces an index can have"),
             ));
         }
+        manifest.check_names(&path)?;
         Ok(Some(manifest))
     }
 
