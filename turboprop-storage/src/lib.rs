@@ -41,6 +41,7 @@ mod layout;
 mod lock;
 mod mmap;
 mod segment;
+pub mod sigbus;
 mod table;
 mod termstats;
 
@@ -62,5 +63,6 @@ pub use segment::{
     METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, TERMS_FILE,
     VECTORS_FILE,
 };
+pub use sigbus::FaultWatch;
 pub use table::{Table, TableKind, TableWriter};
 pub use termstats::{write_doc_freq, DocFreqTable, Pairs};
