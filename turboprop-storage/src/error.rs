@@ -132,6 +132,24 @@ impl StorageError {
         matches!(self, StorageError::Missing { .. })
     }
 
+    /// The file or folder the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            StorageError::Io { path, .. }
+            | StorageError::Missing { path }
+            | StorageError::BadMagic { path, .. }
+            | StorageError::UnsupportedVersion { path, .. }
+            | StorageError::SizeMismatch { path, .. }
+            | StorageError::HeaderChecksum { path }
+            | StorageError::PayloadChecksum { path }
+            | StorageError::Corrupt { path, .. }
+            | StorageError::Json { path, .. }
+            | StorageError::Yaml { path, .. }
+            | StorageError::ChangedUnderReader { path }
+            | StorageError::Busy { path } => path,
+        }
+    }
+
     /// Whether the error means a mapped file changed while it was read
     /// ([`StorageError::ChangedUnderReader`]): reopening and retrying may succeed.
     pub fn is_changed_under_reader(&self) -> bool {

@@ -390,7 +390,11 @@ mod tests {
 
         let seen: Vec<u8> = bytes.bytes().to_vec();
         assert_eq!(seen.len(), original.len(), "the mapping keeps its length");
-        assert_eq!(&seen[..new_len], &original[..new_len], "bytes before the new end");
+        assert_eq!(
+            &seen[..new_len],
+            &original[..new_len],
+            "bytes before the new end"
+        );
         assert!(
             seen[new_len..].iter().all(|&b| b == 0),
             "bytes past the new end read as zeros"
@@ -467,7 +471,10 @@ mod tests {
             .env(CHILD, name)
             .output()
             .expect("run the child");
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     fn is_child(name: &str) -> bool {
@@ -528,7 +535,11 @@ mod tests {
         loop {
             let bytes = FileBytes::open(&path, ReadMode::Mmap).expect("open");
             if !bytes.is_mapped() {
-                assert_eq!(open.len(), SLOTS, "heap reads only when every slot is taken");
+                assert_eq!(
+                    open.len(),
+                    SLOTS,
+                    "heap reads only when every slot is taken"
+                );
                 assert_eq!(bytes.bytes(), &content()[..]);
                 break;
             }
