@@ -102,3 +102,119 @@ pub(super) fn changed_while_opening(e: IndexError, root: &Path) -> IndexError {
     }
     .into()
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::path::Path;
+
+    use turboprop_storage::{ModelGuard, VECTORS_FILE};
+    use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
+
+    use crate::writer::{IndexSpec, IndexWriter, NewChunk, WriterOptions};
+    use crate::{Index, SearchOptions, Strategy};
+
+    const DIMS: usize = 16;
+
+    /// An index on disk of 100 files of 40 rows (256 KiB of vectors, 64 pages).
+    fn write_index(path: &Path) {
+        let spec = IndexSpec {
+            model: ModelGuard {
+                id: "test".into(),
+                dimensions: DIMS as u32,
+            },
+            chunking: ChunkingConfig::default(),
+            spaces: vec![],
+        };
+        let mut writer =
+            IndexWriter::open(path, spec, WriterOptions::default(), || {}).expect("writer");
+        for f in 0..100u32 {
+            let name = format!("f{f}.rs");
+            let hash = ContentHash::of(name.as_bytes());
+            let record = FileRecord::new(&name, 100, 0, hash).expect("record");
+            let chunks = (0..40u32)
+                .map(|r| {
+                    let mut vector = vec![0.0f32; DIMS];
+                    vector[((f + r) as usize) % DIMS] = 1.0;
+                    NewChunk {
+                        line_start: 1,
+                        line_end: 2,
+                        byte_start: 0,
+                        byte_end: 10,
+                        hash,
+                        vector,
+                        terms: vec![],
+                        spaces: vec![],
+                    }
+                })
+                .collect();
+            writer.put_file(record, chunks).expect("put");
+        }
+        writer.commit().expect("commit");
+    }
+
+    fn vectors_file(index: &Index) -> std::path::PathBuf {
+        index.live_segments()[0].reader.dir().join(VECTORS_FILE)
+    }
+
+    #[test]
+    fn a_search_over_a_file_truncated_under_it_fails_typed_and_a_reopen_recovers() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("index");
+        write_index(&path);
+        let index = Index::open(&path).expect("open");
+        let opts = SearchOptions {
+            limit: 5,
+            strategy: Strategy::Exact,
+            ..SearchOptions::default()
+        };
+        let mut query = vec![0.0f32; DIMS];
+        query[3] = 1.0;
+        let before = index.search(&query, &opts).expect("search");
+        assert_eq!(before.len(), 5);
+
+        // Another program truncates vectors.bin to half, then writes it back whole.
+        let file = vectors_file(&index);
+        let original = std::fs::read(&file).expect("read");
+        OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .expect("open")
+            .set_len(original.len() as u64 / 2)
+            .expect("truncate");
+        let err = index
+            .search(&query, &opts)
+            .expect_err("the change is reported");
+        assert!(err.is_changed_under_reader(), "{err}");
+        assert!(!err.is_damage(), "{err}");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        std::fs::write(&file, &original).expect("write back");
+        // The index as opened stays unusable, for every entry point.
+        assert!(index
+            .search(&query, &opts)
+            .is_err_and(|e| e.is_changed_under_reader()));
+        assert!(index.files().is_err_and(|e| e.is_changed_under_reader()));
+        assert!(index
+            .stream_vectors()
+            .is_err_and(|e| e.is_changed_under_reader()));
+        let problems = index.verify();
+        assert!(
+            problems.len() == 1 && problems[0].is_changed_under_reader(),
+            "{problems:?}"
+        );
+
+        // What a long-running process does: reopen and retry.
+        let reopened = Index::open(&path).expect("reopen");
+        let after = reopened
+            .search(&query, &opts)
+            .expect("search after reopening");
+        assert_eq!(
+            after.iter().map(|h| h.chunk.file()).collect::<Vec<_>>(),
+            before.iter().map(|h| h.chunk.file()).collect::<Vec<_>>()
+        );
+        assert!(reopened.verify().is_empty());
+    }
+}
