@@ -73,5 +73,15 @@ impl IndexError {
     }
 }
 
+impl IndexError {
+    /// Whether the error means a memory-mapped file of the index changed (shrank) while it
+    /// was being read ([`StorageError::ChangedUnderReader`]). The answer was thrown away;
+    /// the index as opened stays unusable. A long-running process reopens the index and
+    /// retries once; a command reports it and exits.
+    pub fn is_changed_under_reader(&self) -> bool {
+        matches!(self, IndexError::Storage(e) if e.is_changed_under_reader())
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;

@@ -486,6 +486,18 @@ impl Codes {
         Ok(())
     }
 
+    /// Fails if one of its files shrank under its mapping (see [`Index::check_intact`]).
+    ///
+    /// [`Index::check_intact`]: crate::Index::check_intact
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        self.codes.check_intact()?;
+        self.center.check_intact()?;
+        if let Some(planes) = &self.planes {
+            planes.check_intact()?;
+        }
+        Ok(())
+    }
+
     /// Bytes on disk of its files.
     pub(crate) fn bytes(&self) -> u64 {
         self.codes.file_len()

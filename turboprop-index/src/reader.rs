@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use turboprop_storage::{
-    DeleteSet, Directory, IndexDir, Manifest, ModelGuard, ReadMode, SegmentEntry, SegmentFile,
-    SegmentReader, SpaceEntry, StorageError, CONFIG_FILE, MANIFEST_FILE, VERSION_FILE,
+    DeleteSet, Directory, FaultWatch, IndexDir, Manifest, ModelGuard, ReadMode, SegmentEntry,
+    SegmentFile, SegmentReader, SpaceEntry, StorageError, CONFIG_FILE, MANIFEST_FILE, VERSION_FILE,
 };
 use turboprop_types::{ChunkMeta, FileRecord, TermId, TermStatistics};
 
@@ -23,6 +23,7 @@ use crate::topk::{Scored, TopK};
 mod check;
 pub(crate) use check::non_finite;
 pub use check::SegmentDamage;
+mod intact;
 
 /// A run of rows of one segment: (segment, rows).
 type Block = (usize, Range<usize>);
@@ -477,6 +478,8 @@ pub struct Index {
     dir: IndexDir,
     manifest: Manifest,
     segments: Vec<LiveSegment>,
+    /// Started before the first file was mapped (see [`Index::check_intact`]).
+    watch: FaultWatch,
 }
 
 impl Index {
@@ -537,10 +540,21 @@ impl Index {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Before anything is mapped, so that a fault while opening is seen.
+            let watch = FaultWatch::start();
             let manifest = Self::read_manifest(&dir)?;
             let generation = manifest.generation;
-            match Self::open_generation(dir.clone(), manifest, mode) {
+            let opened = Self::open_generation(dir.clone(), manifest, mode, watch)
+                .and_then(|index| index.check_intact().map(|()| index));
+            match opened {
                 Ok(index) => return Ok(index),
+                // A mapped file shrank while it was opened: open again, the change may be
+                // over (a copy finished) or show for what it left (a shorter file).
+                Err(e) if watch.faulted_since() || e.is_changed_under_reader() => {
+                    if attempt >= OPEN_ATTEMPTS {
+                        return Err(intact::changed_while_opening(e, dir.root()));
+                    }
+                }
                 // A writer may have committed and removed the files of the generation we
                 // read; if the manifest moved on, try the new one.
                 Err(IndexError::Storage(e)) if e.is_missing() && attempt < OPEN_ATTEMPTS => {
@@ -576,7 +590,12 @@ impl Index {
         }
     }
 
-    fn open_generation(dir: IndexDir, manifest: Manifest, mode: ReadMode) -> Result<Index> {
+    fn open_generation(
+        dir: IndexDir,
+        manifest: Manifest,
+        mode: ReadMode,
+        watch: FaultWatch,
+    ) -> Result<Index> {
         let segments = manifest
             .segments
             .iter()
@@ -586,6 +605,7 @@ impl Index {
             dir,
             manifest,
             segments,
+            watch,
         })
     }
 
@@ -679,7 +699,9 @@ impl Index {
     /// Every indexed (live) file. This reads every file record of the index (and keeps
     /// them); searching does not need it. Fails if a record is damaged.
     pub fn files(&self) -> Result<impl Iterator<Item = &FileRecord> + '_> {
-        Ok(self.segment_files()?.map(|(_, _, f)| &f.record))
+        // The lists are built (into the heap) here; iterating reads no mapped byte.
+        let files = self.checked(self.segment_files())?;
+        Ok(files.map(|(_, _, f)| &f.record))
     }
 
     /// Number of live segments whose whole file list has been built (see
@@ -798,7 +820,11 @@ impl Index {
         if let Err(e) = self.dir.read_config() {
             problems.push(e.into());
         }
-        problems
+        // Zeros read from a file that shrank under its mapping are not damage to report.
+        match self.check_intact() {
+            Ok(()) => problems,
+            Err(changed) => vec![changed],
+        }
     }
 
     /// The `limit` chunks most similar to `query` (a normalized vector of the index's
@@ -816,11 +842,10 @@ impl Index {
         query: &[f32],
         opts: &SearchOptions<'_>,
     ) -> Result<Vec<Hit>> {
-        self.top(space, query, opts)?
-            .into_sorted()
-            .into_iter()
-            .map(|s| self.hit(s))
-            .collect()
+        let hits = self
+            .top(space, query, opts)
+            .and_then(|top| top.into_sorted().into_iter().map(|s| self.hit(s)).collect());
+        self.checked(hits)
     }
 
     /// The chunks with the best fused scores over several vector spaces, best first.
@@ -873,6 +898,16 @@ impl Index {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn search_fused(
+        &self,
+        queries: &[SpaceQuery<'_>],
+        opts: &SearchOptions<'_>,
+        fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
+    ) -> Result<Vec<Hit>> {
+        self.checked(self.fused(queries, opts, fuse))
+    }
+
+    /// [`Self::search_fused`] before the check that no file changed under it.
+    fn fused(
         &self,
         queries: &[SpaceQuery<'_>],
         opts: &SearchOptions<'_>,
@@ -1439,16 +1474,18 @@ impl Index {
     /// to warm the page cache).
     pub fn stream_vectors(&self) -> Result<(u64, f32)> {
         let isa = Isa::detect();
-        Ok(self
-            .blocks(None, 0)?
-            .par_iter()
-            .map(|(seg, rows)| {
-                let segment = &self.segments[*seg].reader;
-                let d = segment.dims();
-                let data = &segment.vectors()[rows.start * d..rows.end * d];
-                ((data.len() * 4) as u64, crate::kernel::sum(isa, data))
-            })
-            .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1)))
+        let sum = self.blocks(None, 0).map(|blocks| {
+            blocks
+                .par_iter()
+                .map(|(seg, rows)| {
+                    let segment = &self.segments[*seg].reader;
+                    let d = segment.dims();
+                    let data = &segment.vectors()[rows.start * d..rows.end * d];
+                    ((data.len() * 4) as u64, crate::kernel::sum(isa, data))
+                })
+                .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        });
+        self.checked(sum)
     }
 
     /// Row ranges to score, cut into blocks: whole segments, or only the rows of files that

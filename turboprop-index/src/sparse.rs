@@ -215,6 +215,11 @@ impl Codes8 {
         Ok(self.table.verify()?)
     }
 
+    /// Fails if its file shrank under its mapping (see [`crate::Index::check_intact`]).
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        Ok(self.table.check_intact()?)
+    }
+
     /// Bytes on disk.
     pub(crate) fn bytes(&self) -> u64 {
         self.table.file_len()

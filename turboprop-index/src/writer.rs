@@ -354,7 +354,7 @@ impl IndexWriter {
             if self.segment_has_spaces(base, s) {
                 continue;
             }
-            for (_, f) in seg.live_files()? {
+            for (_, f) in base.checked(seg.live_files())? {
                 out.push(&f.record);
             }
         }
@@ -564,8 +564,17 @@ impl IndexWriter {
     }
 
     /// Writes the changes as the next generation and makes it the committed one; returns
-    /// its manifest (`None` when there was nothing to write).
+    /// its manifest (`None` when there was nothing to write). A failure while a file of the
+    /// base changed under its mapping is reported as that change.
     fn write_generation(&mut self) -> Result<(CommitStats, Option<Manifest>)> {
+        let written = self.write_new_generation();
+        match &self.base {
+            Some(base) => base.checked(written),
+            None => written,
+        }
+    }
+
+    fn write_new_generation(&mut self) -> Result<(CommitStats, Option<Manifest>)> {
         if !self.has_changes() {
             let stats = self.base.as_ref().map(Index::stats);
             let stats = CommitStats {
@@ -855,6 +864,10 @@ impl IndexWriter {
         stats.files = manifest.files();
         stats.chunks = manifest.rows();
         stats.segments = manifest.segments.len();
+        // Rows copied from a base file that shrank under its mapping would be zeros.
+        if let Some(base) = &self.base {
+            base.check_intact()?;
+        }
         // The commit point. Before this line a crash leaves the previous generation; after
         // it, the new one.
         self.dir.commit(&self.lock, &manifest)?;

@@ -99,6 +99,12 @@ impl DeleteSet {
         self.table.path()
     }
 
+    /// Fails with [`crate::StorageError::ChangedUnderReader`] if the file shrank under its
+    /// mapping since it was opened.
+    pub fn check_intact(&self) -> Result<()> {
+        self.table.check_intact()
+    }
+
     /// Bytes of the whole file.
     pub fn file_len(&self) -> u64 {
         self.table.file_len()

@@ -116,6 +116,17 @@ pub enum StorageError {
         /// The folder it must stay in.
         root: PathBuf,
     },
+    /// The file shrank (was truncated, or rewritten in place) while it was memory-mapped and
+    /// being read: what was read from it is not to be trusted. Not damage in itself: the file
+    /// may be whole again by now. A long-running reader reopens the index and retries.
+    #[error(
+        "{path} changed while tp was reading it (another program truncated or rewrote it): \
+         run the command again, and tp verify if it keeps failing"
+    )]
+    ChangedUnderReader {
+        /// The file.
+        path: PathBuf,
+    },
     /// Another process holds the writer lock and the caller asked not to wait.
     #[error("another tp index is writing {path}: wait for it to finish, or run without --no-wait")]
     Busy {
@@ -146,6 +157,34 @@ impl StorageError {
     /// Whether the error means the file is absent (a reader may retry with a newer manifest).
     pub fn is_missing(&self) -> bool {
         matches!(self, StorageError::Missing { .. })
+    }
+
+    /// The file or folder the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            StorageError::Io { path, .. }
+            | StorageError::Missing { path }
+            | StorageError::BadMagic { path, .. }
+            | StorageError::UnsupportedVersion { path, .. }
+            | StorageError::SizeMismatch { path, .. }
+            | StorageError::HeaderChecksum { path }
+            | StorageError::PayloadChecksum { path }
+            | StorageError::Corrupt { path, .. }
+            | StorageError::Json { path, .. }
+            | StorageError::Yaml { path, .. }
+            | StorageError::ChangedUnderReader { path }
+            | StorageError::NotRegular { path, .. }
+            | StorageError::TooLarge { path, .. }
+            | StorageError::Busy { path } => path,
+            // The path as given, which is what a caller can act on.
+            StorageError::Outside { path, .. } => path,
+        }
+    }
+
+    /// Whether the error means a mapped file changed while it was read
+    /// ([`StorageError::ChangedUnderReader`]): reopening and retrying may succeed.
+    pub fn is_changed_under_reader(&self) -> bool {
+        matches!(self, StorageError::ChangedUnderReader { .. })
     }
 
     /// Whether the error means the bytes on disk are damaged, as opposed to an environment

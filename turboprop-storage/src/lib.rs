@@ -42,6 +42,7 @@ mod lock;
 mod mmap;
 mod open;
 mod segment;
+pub mod sigbus;
 mod table;
 mod termstats;
 
@@ -64,5 +65,6 @@ pub use segment::{
     METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, TERMS_FILE,
     VECTORS_FILE,
 };
+pub use sigbus::FaultWatch;
 pub use table::{Table, TableKind, TableWriter};
 pub use termstats::{write_doc_freq, DocFreqTable, Pairs};

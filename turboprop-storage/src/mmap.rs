@@ -1,6 +1,8 @@
 //! Read-only views of immutable index files: memory-mapped when possible, read into the heap
-//! otherwise, or shared with an in-memory directory. All `unsafe` of the storage layer lives
-//! here.
+//! otherwise, or shared with an in-memory directory. With [`crate::sigbus`], the only
+//! `unsafe` of the storage layer. Every mapping is registered with [`crate::sigbus`], so a
+//! file truncated under its reader reads zeros instead of killing the process, and
+//! [`FileBytes::check_intact`] says so.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use crate::error::{Result, StorageError};
+use crate::sigbus::Slot;
 
 #[cfg(target_endian = "big")]
 compile_error!("turboprop's on-disk format is little-endian and is read in place; big-endian hosts are not supported");
@@ -22,11 +25,20 @@ pub struct FileBytes {
 
 #[derive(Debug)]
 enum Backing {
-    Mapped(Mmap),
+    Mapped(Mapped),
     Owned(AlignedBytes),
     /// The bytes of a [`crate::MemDirectory`] file, shared without copying.
     Shared(Arc<AlignedBytes>),
     Empty,
+}
+
+/// A mapping and its slot in the registry of [`crate::sigbus`].
+#[derive(Debug)]
+struct Mapped {
+    // Fields drop in declaration order: the slot is released before the pages are unmapped,
+    // so a registered range is never one the system may hand to another mapping.
+    slot: Slot,
+    map: Mmap,
 }
 
 /// An immutable byte buffer that starts 8-byte aligned, like a mapping's page alignment would,
@@ -98,16 +110,28 @@ impl FileBytes {
                 backing: Backing::Empty,
             });
         }
-        if mode == ReadMode::Mmap {
+        // Mapped only with a slot in the registry (else read into the heap): a mapping the
+        // SIGBUS handler does not know of would kill the process if the file shrank.
+        if let Some(slot) = (mode == ReadMode::Mmap).then(Slot::claim).flatten() {
             // SAFETY: turboprop index files are write-once: they are created under a fresh
             // name, synced, and only then published by the manifest; nothing ever writes to
             // them again (they are replaced by new files and unlinked, which does not affect
             // an existing mapping). A process outside turboprop truncating the file while we
-            // read could still fault; that is the documented limit of reading in place.
+            // read makes the pages past the new end read as zeros (see `crate::sigbus`), and
+            // `check_intact` reports it; the map's length is the file's length at mapping
+            // time, so even a file truncated before it is mapped is read as such.
             if let Ok(map) = unsafe { Mmap::map(&file) } {
+                if map.is_empty() {
+                    // Emptied between fstat and mmap: nothing mapped, nothing to register.
+                    return Ok(FileBytes {
+                        path: path.to_path_buf(),
+                        backing: Backing::Empty,
+                    });
+                }
+                slot.publish(map.as_ptr(), map.len());
                 return Ok(FileBytes {
                     path: path.to_path_buf(),
-                    backing: Backing::Mapped(map),
+                    backing: Backing::Mapped(Mapped { slot, map }),
                 });
             }
         }
@@ -143,7 +167,7 @@ impl FileBytes {
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
         match &self.backing {
-            Backing::Mapped(map) => map,
+            Backing::Mapped(mapped) => &mapped.map,
             Backing::Owned(owned) => owned.as_bytes(),
             Backing::Shared(shared) => shared.as_bytes(),
             Backing::Empty => &[],
@@ -157,7 +181,7 @@ impl FileBytes {
     /// the same either way.
     pub fn populate(&self, range: std::ops::Range<usize>) {
         #[cfg(target_os = "linux")]
-        if let Backing::Mapped(map) = &self.backing {
+        if let Backing::Mapped(Mapped { map, .. }) = &self.backing {
             let end = range.end.min(map.len());
             if range.start < end {
                 let _hint = map.advise_range(
@@ -169,6 +193,37 @@ impl FileBytes {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = range;
+    }
+
+    /// Fails with [`StorageError::ChangedUnderReader`] if the file shrank while it was mapped
+    /// and a read past its new end was answered with zeros (see [`crate::sigbus`]): whatever
+    /// was computed from these bytes since they were opened must be thrown away. One atomic
+    /// load; always `Ok` for bytes that are not mapped, which cannot change.
+    ///
+    /// ```
+    /// use turboprop_storage::{FileBytes, ReadMode};
+    ///
+    /// let tmp = tempfile::tempdir()?;
+    /// let path = tmp.path().join("chunks.bin");
+    /// std::fs::write(&path, vec![1u8; 4 * 4096])?;
+    /// let bytes = FileBytes::open(&path, ReadMode::Mmap)?;
+    /// std::fs::OpenOptions::new().write(true).open(&path)?.set_len(4096)?;
+    /// // Past the new end: zeros, not a SIGBUS.
+    /// assert_eq!(bytes.bytes()[3 * 4096], 0);
+    /// let err = bytes.check_intact().unwrap_err();
+    /// assert!(err.is_changed_under_reader());
+    /// assert!(err.to_string().contains("chunks.bin"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_intact(&self) -> Result<()> {
+        match &self.backing {
+            Backing::Mapped(mapped) if mapped.slot.faulted() => {
+                Err(StorageError::ChangedUnderReader {
+                    path: self.path.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether the bytes are memory-mapped (as opposed to copied into the heap or shared with

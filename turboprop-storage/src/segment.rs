@@ -886,6 +886,20 @@ impl SegmentReader {
         Ok(())
     }
 
+    /// Fails with [`StorageError::ChangedUnderReader`] naming the first of the segment's
+    /// files that shrank under its mapping since the segment was opened (see
+    /// [`crate::sigbus`]): anything read from the segment since must be thrown away.
+    pub fn check_intact(&self) -> Result<()> {
+        for table in [&self.vectors, &self.chunks, &self.terms]
+            .into_iter()
+            .chain(self.tables.iter().flat_map(|t| [&t.files, &t.paths]))
+            .chain(&self.space_tables)
+        {
+            table.check_intact()?;
+        }
+        self.df.check_intact()
+    }
+
     /// The segment folder's location (its path on disk).
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -246,11 +246,19 @@ impl Table {
     /// Opens the table `name` of `dir` and checks the header and size of a table of `kind`.
     pub fn open(dir: &dyn Directory, name: &str, kind: TableKind, mode: ReadMode) -> Result<Table> {
         let bytes = dir.read(name, mode)?;
-        Table::from_bytes(bytes, kind)
+        // A file truncated before (or while) it was mapped reads zeros past its new end: its
+        // header then fails to decode, but the reason is the change, not damage.
+        let header = Table::check_header(&bytes, kind);
+        bytes.check_intact()?;
+        Ok(Table {
+            header: header?,
+            bytes,
+            kind,
+        })
     }
 
     /// Checks the header and size of `bytes`, a table of `kind`.
-    fn from_bytes(bytes: FileBytes, kind: TableKind) -> Result<Table> {
+    fn check_header(bytes: &FileBytes, kind: TableKind) -> Result<Header> {
         let path = bytes.path().to_path_buf();
         let path = path.as_path();
         let header = Header::decode(path, bytes.bytes(), kind.magic(), kind.name())?;
@@ -269,11 +277,13 @@ impl Table {
                 ),
             ));
         }
-        Ok(Table {
-            bytes,
-            header,
-            kind,
-        })
+        Ok(header)
+    }
+
+    /// Fails with [`crate::StorageError::ChangedUnderReader`] if the file shrank under its
+    /// mapping since it was opened ([`FileBytes::check_intact`]).
+    pub fn check_intact(&self) -> Result<()> {
+        self.bytes.check_intact()
     }
 
     /// The checked header.

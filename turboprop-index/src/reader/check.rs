@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
-use turboprop_storage::{space_file, DeleteSet, IndexDir, ReadMode, StorageError, VECTORS_FILE};
+use turboprop_storage::{
+    space_file, DeleteSet, FaultWatch, IndexDir, ReadMode, StorageError, VECTORS_FILE,
+};
 
 use super::{Index, LiveSegment};
 use crate::error::IndexError;
@@ -242,6 +244,8 @@ impl Index {
         mode: ReadMode,
     ) -> Result<(Index, Vec<SegmentDamage>), IndexError> {
         let mut manifest = Self::read_manifest(&dir)?;
+        // Started before anything is mapped, as in `open_dir`.
+        let watch = FaultWatch::start();
         let mut segments = Vec::with_capacity(manifest.segments.len());
         let mut damage = Vec::new();
         for (s, entry) in manifest.segments.iter().enumerate() {
@@ -261,13 +265,13 @@ impl Index {
             s += 1;
             !damage.iter().any(|d| d.segment == s - 1)
         });
-        Ok((
-            Index {
-                dir,
-                manifest,
-                segments,
-            },
-            damage,
-        ))
+        let index = Index {
+            dir,
+            manifest,
+            segments,
+            watch,
+        };
+        index.check_intact()?;
+        Ok((index, damage))
     }
 }
