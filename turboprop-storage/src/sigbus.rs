@@ -185,7 +185,7 @@ mod linux {
             let entry = &REGISTRY[self.index];
             let seq = entry.seq.load(Ordering::SeqCst);
             // Claimed but never published: the sequence is still odd.
-            if seq % 2 == 0 {
+            if seq.is_multiple_of(2) {
                 entry.seq.fetch_add(1, Ordering::SeqCst);
             }
             entry.len.store(0, Ordering::SeqCst);
