@@ -523,3 +523,124 @@ fn a_manifest_naming_too_many_segments_is_refused_before_mapping() {
     sb.tp(&["index", "--rebuild"]).ok();
     sb.tp(&["search", "pot"]).ok();
 }
+
+// -------------------------------------------------------------------------------------------
+// Disk full: a clean error, the last commit intact, nothing left behind
+// -------------------------------------------------------------------------------------------
+
+/// A small tmpfs mounted on a temporary folder, unmounted when dropped.
+struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (with the reason) where this machine does not let the test mount one.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_last_commit() {
+    let fs = match Tmpfs::mount("8m") {
+        Ok(fs) => fs,
+        Err(why) if std::env::var_os("TURBOPROP_REQUIRE_TMPFS").is_none() => {
+            eprintln!("SKIPPED a_full_disk_fails_cleanly_and_keeps_the_last_commit: cannot mount a tmpfs here ({why}); CI sets TURBOPROP_REQUIRE_TMPFS=1 to make this a failure");
+            return;
+        }
+        Err(why) => panic!("cannot mount a tmpfs ({why}) and TURBOPROP_REQUIRE_TMPFS is set"),
+    };
+    let repo = fs.dir.path().join("repo");
+    let sb = Sandbox {
+        _tmp: tempfile::tempdir().unwrap(),
+        repo: repo.clone(),
+        outside: fs.dir.path().join("outside"),
+    };
+    sb.write(
+        "pot.py",
+        "def split_pot(winners):\n    return share_evenly(winners)\n",
+    );
+    sb.tp(&["index"]).ok();
+    let before = sb
+        .tp(&["search", "split pot winners", "--output", "json"])
+        .ok()
+        .stdout;
+
+    // Sources that fit, and a filler that leaves too little room for their index.
+    for f in 0..40 {
+        let text: String = (0..200)
+            .map(|l| format!("fn handler_{f}_{l}(request: Request) -> Reply {{ reply_{l}() }}\n"))
+            .collect();
+        sb.write(
+            &format!("src/f{f}.rs"),
+            if f == 7 {
+                format!("fn retry_zebra_uploads() {{}}\n{text}")
+            } else {
+                text
+            },
+        );
+    }
+    let filler = fs.dir.path().join("filler");
+    let free = {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(fs.dir.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    fs::write(&filler, vec![b'x'; (free - 256 * 1024) as usize]).unwrap();
+
+    let line = sb.tp(&["index"]).err();
+    assert!(line.contains("No space left"), "{line}");
+    sb.tp(&["verify"]).ok();
+    assert_eq!(
+        sb.tp(&["search", "split pot winners", "--output", "json"])
+            .ok()
+            .stdout,
+        before,
+        "the last commit must answer as before"
+    );
+    // Nothing of the failed commit is left: only what the manifest names.
+    let leftovers: Vec<String> = fs::read_dir(sb.index())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".tp-tmp") || n.starts_with("seg-") && n != "seg-00000001")
+        .collect();
+    assert!(leftovers.is_empty(), "the failed commit left {leftovers:?}");
+
+    fs::remove_file(&filler).unwrap();
+    sb.tp(&["index"]).ok();
+    let run = sb
+        .tp(&[
+            "search",
+            "retry zebra uploads",
+            "--output",
+            "json",
+            "--limit",
+            "1",
+        ])
+        .ok();
+    assert!(run.stdout.contains("src/f7.rs"), "{}", run.describe());
+}
