@@ -29,6 +29,43 @@ pub enum Command {
     Model(crate::model_cmd::ModelArgs),
     /// Measure search on this machine with a synthetic index built in a temporary folder.
     Benchmark(crate::benchmark_cmd::BenchmarkArgs),
+    /// Serve the repository to coding agents over MCP (stdio): search, status, index and
+    /// read tools, the model and index kept loaded, the index kept fresh as files change.
+    Mcp(ResidentArgs),
+    /// Keep the index fresh while files change (one line per commit; Ctrl-C stops).
+    Watch(ResidentArgs),
+}
+
+/// `tp mcp` and `tp watch`: a process that stays up and keeps the index fresh.
+#[derive(Debug, Args)]
+pub struct ResidentArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Skip files larger than this (e.g. 500kb, 2mb, 1gb, or bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub max_filesize: Option<String>,
+    /// Use the repository's own model .turboprop/models/NAME (never used otherwise: it
+    /// arrives with a clone; only for a repository you trust).
+    #[arg(long, value_name = "NAME")]
+    pub repo_model: Option<String>,
+}
+
+impl ResidentArgs {
+    /// The `tp index` settings each update of a resident process uses: never a rebuild,
+    /// waiting for the writer lock.
+    pub fn index_args(&self) -> IndexArgs {
+        IndexArgs {
+            repo: RepoArg {
+                repo: self.repo.repo.clone(),
+            },
+            max_filesize: self.max_filesize.clone(),
+            model: None,
+            repo_model: self.repo_model.clone(),
+            rebuild: false,
+            no_wait: false,
+            watch: false,
+        }
+    }
 }
 
 /// `--repo`, shared by every command.
@@ -61,6 +98,9 @@ pub struct IndexArgs {
     /// Fail at once if another tp index is writing, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+    /// After indexing, keep the index fresh while files change (as tp watch does).
+    #[arg(long, conflicts_with = "rebuild")]
+    pub watch: bool,
 }
 
 /// Output formats.

@@ -332,6 +332,24 @@ pub struct Source {
     pub mtime_ns: i64,
 }
 
+/// The walk of `tp index` over the repository at `root`, with its ignore rules: hidden files,
+/// `.gitignore`, `.ignore`, `.tpignore`, git's excludes, never `.git` or `.turboprop`, never
+/// through a link. The watcher walks the same folders.
+pub fn walker(root: &Path) -> WalkBuilder {
+    let mut walk = WalkBuilder::new(root);
+    walk.standard_filters(true) // hidden files, .gitignore, .ignore, git excludes, parents
+        .require_git(false)
+        .add_custom_ignore_filename(TPIGNORE)
+        .follow_links(false)
+        .filter_entry(|entry| {
+            entry.depth() == 0
+                || !ALWAYS_SKIPPED_DIRS
+                    .iter()
+                    .any(|name| entry.file_name() == *name)
+        });
+    walk
+}
+
 /// Lists the files of `repo` worth indexing, sorted by path, and those passed over.
 ///
 /// Never reads file contents; per-file problems (unreadable directories, files vanishing
@@ -350,18 +368,7 @@ pub fn discover(repo: &Path, opts: &DiscoverOptions) -> anyhow::Result<Discovery
     }
     fs::read_dir(&root).with_context(|| format!("cannot index {}", root.display()))?;
 
-    let walk = WalkBuilder::new(&root)
-        .standard_filters(true) // hidden files, .gitignore, .ignore, git excludes, parents
-        .require_git(false)
-        .add_custom_ignore_filename(TPIGNORE)
-        .follow_links(false)
-        .filter_entry(|entry| {
-            entry.depth() == 0
-                || !ALWAYS_SKIPPED_DIRS
-                    .iter()
-                    .any(|name| entry.file_name() == *name)
-        })
-        .build();
+    let walk = walker(&root).build();
 
     let mut out = Discovery::default();
     for item in walk {

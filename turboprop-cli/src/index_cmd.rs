@@ -1,735 +1,134 @@
-//! `tp index`: discover files, diff them against the committed index, chunk and embed only
-//! what is new or changed, and commit the result atomically.
+//! `tp index`: one update of the index (see [`crate::indexer`]) with a progress bar and a
+//! summary line on stderr; with `--watch`, the same again whenever files change.
 
-use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
-use turboprop_embed::BuiltinEmbedder;
-use turboprop_index::{
-    BaseState, Confirmed, Diff, FileStatus, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
-    ScannedFile, WriterOptions,
-};
-use turboprop_storage::IndexDir;
-use turboprop_types::{line_windows, ChunkingConfig, Embedder, FileRecord};
 
-use crate::args::{parse_size, IndexArgs};
-use crate::discover::{discover, read_source, Candidate, DiscoverOptions, SkipReason};
+use crate::args::IndexArgs;
 use crate::escape::escape_control;
-use crate::models;
-use crate::repo::{explain, Repo};
-
-/// What happened to one file that had to be read.
-enum Outcome {
-    /// New or changed content: its chunks, embedded.
-    Embedded(FileRecord, Vec<NewChunk>),
-    /// Unchanged content whose segment lacks the model's space: its chunks' vectors in the
-    /// spec's additional spaces (`[space][chunk]`).
-    Filled(FileRecord, Vec<Vec<Vec<f32>>>),
-    /// Stat changed, content did not.
-    Touched(FileRecord),
-    /// Could not be indexed now.
-    Skipped(SkipReason),
-}
-
-/// The largest `max_filesize` a repository's own `config.yaml` may set; only the user's
-/// `--max-filesize` goes higher.
-pub const MAX_REPO_FILESIZE: u64 = 64 * 1024 * 1024;
+use crate::indexer::{Report, Summary, Updater};
+use crate::repo::Repo;
 
 /// Runs `tp index`.
 pub fn run(args: &IndexArgs) -> Result<()> {
     let started = Instant::now();
     let repo = Repo::locate(args.repo.repo.as_deref())?;
-    repo.check_not_foreign()?;
-    let dir = IndexDir::new(&repo.index_dir);
-    let mut config = match dir.read_config() {
-        Ok(c) => c,
-        Err(e) if args.rebuild => {
-            warn(format_args!(
-                "{e}; --rebuild replaces config.yaml with the defaults"
-            ));
-            let c = turboprop_types::IndexConfig::default();
-            dir.write_config(&c)?;
-            c
-        }
-        // The way out (fix it, delete it, or --rebuild) is appended when printed.
-        Err(e) => return Err(anyhow::Error::new(e).context("config.yaml is invalid")),
-    };
-    if let Some(size) = &args.max_filesize {
-        config.max_filesize = parse_size(size).with_context(|| {
-            format!("invalid --max-filesize {size:?}: use a size such as 500kb, 2mb or 1gb")
-        })?;
-    } else if config.max_filesize > MAX_REPO_FILESIZE {
-        // config.yaml arrives with the repository: it may not make tp read huge files.
-        eprintln!(
-            "warning: config.yaml asks for max_filesize {} bytes; a repository's own settings may ask for at most {} bytes: pass --max-filesize to go higher",
-            config.max_filesize, MAX_REPO_FILESIZE
-        );
-        config.max_filesize = MAX_REPO_FILESIZE;
+    let report = StderrReport::new(&repo);
+    let updater = Updater::prepare(repo, args, &report)?;
+    if args.watch {
+        return crate::watch_cmd::watch(updater);
     }
-
-    // The model: the flag, else config.yaml, else the one the index already has, else the
-    // default. Every index holds the built-in lexical vectors (the primary space, which also
-    // keeps the term statistics); a transformer model's vectors are a second space beside
-    // them.
-    let recorded = if args.rebuild {
-        None
-    } else {
-        dir.read_manifest()
-            .ok()
-            .flatten()
-            .map(|m| match m.spaces.first() {
-                Some(space) => space.model.id.clone(),
-                None => m.model.id,
-            })
-    };
-    let tp_dir = repo.root.join(".turboprop");
-    // A repository's own model only with --repo-model (see model_store.rs).
-    let repo_model = args.repo_model.as_deref();
-    let named = args.model.as_ref().or(args.repo_model.as_ref());
-    let embedder: Box<dyn Embedder> = match (named, &config.model, &recorded) {
-        (Some(name), _, _) | (None, Some(name), _) => models::by_name(name, &tp_dir, repo_model)?,
-        (None, None, Some(id)) => match models::by_name(id, &tp_dir, None) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("note: {}", crate::one_line(&e));
-                models::default_embedder(&tp_dir)
-            }
-        },
-        (None, None, None) => models::default_embedder(&tp_dir),
-    };
-    let lexical = BuiltinEmbedder::new();
-    let model = (embedder.model_id() != lexical.model_id()).then_some(embedder);
-    let embedders = Embedders {
-        lexical: &lexical,
-        model: model.as_deref(),
-    };
-    let spec = IndexSpec {
-        model: guard(&lexical)?,
-        chunking: config.chunking.clone(),
-        spaces: model
-            .as_deref()
-            .map(guard)
-            .transpose()?
-            .into_iter()
-            .collect(),
-    };
-    let options = WriterOptions {
-        wait: if args.no_wait {
-            LockWait::NoWait
-        } else {
-            LockWait::Block
-        },
-        rebuild: args.rebuild,
-        compaction: config.compaction.clone(),
-    };
-    let index_dir = repo.index_dir.clone();
-    let on_wait = || {
-        eprintln!(
-            "waiting for another tp index on {}",
-            escape_control(&index_dir.display().to_string())
-        )
-    };
-    let mut writer = match IndexWriter::open_repairing(
-        &repo.index_dir,
-        spec.clone(),
-        options.clone(),
-        on_wait,
-    ) {
-        // A damaged index is rebuilt: source files are the truth, and they are only read.
-        Err(e) if e.is_damage() && !options.rebuild => {
-            warn(format_args!(
-                "{e}; rebuilding the index from the source files"
-            ));
-            let options = WriterOptions {
-                rebuild: true,
-                ..options.clone()
-            };
-            IndexWriter::open(&repo.index_dir, spec.clone(), options, on_wait)
-        }
-        other => other,
-    }
-    .map_err(|e| explain(e, &repo.index_dir))?;
-    // Never build on damage: what search and verify would find is found here (a segment
-    // that does not open was left out when opening), and the damaged segments are dropped;
-    // their files are indexed again below as new ones.
-    for damage in writer.drop_damaged_segments() {
-        for p in &damage.problems {
-            warn(p);
-        }
-        warn(format_args!(
-            "dropping the damaged segment {} of the index; its {} files are indexed again from the source files",
-            damage.name, damage.files
-        ));
-    }
-    let rebuilding = matches!(writer.base_state(), BaseState::Rebuild);
-    match writer.base_state() {
-        BaseState::SpecChanged { old } => eprintln!(
-            "note: the index was built with {} ({} dims, {}-line chunks); re-indexing every file with {} ({} dims, {}-line chunks)",
-            old.model.id,
-            old.model.dimensions,
-            old.chunking.lines,
-            writer.spec().model.id,
-            writer.spec().model.dimensions,
-            writer.spec().chunking.lines
-        ),
-        BaseState::Rebuild => eprintln!("rebuilding the index from scratch"),
-        BaseState::Empty | BaseState::Reused => {}
-    }
-    let models: Vec<&str> = std::iter::once(&writer.spec().model)
-        .chain(&writer.spec().spaces)
-        .map(|m| m.id.as_str())
-        .collect();
-    eprintln!(
-        "indexing {} with model {}",
-        escape_control(&repo.root.display().to_string()),
-        models.join(" + ")
-    );
-    let run_update = |writer| {
-        update(
-            writer,
-            &repo,
-            &config.chunking,
-            embedders,
-            config.max_filesize,
-            started,
-        )
-    };
-    match run_update(writer) {
-        // Damage found while copying old rows: nothing was committed; rebuild once.
-        Err(e) if !rebuilding && e.downcast_ref::<Damaged>().is_some() => {
-            warn(format_args!(
-                "{e:#}; rebuilding the index from the source files"
-            ));
-            let options = WriterOptions {
-                rebuild: true,
-                ..options
-            };
-            let writer = IndexWriter::open(&repo.index_dir, spec, options, on_wait)
-                .map_err(|e| explain(e, &repo.index_dir))?;
-            run_update(writer)
-        }
-        other => other,
-    }
-}
-
-/// Prints `warning: MESSAGE` on stderr, its control characters escaped (messages name
-/// files of the repository).
-fn warn(message: impl std::fmt::Display) {
-    eprintln!("warning: {}", escape_control(&message.to_string()));
-}
-
-/// A commit found the committed index damaged (the damage is the source).
-#[derive(Debug, thiserror::Error)]
-#[error("the index is damaged")]
-struct Damaged;
-
-/// The model guard of an embedder.
-fn guard(e: &dyn Embedder) -> Result<ModelGuard> {
-    Ok(ModelGuard {
-        id: e.model_id().to_owned(),
-        dimensions: u32::try_from(e.dimensions()).context("model dimensions")?,
-    })
-}
-
-/// The embedders of an update: the built-in lexical one (the primary space) and the
-/// transformer model of the additional space, if the index has one.
-#[derive(Clone, Copy)]
-struct Embedders<'a> {
-    lexical: &'a dyn Embedder,
-    model: Option<&'a dyn Embedder>,
-}
-
-fn update(
-    mut writer: IndexWriter,
-    repo: &Repo,
-    chunking: &ChunkingConfig,
-    embedders: Embedders<'_>,
-    max_filesize: u64,
-    started: Instant,
-) -> Result<()> {
-    let policy = BatchPolicy::from_env()?;
-    let opts = DiscoverOptions { max_filesize };
-    let found = discover(&repo.root, &opts)?;
-    for w in &found.warnings {
-        warn(w);
-    }
-    let mut routine = 0usize;
-    for s in &found.skipped {
-        if s.reason.is_routine() {
-            routine += 1;
-        } else {
-            warn(s);
-        }
-    }
-
-    let scanned: Vec<ScannedFile<'_>> = found
-        .files
-        .iter()
-        .map(|c| ScannedFile {
-            path: &c.rel_path,
-            size: c.size,
-            mtime_ns: c.mtime_ns,
-        })
-        .collect();
-    // The file records are read (and checked) here, the first time anything needs them.
-    let base_files: Vec<FileRecord> = match writer.base().map(|b| b.files()) {
-        Some(Ok(files)) => files.cloned().collect(),
-        Some(Err(e)) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
-        Some(Err(e)) => return Err(explain(e, &repo.index_dir)),
-        None => Vec::new(),
-    };
-    let diff = Diff::new(&base_files, &scanned);
-    let (_, _, mut unchanged) = diff.counts();
-    // Files whose segment lacks the model's space (the model was just added, or a run that
-    // added it was interrupted): their lexical vectors are kept, only the model embeds them.
-    let lacking: HashSet<String> = match writer.files_lacking_spaces() {
-        Ok(files) => files.into_iter().map(|f| f.path().to_owned()).collect(),
-        Err(e) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
-        Err(e) => return Err(explain(e, &repo.index_dir)),
-    };
-    let mut work: Vec<Work<'_>> = Vec::new();
-    for (c, status) in found.files.iter().zip(&diff.status) {
-        let fill = lacking.contains(&c.rel_path);
-        match status {
-            FileStatus::New => work.push((c, None, false)),
-            FileStatus::StatChanged(r) => work.push((c, Some(*r), fill)),
-            FileStatus::Unchanged(r) if fill => {
-                unchanged -= 1;
-                work.push((c, Some(*r), true));
-            }
-            FileStatus::Unchanged(_) => {}
-        }
-    }
-    let filling = work.iter().filter(|w| w.2).count();
-    if filling > 0 {
-        if let Some(m) = embedders.model {
-            eprintln!(
-                "adding {} vectors to {filling} indexed files (their lexical vectors are kept)",
-                m.model_id()
-            );
-        }
-    }
-
-    // Removed files go into the first commit: from then on the index never names a file that
-    // is gone, and an interrupted run leaves every file either as it is now or as it was.
-    let removed = diff.removed.len();
-    for path in &diff.removed {
-        writer.remove_file(path);
-    }
-
-    let commit = |writer: &mut IndexWriter| {
-        writer.commit_and_continue().map_err(|e| {
-            if e.is_damage() {
-                anyhow::Error::new(e).context(Damaged)
-            } else {
-                explain(e, &repo.index_dir)
-            }
-        })
-    };
-    let total_bytes: u64 = work.iter().map(|(c, _, _)| c.size).sum();
-    let mut progress = Progress::new(total_bytes);
-    let mut tally = Tally::default();
-    let mut commits = 0u64;
-    let mut last_commit = Instant::now();
-    let mut rest = &work[..];
-    while !rest.is_empty() {
-        let take = policy.group_len(rest, progress.bytes_per_second());
-        let (group, tail) = rest.split_at(take);
-        rest = tail;
-        let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
-        let embedded = embed_group(group, chunking, embedders, &opts)?;
-        progress.advance(bytes, embedded.chunks);
-        tally.record(&mut writer, embedded, &repo.index_dir)?;
-        if !rest.is_empty() && policy.commit_due(last_commit) {
-            let stats = commit(&mut writer)?;
-            if stats.committed {
-                commits += 1;
-                last_commit = Instant::now();
-                policy.after_commit(commits);
-            }
-        }
-    }
-    progress.finish();
-    let stats = commit(&mut writer)?;
-    if stats.committed {
-        commits += 1;
-    }
-    drop(writer);
-
-    let elapsed = fmt_duration(started.elapsed());
-    if routine > 0 {
-        eprintln!("skipped {routine} lockfiles, binary files and symlinks");
-    }
-    let Tally {
-        new,
-        changed,
-        chunks,
-        touched,
-        skipped,
-        filled,
-    } = tally;
-    if commits == 0 {
-        eprintln!(
-            "index is up to date: nothing re-embedded ({unchanged} files unchanged, {} chunks, generation {}) in {elapsed}",
-            stats.chunks, stats.generation
-        );
-    } else {
-        let unchanged = unchanged + touched + filled;
-        let embedded_files = if filled > 0 {
-            format!(
-                "{} files ({filled} only by the model)",
-                new + changed + filled
-            )
-        } else {
-            format!("{} files", new + changed)
-        };
-        let batches = if commits > 1 {
-            format!(" ({commits} commits)")
-        } else {
-            String::new()
-        };
-        eprintln!(
-            "indexed {} files ({new} new, {changed} changed, {unchanged} unchanged, {removed} removed, {skipped} skipped): \
-             embedded {chunks} chunks from {embedded_files}; {} chunks in generation {} in {elapsed}{batches}",
-            stats.files,
-            stats.chunks,
-            stats.generation
-        );
-    }
+    let summary = updater.run(&report)?;
+    report.finish();
+    eprintln!("{}", summary_line(&summary, started.elapsed()));
     Ok(())
 }
 
-/// When `tp index` commits while it embeds. Work goes in groups of files (about
-/// [`GROUP_SECONDS`] of embedding each); after a group, a commit is made if
-/// [`COMMIT_INTERVAL`] has passed since the last one, and once at the end. A file's rows
-/// are always in one commit.
-///
-/// With the `test-hooks` feature (on only in the test build, never in a release), two
-/// environment variables make batches deterministic for tests:
-/// `TURBOPROP_COMMIT_EVERY_FILES=N` makes every group N files and commits after each;
-/// `TURBOPROP_TEST_PAUSE_AFTER_COMMITS=K` makes `tp index` stop after its K-th intermediate
-/// commit and wait there until it is killed.
-struct BatchPolicy {
-    every_files: Option<usize>,
-    pause_after: Option<u64>,
-}
-
-/// Commit at least this often (after the group in progress) while embedding.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(10);
-/// Aim for groups of files that take about this long to embed: short enough for a smooth
-/// progress bar and timely commits, long enough to sort and batch many chunks together.
-const GROUP_SECONDS: f64 = 2.0;
-/// The first group, before the speed is known.
-const FIRST_GROUP_BYTES: u64 = 64 * 1024;
-
-impl BatchPolicy {
-    #[cfg(not(feature = "test-hooks"))]
-    fn from_env() -> Result<Self> {
-        Ok(BatchPolicy {
-            every_files: None,
-            pause_after: None,
-        })
+/// The line `tp index` ends with.
+pub fn summary_line(s: &Summary, elapsed: Duration) -> String {
+    let elapsed = fmt_duration(elapsed);
+    let mut line = String::new();
+    if s.routine_skips > 0 {
+        line.push_str(&format!(
+            "skipped {} lockfiles, binary files and symlinks\n",
+            s.routine_skips
+        ));
     }
-
-    #[cfg(feature = "test-hooks")]
-    fn from_env() -> Result<Self> {
-        let var = |name: &str| -> Result<Option<u64>> {
-            match std::env::var(name) {
-                Ok(v) => match v.parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(Some(n)),
-                    _ => anyhow::bail!("{name}={v:?} must be a positive whole number"),
-                },
-                Err(_) => Ok(None),
-            }
-        };
-        Ok(BatchPolicy {
-            every_files: var("TURBOPROP_COMMIT_EVERY_FILES")?.map(|n| n as usize),
-            pause_after: var("TURBOPROP_TEST_PAUSE_AFTER_COMMITS")?,
-        })
-    }
-
-    /// How many of the files in `rest` the next group takes (at least one).
-    fn group_len(&self, rest: &[Work<'_>], speed: Option<f64>) -> usize {
-        if let Some(n) = self.every_files {
-            return n.min(rest.len());
-        }
-        let budget = speed.map_or(FIRST_GROUP_BYTES, |bps| (bps * GROUP_SECONDS) as u64);
-        let mut bytes = 0u64;
-        let mut n = 0;
-        for (c, _, _) in rest {
-            if n > 0 && bytes + c.size > budget {
-                break;
-            }
-            bytes += c.size;
-            n += 1;
-        }
-        n
-    }
-
-    fn commit_due(&self, last: Instant) -> bool {
-        self.every_files.is_some() || last.elapsed() >= COMMIT_INTERVAL
-    }
-
-    fn after_commit(&self, commits: u64) {
-        if self.pause_after == Some(commits) {
-            eprintln!("paused after commit {commits} (TURBOPROP_TEST_PAUSE_AFTER_COMMITS)");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-        }
-    }
-}
-
-/// A file to read: its candidate, its indexed record (if any), and whether only the
-/// model's vectors are missing (a fill) should its content be unchanged.
-type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, bool);
-
-/// The outcome of every file of a group.
-struct Group<'a> {
-    outcomes: Vec<(&'a Candidate, bool, Outcome)>,
-    chunks: usize,
-}
-
-/// Reads and chunks the files of a group in parallel, then embeds all their chunks in one
-/// call per model, so the embedders sort and batch chunks across files. Files being filled
-/// are embedded by the model only.
-fn embed_group<'a>(
-    group: &[Work<'a>],
-    chunking: &ChunkingConfig,
-    embedders: Embedders<'_>,
-    opts: &DiscoverOptions,
-) -> Result<Group<'a>> {
-    let read: Vec<(&Candidate, bool, Read)> = group
-        .par_iter()
-        .map(|&(c, stored, fill)| {
-            Ok((
-                c,
-                stored.is_some(),
-                read_and_chunk(c, stored, fill, chunking, opts)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let texts = |fills: bool| -> Vec<&str> {
-        read.iter()
-            .flat_map(|(_, _, r)| match r {
-                Read::Chunked { texts, fill, .. } if *fill == fills => texts.as_slice(),
-                _ => &[],
-            })
-            .map(String::as_str)
-            .collect()
-    };
-    let (new_texts, fill_texts) = (texts(false), texts(true));
-    let context = || match group.first() {
-        Some((c, _, _)) if group.len() > 1 => format!(
-            "cannot embed {} and {} other files",
-            c.rel_path,
-            group.len() - 1
-        ),
-        Some((c, _, _)) => format!("cannot embed {}", c.rel_path),
-        None => "cannot embed".to_owned(),
-    };
-    let check = |e: &dyn Embedder, got: usize, want: usize| {
-        if got == want {
-            Ok(())
+    if s.commits == 0 {
+        line.push_str(&format!(
+            "index is up to date: nothing re-embedded ({} files unchanged, {} chunks, generation {}) in {elapsed}",
+            s.unchanged, s.chunks, s.generation
+        ));
+    } else {
+        let embedded_files = if s.filled > 0 {
+            format!(
+                "{} files ({} only by the model)",
+                s.new + s.changed + s.filled,
+                s.filled
+            )
         } else {
-            Err(anyhow::anyhow!(
-                "model {} returned {got} vectors for {want} chunks",
-                e.model_id()
-            ))
-        }
-    };
-    let lexical = embedders
-        .lexical
-        .embed_documents_with_terms(&new_texts)
-        .with_context(context)?;
-    check(embedders.lexical, lexical.len(), new_texts.len())?;
-    // The model embeds new and filled chunks in one call.
-    let model = match embedders.model {
-        Some(m) => {
-            let all: Vec<&str> = new_texts.iter().chain(&fill_texts).copied().collect();
-            let v = m.embed_documents(&all).with_context(context)?;
-            check(m, v.len(), all.len())?;
-            Some(v)
-        }
-        None => None,
-    };
-    let (mut model_new, mut model_fill) = match model {
-        Some(mut v) => {
-            let fill = v.split_off(new_texts.len());
-            (Some(v.into_iter()), Some(fill.into_iter()))
-        }
-        None => (None, None),
-    };
-    let mut lexical = lexical.into_iter();
-    let chunks = new_texts.len() + fill_texts.len();
-    let outcomes = read
-        .into_iter()
-        .map(|(c, was_indexed, r)| {
-            let outcome = match r {
-                Read::Touched(record) => Outcome::Touched(record),
-                Read::Skipped(reason) => Outcome::Skipped(reason),
-                Read::Chunked {
-                    record,
-                    texts,
-                    fill: true,
-                    ..
-                } => {
-                    let vectors = model_fill
-                        .as_mut()
-                        .map(|m| m.by_ref().take(texts.len()).collect())
-                        .into_iter()
-                        .collect();
-                    Outcome::Filled(record, vectors)
-                }
-                Read::Chunked {
-                    record,
-                    chunks,
-                    texts,
-                    fill: false,
-                } => {
-                    let n = texts.len();
-                    let spaces: Vec<Vec<Vec<f32>>> = match model_new.as_mut() {
-                        Some(m) => m.by_ref().take(n).map(|v| vec![v]).collect(),
-                        None => vec![Vec::new(); n],
-                    };
-                    let chunks = chunks
-                        .into_iter()
-                        .zip(lexical.by_ref().take(n))
-                        .zip(spaces)
-                        .map(|((c, (vector, terms)), spaces)| NewChunk {
-                            vector,
-                            terms,
-                            spaces,
-                            ..c
-                        })
-                        .collect();
-                    Outcome::Embedded(record, chunks)
-                }
-            };
-            (c, was_indexed, outcome)
-        })
-        .collect();
-    Ok(Group { outcomes, chunks })
+            format!("{} files", s.new + s.changed)
+        };
+        let batches = if s.commits > 1 {
+            format!(" ({} commits)", s.commits)
+        } else {
+            String::new()
+        };
+        line.push_str(&format!(
+            "indexed {} files ({} new, {} changed, {} unchanged, {} removed, {} skipped): \
+             embedded {} chunks from {embedded_files}; {} chunks in generation {} in {elapsed}{batches}",
+            s.files, s.new, s.changed, s.unchanged, s.removed, s.skipped, s.embedded_chunks, s.chunks, s.generation
+        ));
+    }
+    line
 }
 
-/// Counts of what an update did, summed over its groups.
-#[derive(Default)]
-struct Tally {
-    new: usize,
-    changed: usize,
-    chunks: usize,
-    touched: usize,
-    skipped: usize,
-    filled: usize,
+/// What `tp index` says on stderr: warnings and notes as lines, progress as a bar (on a
+/// terminal only).
+pub struct StderrReport {
+    index_dir: String,
+    progress: Mutex<Option<Progress>>,
 }
 
-impl Tally {
-    /// Hands a group's outcomes to the writer, counting them.
-    fn record(
-        &mut self,
-        writer: &mut IndexWriter,
-        group: Group<'_>,
-        index_dir: &std::path::Path,
-    ) -> Result<()> {
-        for (c, was_indexed, out) in group.outcomes {
-            match out {
-                Outcome::Embedded(record, new_chunks) => {
-                    if was_indexed {
-                        self.changed += 1;
-                    } else {
-                        self.new += 1;
-                    }
-                    self.chunks += new_chunks.len();
-                    writer
-                        .put_file(record, new_chunks)
-                        .map_err(|e| explain(e, index_dir))?;
-                }
-                Outcome::Filled(record, vectors) => {
-                    self.filled += 1;
-                    self.chunks += vectors.first().map_or(0, Vec::len);
-                    writer
-                        .fill_file(record, vectors)
-                        .map_err(|e| explain(e, index_dir))?;
-                }
-                Outcome::Touched(record) => {
-                    self.touched += 1;
-                    writer.touch_file(record);
-                }
-                Outcome::Skipped(reason) => {
-                    self.skipped += 1;
-                    warn(format_args!("skipped {}: {reason}", c.rel_path));
-                    if was_indexed {
-                        writer.remove_file(&c.rel_path);
-                    }
-                }
+impl StderrReport {
+    /// A report for an update of `repo`.
+    pub fn new(repo: &Repo) -> StderrReport {
+        StderrReport {
+            index_dir: escape_control(&repo.index_dir.display().to_string()).into_owned(),
+            progress: Mutex::new(None),
+        }
+    }
+
+    /// Clears the progress bar.
+    pub fn finish(&self) {
+        if let Ok(mut p) = self.progress.lock() {
+            if let Some(p) = p.take() {
+                p.finish();
             }
         }
-        Ok(())
     }
 }
 
-/// A file after reading, before embedding.
-enum Read {
-    /// New or changed content (or unchanged content to fill): its chunks (vectors still
-    /// empty) and their texts.
-    Chunked {
-        record: FileRecord,
-        chunks: Vec<NewChunk>,
-        texts: Vec<String>,
-        /// Unchanged content needing only the model's vectors.
-        fill: bool,
-    },
-    /// Stat changed, content did not.
-    Touched(FileRecord),
-    /// Could not be indexed now.
-    Skipped(SkipReason),
-}
-
-fn read_and_chunk(
-    c: &Candidate,
-    stored: Option<&FileRecord>,
-    fill: bool,
-    chunking: &ChunkingConfig,
-    opts: &DiscoverOptions,
-) -> Result<Read> {
-    let source = match read_source(c, opts) {
-        Ok(s) => s,
-        Err(reason) => return Ok(Read::Skipped(reason)),
-    };
-    let record = FileRecord::new(&c.rel_path, source.size, source.mtime_ns, source.hash)
-        .with_context(|| format!("cannot record {}", c.rel_path))?;
-    let same = stored.is_some_and(|old| Diff::confirm(old, source.hash) == Confirmed::Touch);
-    if same && !fill {
-        return Ok(Read::Touched(record));
+impl Report for StderrReport {
+    fn warn(&self, message: &str) {
+        eprintln!("warning: {}", escape_control(message));
     }
-    let windows = line_windows(&source.bytes, chunking);
-    let texts = windows
-        .iter()
-        .map(|w| String::from_utf8_lossy(&source.bytes[w.bytes.clone()]).into_owned())
-        .collect();
-    let chunks = windows
-        .iter()
-        .map(|w| NewChunk {
-            line_start: w.line_start,
-            line_end: w.line_end,
-            byte_start: w.bytes.start as u64,
-            byte_end: w.bytes.end as u64,
-            hash: crate::discover::hash_bytes(&source.bytes[w.bytes.clone()]),
-            vector: Vec::new(),
-            terms: Vec::new(),
-            spaces: Vec::new(),
-        })
-        .collect();
-    Ok(Read::Chunked {
-        record,
-        chunks,
-        texts,
-        fill: same,
-    })
+
+    fn note(&self, message: &str) {
+        eprintln!("{}", escape_control(message));
+    }
+
+    fn planned(&self, _files: usize, bytes: u64) {
+        if let Ok(mut p) = self.progress.lock() {
+            *p = Some(Progress::new(bytes));
+        }
+    }
+
+    fn advanced(&self, _files: usize, bytes: u64, chunks: usize) {
+        if let Ok(mut p) = self.progress.lock() {
+            if let Some(p) = p.as_mut() {
+                p.advance(bytes, chunks);
+            }
+        }
+    }
+
+    fn committed(&self, _generation: u64) {}
+
+    fn begun(&self, root: &std::path::Path, models: &[&str]) {
+        eprintln!(
+            "indexing {} with model {}",
+            escape_control(&root.display().to_string()),
+            models.join(" + ")
+        );
+    }
+
+    fn waiting(&self) {
+        eprintln!("waiting for another tp index on {}", self.index_dir);
+    }
 }
 
 /// The progress bar of `tp index` (on a terminal only, on stderr): bytes of files done out
@@ -763,12 +162,6 @@ impl Progress {
             bytes: 0,
             chunks: 0,
         }
-    }
-
-    /// Bytes of source read and embedded per second so far.
-    fn bytes_per_second(&self) -> Option<f64> {
-        let secs = self.started.elapsed().as_secs_f64();
-        (self.bytes > 0 && secs > 0.0).then(|| self.bytes as f64 / secs)
     }
 
     fn advance(&mut self, bytes: u64, chunks: usize) {

@@ -9,6 +9,9 @@ mod benchmark_cmd;
 mod discover;
 pub mod escape;
 mod index_cmd;
+mod indexer;
+mod live;
+mod mcp;
 mod model_cmd;
 mod model_store;
 mod models;
@@ -17,6 +20,8 @@ mod repo;
 mod search_cmd;
 mod snippet;
 mod status_cmd;
+mod watch_cmd;
+mod watcher;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -54,6 +59,8 @@ where
         Command::Verify(a) => status_cmd::verify(&a),
         Command::Model(a) => model_cmd::run(&a),
         Command::Benchmark(a) => benchmark_cmd::run(&a),
+        Command::Mcp(a) => mcp::run(&a),
+        Command::Watch(a) => watch_cmd::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

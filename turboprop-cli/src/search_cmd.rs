@@ -3,7 +3,7 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Result};
 use turboprop_index::{hybrid_scores, FileFilter, Hit, Index, SearchOptions, SpaceQuery, Strategy};
@@ -27,8 +27,9 @@ pub struct Searcher {
     index: Index,
     index_dir: std::path::PathBuf,
     lexical: Box<dyn Embedder>,
-    /// The model of space 1, loaded on first use (a lexical search never loads it).
-    model: OnceLock<Box<dyn Embedder>>,
+    /// The model of space 1, loaded on first use (a lexical search never loads it), or
+    /// given by a resident process that already has it loaded.
+    model: OnceLock<Arc<dyn Embedder>>,
     /// The repository model the user allowed (`--repo-model`).
     repo_model: Option<String>,
 }
@@ -44,14 +45,34 @@ impl Searcher {
     /// Opens the index of `repo`; `repo_model` is the repository model the user allowed
     /// (`--repo-model`), else models come from the user cache only.
     fn open_repo(repo: &Repo, repo_model: Option<&str>) -> Result<Searcher> {
+        Self::open_shared(repo, repo_model, None)
+    }
+
+    /// Opens the index of `repo` with `loaded`, a model already in memory, used for space 1
+    /// when the index was built with it (checked as a loaded model is).
+    pub(crate) fn open_shared(
+        repo: &Repo,
+        repo_model: Option<&str>,
+        loaded: Option<&Arc<dyn Embedder>>,
+    ) -> Result<Searcher> {
         let index = repo.open_index()?;
         let lexical = models::for_index(&index.model().id, &repo.index_dir, repo_model)?;
         index.check_model(lexical.model_id(), lexical.dimensions())?;
+        let model = OnceLock::new();
+        if let (Some(m), Some(space)) = (loaded, index.spaces().first()) {
+            if space.model.id == m.model_id()
+                && index
+                    .check_space_model(1, m.model_id(), m.dimensions())
+                    .is_ok()
+            {
+                let _ = model.set(Arc::clone(m));
+            }
+        }
         Ok(Searcher {
             index,
             index_dir: repo.index_dir.clone(),
             lexical,
-            model: OnceLock::new(),
+            model,
             repo_model: repo_model.map(str::to_owned),
         })
     }
@@ -70,7 +91,11 @@ impl Searcher {
         if let Some(m) = self.model.get() {
             return Ok(Some(m.as_ref()));
         }
-        let m = models::for_index(&space.model.id, &self.index_dir, self.repo_model.as_deref())?;
+        let m: Arc<dyn Embedder> = Arc::from(models::for_index(
+            &space.model.id,
+            &self.index_dir,
+            self.repo_model.as_deref(),
+        )?);
         self.index
             .check_space_model(1, m.model_id(), m.dimensions())?;
         Ok(Some(self.model.get_or_init(|| m).as_ref()))

@@ -8,9 +8,11 @@ use serde::Serialize;
 use crate::args::{OutputFormat, RepoArg, StatusArgs};
 use crate::escape::escape_control;
 use crate::repo::Repo;
+use turboprop_index::Index;
 
+/// What `tp status --output json` prints.
 #[derive(Serialize)]
-struct Status {
+pub(crate) struct Status {
     files: u64,
     chunks: u64,
     /// The model searches use: the transformer model when the index has one, else the
@@ -20,13 +22,13 @@ struct Status {
     /// Every vector space: the built-in lexical one first, then the model's.
     spaces: Vec<SpaceStatus>,
     bytes_on_disk: u64,
-    generation: u64,
+    pub(crate) generation: u64,
     updated_at: String,
     index_path: String,
 }
 
 #[derive(Serialize)]
-struct SpaceStatus {
+pub(crate) struct SpaceStatus {
     model: String,
     dimensions: u32,
     /// Chunks with vectors in this space (fewer than all while an update adding the model
@@ -38,29 +40,7 @@ struct SpaceStatus {
 pub fn status(args: &StatusArgs) -> Result<()> {
     let repo = Repo::locate(args.repo.repo.as_deref())?;
     let index = repo.open_index()?;
-    let s = index.stats();
-    let spaces: Vec<SpaceStatus> = (0..=index.spaces().len())
-        .filter_map(|k| {
-            let m = index.space_model(k)?;
-            Some(SpaceStatus {
-                model: m.id.clone(),
-                dimensions: m.dimensions,
-                chunks: index.space_rows(k),
-            })
-        })
-        .collect();
-    let main = index.spaces().first().map_or(&s.model, |sp| &sp.model);
-    let status = Status {
-        files: s.files,
-        chunks: s.chunks,
-        model: main.id.clone(),
-        dimensions: main.dimensions,
-        spaces,
-        bytes_on_disk: s.bytes_on_disk,
-        generation: s.generation,
-        updated_at: rfc3339_utc(s.updated_at_ms),
-        index_path: repo.index_dir.display().to_string(),
-    };
+    let status = status_of(&repo, &index);
     let mut out = io::stdout().lock();
     match args.output {
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&status)?)?,
@@ -87,6 +67,33 @@ pub fn status(args: &StatusArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the index of `repo` holds.
+pub(crate) fn status_of(repo: &Repo, index: &Index) -> Status {
+    let s = index.stats();
+    let spaces: Vec<SpaceStatus> = (0..=index.spaces().len())
+        .filter_map(|k| {
+            let m = index.space_model(k)?;
+            Some(SpaceStatus {
+                model: m.id.clone(),
+                dimensions: m.dimensions,
+                chunks: index.space_rows(k),
+            })
+        })
+        .collect();
+    let main = index.spaces().first().map_or(&s.model, |sp| &sp.model);
+    Status {
+        files: s.files,
+        chunks: s.chunks,
+        model: main.id.clone(),
+        dimensions: main.dimensions,
+        spaces,
+        bytes_on_disk: s.bytes_on_disk,
+        generation: s.generation,
+        updated_at: rfc3339_utc(s.updated_at_ms),
+        index_path: repo.index_dir.display().to_string(),
+    }
 }
 
 /// Runs `tp verify`: exit 0 when every file checks out, else one line per damaged file.

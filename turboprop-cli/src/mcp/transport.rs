@@ -1,0 +1,202 @@
+//! MCP's stdio transport: one JSON-RPC message per line, read and written here.
+//!
+//! rmcp's own stdio transport skips a line that is not JSON without a word (as the other
+//! official SDKs do); JSON-RPC 2.0 asks for a parse error (-32700), and an agent that sent a
+//! broken line is better told than left waiting. So lines are read here: JSON that is not a
+//! message gets an invalid-request error (-32600) naming the request's id where it has
+//! one, an oversized line ([`MAX_LINE_BYTES`]) is skipped to its end and refused, and the
+//! server keeps serving. Everything else is rmcp's.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use rmcp::service::{RoleServer, RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::Transport;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::Mutex;
+
+/// The longest message accepted (a search query is capped far below this).
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// JSON-RPC 2.0 error codes.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+
+/// Newline-delimited JSON-RPC over a reader and a writer (stdin and stdout in `tp mcp`).
+pub struct LineTransport<R, W> {
+    reader: BufReader<R>,
+    writer: Arc<Mutex<W>>,
+    line: Vec<u8>,
+}
+
+impl<R, W> LineTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    /// A transport reading messages from `reader` and writing them to `writer`.
+    pub fn new(reader: R, writer: W) -> Self {
+        LineTransport {
+            reader: BufReader::new(reader),
+            writer: Arc::new(Mutex::new(writer)),
+            line: Vec::new(),
+        }
+    }
+
+    /// Reads the next line into `self.line` (without its newline). `Ok(false)` at the end of
+    /// input; an oversized line is read to its end and reported as `Ok(true)` with
+    /// `self.line` cleared and `too_long` set.
+    async fn read_line(&mut self, too_long: &mut bool) -> io::Result<bool> {
+        self.line.clear();
+        *too_long = false;
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                // End of input: a last line without a newline still counts.
+                return Ok(!self.line.is_empty() || *too_long);
+            }
+            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], Some(i + 1)),
+                None => (available, None),
+            };
+            if !*too_long {
+                if self.line.len() + chunk.len() > MAX_LINE_BYTES {
+                    *too_long = true;
+                    self.line.clear();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            let used = done.unwrap_or(available.len());
+            self.reader.consume(used);
+            if done.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn reply_error(
+        &self,
+        id: Value,
+        code: i64,
+        message: &str,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let writer = Arc::clone(&self.writer);
+        let reply = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": code, "message": message},
+        });
+        let mut line = reply.to_string().into_bytes();
+        line.push(b'\n');
+        async move {
+            let mut w = writer.lock().await;
+            // A client that is gone is noticed by the next read.
+            let _ = w.write_all(&line).await;
+            let _ = w.flush().await;
+        }
+    }
+}
+
+/// What to answer a line that is JSON but not a message rmcp knows.
+fn refusal(value: &Value) -> Option<(Value, i64, String)> {
+    let Some(obj) = value.as_object() else {
+        let what = if value.is_array() {
+            "batches are not supported (send one message per line)"
+        } else {
+            "a JSON-RPC message is a JSON object"
+        };
+        return Some((Value::Null, INVALID_REQUEST, what.to_owned()));
+    };
+    let id = obj.get("id").cloned();
+    match (obj.get("method"), id) {
+        // A notification is never answered, even a malformed one.
+        (Some(_), None) => None,
+        (Some(Value::String(method)), Some(id)) if obj.get("jsonrpc") == Some(&json!("2.0")) => {
+            Some((
+                id,
+                METHOD_NOT_FOUND,
+                format!("method {method:?} is not supported, or its params are malformed"),
+            ))
+        }
+        (_, Some(id)) => Some((
+            id,
+            INVALID_REQUEST,
+            "not a JSON-RPC 2.0 request (it needs \"jsonrpc\": \"2.0\", an id and a method)".into(),
+        )),
+        // A response to nothing we asked, or noise: nobody to answer.
+        (None, None) => None,
+    }
+}
+
+impl<R, W> Transport<RoleServer> for LineTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    type Error = io::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), io::Error>> + Send + 'static {
+        let writer = Arc::clone(&self.writer);
+        let line = serde_json::to_vec(&item);
+        async move {
+            let mut line = line.map_err(io::Error::other)?;
+            line.push(b'\n');
+            let mut w = writer.lock().await;
+            w.write_all(&line).await?;
+            w.flush().await
+        }
+    }
+
+    // The trait's signature asks for a `Send` future: spelled out, not `async fn`.
+    #[allow(clippy::manual_async_fn)]
+    fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
+        async move {
+            let mut too_long = false;
+            loop {
+                match self.read_line(&mut too_long).await {
+                    Ok(true) => {}
+                    // The client hung up (or stdin broke): the session ends.
+                    Ok(false) | Err(_) => return None,
+                }
+                if too_long {
+                    let message = format!("message longer than {MAX_LINE_BYTES} bytes: skipped");
+                    self.reply_error(Value::Null, INVALID_REQUEST, &message)
+                        .await;
+                    continue;
+                }
+                let text = self.line.trim_ascii();
+                if text.is_empty() {
+                    continue;
+                }
+                let value: Value = match serde_json::from_slice(text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let message = format!("parse error: the line is not JSON ({e})");
+                        self.reply_error(Value::Null, PARSE_ERROR, &message).await;
+                        continue;
+                    }
+                };
+                match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value.clone()) {
+                    Ok(message) => return Some(message),
+                    Err(_) => {
+                        if let Some((id, code, message)) = refusal(&value) {
+                            self.reply_error(id, code, &message).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), io::Error>> + Send {
+        let writer = Arc::clone(&self.writer);
+        async move { writer.lock().await.flush().await }
+    }
+}
