@@ -11,6 +11,7 @@ pub mod tools;
 pub mod transport;
 
 use anyhow::{Context, Result};
+use rmcp::service::ServerInitializeError;
 use rmcp::ServiceExt;
 
 use crate::args::ResidentArgs;
@@ -44,10 +45,15 @@ pub fn run(args: &ResidentArgs) -> Result<()> {
     let server = tools::TpServer::new(std::sync::Arc::clone(&live));
     runtime.block_on(async move {
         let transport = transport::LineTransport::new(tokio::io::stdin(), tokio::io::stdout());
-        let running = server
-            .serve(transport)
-            .await
-            .context("the MCP session did not start")?;
+        let running = match server.serve(transport).await {
+            Ok(running) => running,
+            // The client hung up before the handshake: nothing to serve, no error.
+            Err(
+                ServerInitializeError::ConnectionClosed(_)
+                | ServerInitializeError::ExpectedInitializeRequest(None),
+            ) => return anyhow::Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context("the MCP session did not start")),
+        };
         running.waiting().await.context("the MCP session failed")?;
         anyhow::Ok(())
     })?;

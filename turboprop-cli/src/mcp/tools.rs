@@ -506,6 +506,129 @@ fn refusal(shown: &str, e: &StorageError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::ResidentArgs;
+    use crate::indexer::Updater;
+    use crate::repo::Repo;
+
+    /// A resident index over a small repository, its indexing thread running (no watcher:
+    /// changes are announced by hand, so nothing depends on event timing).
+    fn live_repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Arc<Live>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        let repo = Repo::locate(Some(dir.path())).expect("repo");
+        let args = ResidentArgs {
+            repo: crate::args::RepoArg { repo: None },
+            max_filesize: None,
+            repo_model: None,
+        };
+        let report = crate::index_cmd::StderrReport::new(&repo);
+        let updater = Updater::prepare(repo, &args.index_args(), &report).expect("prepare");
+        let live = Live::new(updater, None);
+        live.spawn(|_, _| {}).expect("indexing thread");
+        (dir, live)
+    }
+
+    fn ok(r: ToolResult) -> Value {
+        let r = r.expect("a tool answer");
+        assert_ne!(r.is_error, Some(true), "{r:?}");
+        r.structured_content.expect("structured content")
+    }
+
+    fn search_params(query: &str) -> SearchParams {
+        SearchParams {
+            query: query.into(),
+            limit: None,
+            mode: None,
+            filetype: None,
+            filter: None,
+            threshold: None,
+            wait_for_index: Some(true),
+        }
+    }
+
+    #[test]
+    fn search_sees_a_changed_file_and_says_which_generation_answered() {
+        let (dir, live) = live_repo(&[
+            ("src/pot.rs", "fn split_pot_between_tied_winners() {}\n"),
+            ("src/deck.rs", "fn shuffle_the_deck() {}\n"),
+        ]);
+        let first = ok(search(&live, search_params("split the pot")));
+        assert_eq!(first["hits"][0]["file"], "src/pot.rs", "{first}");
+        assert_eq!(first["index"]["fresh"], true, "{first}");
+        let generation = first["index"]["generation"].as_u64().expect("generation");
+        assert!(generation >= 1);
+
+        std::fs::write(dir.path().join("src/deal.rs"), "fn deal_hole_cards() {}\n").expect("write");
+        live.mark_changed(["src/deal.rs".to_owned()]);
+        let second = ok(search(&live, search_params("deal hole cards")));
+        assert_eq!(second["hits"][0]["file"], "src/deal.rs", "{second}");
+        assert!(second["index"]["generation"].as_u64() > Some(generation));
+    }
+
+    #[test]
+    fn bad_search_arguments_are_tool_errors_naming_the_value() {
+        let (_dir, live) = live_repo(&[("a.rs", "fn a() {}\n")]);
+        let too_many = SearchParams {
+            limit: Some(1_000_000_000_000),
+            ..search_params("a")
+        };
+        let e = search(&live, too_many).expect_err("limit out of range");
+        assert!(e.contains("1000000000000"), "{e}");
+        let huge = "word ".repeat(200_000);
+        let e = search(&live, search_params(&huge)).expect_err("1 MB query");
+        assert!(e.contains("4096"), "{e}");
+        let e = search(&live, search_params("   ")).expect_err("empty query");
+        assert!(e.contains("empty"), "{e}");
+        let e = search(
+            &live,
+            SearchParams {
+                threshold: Some(2.0),
+                ..search_params("a")
+            },
+        )
+        .expect_err("threshold");
+        assert!(e.contains("threshold 2"), "{e}");
+    }
+
+    #[test]
+    fn read_returns_lines_of_repository_files_only() {
+        let (dir, live) = live_repo(&[("src/lib.rs", "one\ntwo\nthree\nfour\n")]);
+        let got = ok(read(
+            &live,
+            ReadParams {
+                file: "src/lib.rs".into(),
+                line_start: Some(2),
+                line_end: Some(3),
+            },
+        ));
+        assert_eq!(got["content"], "two\nthree", "{got}");
+        assert_eq!(got["total_lines"], 4);
+
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret.txt"), "secret\n").expect("write");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("link.txt"),
+        )
+        .expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).expect("symlink");
+        for file in ["link.txt", "out/secret.txt", "../secret.txt", "/etc/passwd"] {
+            let e = read(
+                &live,
+                ReadParams {
+                    file: file.into(),
+                    line_start: None,
+                    line_end: None,
+                },
+            )
+            .expect_err(file);
+            assert!(!e.contains("secret\n"), "{e}");
+        }
+    }
 
     #[test]
     fn paths_outside_the_repository_are_refused() {

@@ -200,3 +200,96 @@ where
         async move { writer.lock().await.flush().await }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// A transport over an in-memory pipe, the client's ends, and what it writes.
+    fn pipe() -> (
+        LineTransport<tokio::io::ReadHalf<DuplexStream>, tokio::io::WriteHalf<DuplexStream>>,
+        DuplexStream,
+    ) {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(server);
+        (LineTransport::new(r, w), client)
+    }
+
+    async fn next_reply(client: &mut DuplexStream) -> Value {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            client.read_exact(&mut byte).await.expect("a reply");
+            if byte[0] == b'\n' {
+                break;
+            }
+            line.push(byte[0]);
+        }
+        serde_json::from_slice(&line).expect("replies are JSON")
+    }
+
+    const PING: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}\n";
+
+    #[tokio::test]
+    async fn a_line_that_is_not_json_gets_a_parse_error_and_serving_goes_on() {
+        let (mut t, mut client) = pipe();
+        client.write_all(b"not json at all\n").await.expect("write");
+        client.write_all(PING).await.expect("write");
+        let got = t.receive().await.expect("the ping after the bad line");
+        assert_eq!(serde_json::to_value(&got).expect("json")["method"], "ping");
+        let reply = next_reply(&mut client).await;
+        assert_eq!(reply["error"]["code"], -32700, "{reply}");
+        assert_eq!(reply["id"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn json_that_is_no_message_is_an_invalid_request_naming_its_id() {
+        let (mut t, mut client) = pipe();
+        client
+            .write_all(b"[1,2]\n{\"id\":3,\"method\":5}\n{\"jsonrpc\":\"2.0\",\"method\":7}\n")
+            .await
+            .expect("write");
+        client.write_all(PING).await.expect("write");
+        let got = t.receive().await.expect("the ping");
+        assert_eq!(serde_json::to_value(&got).expect("json")["id"], 7);
+        let batch = next_reply(&mut client).await;
+        assert_eq!(batch["error"]["code"], -32600, "{batch}");
+        let bad = next_reply(&mut client).await;
+        assert_eq!(bad["error"]["code"], -32600, "{bad}");
+        assert_eq!(bad["id"], 3, "the reply names the request's id");
+        // The malformed notification (no id) is not answered: the ping is next.
+        t.send(rmcp::model::ServerJsonRpcMessage::response(
+            rmcp::model::ServerResult::empty(()),
+            rmcp::model::NumberOrString::Number(7),
+        ))
+        .await
+        .expect("send");
+        let pong = next_reply(&mut client).await;
+        assert_eq!(pong["id"], 7, "{pong}");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_line_is_skipped_whole_and_refused() {
+        let (mut t, mut client) = pipe();
+        let writer = tokio::spawn(async move {
+            let big = vec![b'x'; MAX_LINE_BYTES + 100];
+            client.write_all(&big).await.expect("write");
+            client.write_all(b"\n").await.expect("write");
+            client.write_all(PING).await.expect("write");
+            client
+        });
+        let got = t.receive().await.expect("the ping after the long line");
+        assert_eq!(serde_json::to_value(&got).expect("json")["id"], 7);
+        let mut client = writer.await.expect("writer");
+        let reply = next_reply(&mut client).await;
+        assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    }
+
+    #[tokio::test]
+    async fn the_client_hanging_up_ends_the_session() {
+        let (mut t, client) = pipe();
+        drop(client);
+        assert!(t.receive().await.is_none());
+    }
+}
