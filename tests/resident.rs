@@ -7,6 +7,8 @@
 //! Waits are on what the processes print or commit, with generous limits; nothing here
 //! depends on how fast the machine is.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
