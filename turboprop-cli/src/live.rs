@@ -276,9 +276,13 @@ impl Live {
             Some(format!(
                 "indexing now: this answer is from generation {generation}, the last commit; changes being indexed are not in it yet"
             ))
-        } else {
+        } else if pending > 0 {
             Some(format!(
                 "{pending} changed files are waiting to be indexed (within about a second): this answer is from generation {generation}"
+            ))
+        } else {
+            Some(format!(
+                "changes were seen and are waiting to be indexed (within about a second): this answer is from generation {generation}"
             ))
         };
         Freshness {
