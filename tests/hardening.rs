@@ -157,6 +157,9 @@ impl Sandbox {
         let mut cmd = Command::new(TP);
         cmd.args(args).arg("--repo").arg(&self.repo);
         cmd.env("NO_COLOR", "1");
+        // One commit per run, however slow the machine: `tp index` otherwise also commits
+        // every ~10 s, and what a failed run leaves would depend on the machine's speed.
+        cmd.env("TURBOPROP_COMMIT_EVERY_FILES", "1000000000");
         run(cmd, format!("tp {}", args.join(" ")))
     }
 

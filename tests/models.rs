@@ -326,6 +326,43 @@ fn a_killed_tp_index_keeps_its_committed_batches_and_the_next_run_embeds_the_res
     assert_eq!(sb.hits("rank the hand"), resumed_hits);
 }
 
+/// Issue 14: a changed file's unchanged chunks keep their model vectors (same bytes, same
+/// model, same vectors), so saving a large file costs the model only its changed chunks;
+/// and the index answers exactly as one built from scratch.
+#[test]
+fn a_changed_file_goes_through_the_model_only_for_its_changed_chunks() {
+    let sb = Sandbox::poker();
+    sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
+        .ok();
+    sb.tp(&["index", "--model", "tiny-bert"]).ok();
+    // betting.py is 197 lines: windows 1-40, 31-70, ..., 181-197. A line appended changes
+    // only the last window.
+    let path = sb.root.join("python/poker/betting.py");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("# settle the side pots last\n");
+    fs::write(&path, text).unwrap();
+    let run = sb.tp(&["index"]).ok();
+    let windows = 7;
+    assert_eq!(embedded(&run.stderr), (windows, 1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{} of them unchanged: the model's vectors kept",
+            windows - 1
+        )),
+        "{}",
+        run.stderr
+    );
+    let queries = [
+        "settle the side pots",
+        "raise the minimum bet",
+        "fold out of turn",
+    ];
+    let updated: Vec<_> = queries.iter().map(|q| sb.hits(q)).collect();
+    sb.tp(&["index", "--rebuild"]).ok();
+    let rebuilt: Vec<_> = queries.iter().map(|q| sb.hits(q)).collect();
+    assert_eq!(updated, rebuilt, "kept vectors must rank as a rebuild does");
+}
+
 #[test]
 fn download_without_network_fails_fast_naming_the_offline_route() {
     let sb = Sandbox::poker();

@@ -58,9 +58,17 @@ pub fn summary_line(s: &Summary, elapsed: Duration) -> String {
         } else {
             String::new()
         };
+        let kept = if s.reused_model_vectors > 0 {
+            format!(
+                " ({} of them unchanged: the model's vectors kept)",
+                s.reused_model_vectors
+            )
+        } else {
+            String::new()
+        };
         line.push_str(&format!(
             "indexed {} files ({} new, {} changed, {} unchanged, {} removed, {} skipped): \
-             embedded {} chunks from {embedded_files}; {} chunks in generation {} in {elapsed}{batches}",
+             embedded {} chunks from {embedded_files}{kept}; {} chunks in generation {} in {elapsed}{batches}",
             s.files, s.new, s.changed, s.unchanged, s.removed, s.skipped, s.embedded_chunks, s.chunks, s.generation
         ));
     }

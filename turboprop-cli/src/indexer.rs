@@ -297,6 +297,9 @@ pub struct Summary {
     pub filled: usize,
     /// Chunks embedded.
     pub embedded_chunks: usize,
+    /// Of those, chunks of changed files whose model vectors were kept (their text did not
+    /// change), so only the lexical embedder ran on them.
+    pub reused_model_vectors: usize,
     /// Lockfiles, binary files and symlinks passed over without a warning.
     pub routine_skips: usize,
 }
@@ -411,6 +414,7 @@ fn update(
     let total_bytes: u64 = work.iter().map(|(c, _, _)| c.size).sum();
     report.planned(work.len(), total_bytes);
     let mut speed = Speed::new();
+    let mut reused = 0usize;
     let mut tally = Tally::default();
     let mut commits = 0u64;
     let mut last_commit = Instant::now();
@@ -420,7 +424,26 @@ fn update(
         let (group, tail) = rest.split_at(take);
         rest = tail;
         let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
-        let embedded = embed_group(group, chunking, embedders, &opts)?;
+        // A changed file's chunks that did not change keep their model vectors: only
+        // the chunks that changed go through the model (the lexical vectors, cheap, are
+        // always made again: they also give the chunk's terms).
+        let reuse = match embedders.model {
+            Some(_) => {
+                let changed: HashSet<&str> = group
+                    .iter()
+                    .filter(|(_, stored, fill)| stored.is_some() && !fill)
+                    .map(|(c, _, _)| c.rel_path.as_str())
+                    .collect();
+                match writer.reusable_vectors(&changed) {
+                    Ok(r) => r,
+                    Err(e) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
+                    Err(e) => return Err(explain(e, &repo.index_dir)),
+                }
+            }
+            None => Reuse::new(),
+        };
+        let embedded = embed_group(group, chunking, embedders, &opts, &reuse)?;
+        reused += embedded.reused;
         speed.bytes += bytes;
         report.advanced(group.len(), bytes, embedded.chunks);
         tally.record(&mut writer, embedded, &repo.index_dir, report)?;
@@ -452,6 +475,7 @@ fn update(
         skipped: tally.skipped,
         filled: tally.filled,
         embedded_chunks: tally.chunks,
+        reused_model_vectors: reused,
         routine_skips: routine,
     })
 }
@@ -565,7 +589,16 @@ type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, bool);
 struct Group<'a> {
     outcomes: Vec<(&'a Candidate, bool, Outcome)>,
     chunks: usize,
+    /// Chunks whose model vectors were reused.
+    reused: usize,
 }
+
+/// Model vectors of indexed chunks, by file and chunk hash (see
+/// `IndexWriter::reusable_vectors`).
+type Reuse = std::collections::HashMap<
+    String,
+    std::collections::HashMap<turboprop_types::ContentHash, Vec<Vec<f32>>>,
+>;
 
 /// Reads and chunks the files of a group in parallel, then embeds all their chunks in one
 /// call per model, so the embedders sort and batch chunks across files. Files being filled
@@ -575,6 +608,7 @@ fn embed_group<'a>(
     chunking: &ChunkingConfig,
     embedders: Embedders<'_>,
     opts: &DiscoverOptions,
+    reuse: &Reuse,
 ) -> Result<Group<'a>> {
     let read: Vec<(&Candidate, bool, Read)> = group
         .par_iter()
@@ -596,6 +630,31 @@ fn embed_group<'a>(
             .collect()
     };
     let (new_texts, fill_texts) = (texts(false), texts(true));
+    // Per new chunk (in the order of `new_texts`): its kept model vectors, if any.
+    let kept: Vec<Option<&Vec<Vec<f32>>>> = read
+        .iter()
+        .flat_map(|(c, _, r)| match r {
+            Read::Chunked {
+                chunks,
+                fill: false,
+                ..
+            } => {
+                let of_file = reuse.get(&c.rel_path);
+                chunks
+                    .iter()
+                    .map(|ch| of_file.and_then(|m| m.get(&ch.hash)))
+                    .collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    let to_embed: Vec<&str> = new_texts
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| k.is_none())
+        .map(|(t, _)| *t)
+        .collect();
+    let reused = new_texts.len() - to_embed.len();
     let context = || match group.first() {
         Some((c, _, _)) if group.len() > 1 => format!(
             "cannot embed {} and {} other files",
@@ -620,10 +679,10 @@ fn embed_group<'a>(
         .embed_documents_with_terms(&new_texts)
         .with_context(context)?;
     check(embedders.lexical, lexical.len(), new_texts.len())?;
-    // The model embeds new and filled chunks in one call.
+    // The model embeds new (not kept) and filled chunks in one call.
     let model = match embedders.model {
         Some(m) => {
-            let all: Vec<&str> = new_texts.iter().chain(&fill_texts).copied().collect();
+            let all: Vec<&str> = to_embed.iter().chain(&fill_texts).copied().collect();
             let v = m.embed_documents(&all).with_context(context)?;
             check(m, v.len(), all.len())?;
             Some(v)
@@ -632,11 +691,12 @@ fn embed_group<'a>(
     };
     let (mut model_new, mut model_fill) = match model {
         Some(mut v) => {
-            let fill = v.split_off(new_texts.len());
+            let fill = v.split_off(to_embed.len());
             (Some(v.into_iter()), Some(fill.into_iter()))
         }
         None => (None, None),
     };
+    let mut kept = kept.into_iter();
     let mut lexical = lexical.into_iter();
     let chunks = new_texts.len() + fill_texts.len();
     let outcomes = read
@@ -666,8 +726,18 @@ fn embed_group<'a>(
                 } => {
                     let n = texts.len();
                     let spaces: Vec<Vec<Vec<f32>>> = match model_new.as_mut() {
-                        Some(m) => m.by_ref().take(n).map(|v| vec![v]).collect(),
-                        None => vec![Vec::new(); n],
+                        Some(m) => kept
+                            .by_ref()
+                            .take(n)
+                            .map(|k| match k {
+                                Some(v) => v.clone(),
+                                None => m.next().into_iter().collect(),
+                            })
+                            .collect(),
+                        None => {
+                            kept.by_ref().take(n).for_each(drop);
+                            vec![Vec::new(); n]
+                        }
                     };
                     let chunks = chunks
                         .into_iter()
@@ -686,7 +756,11 @@ fn embed_group<'a>(
             (c, was_indexed, outcome)
         })
         .collect();
-    Ok(Group { outcomes, chunks })
+    Ok(Group {
+        outcomes,
+        chunks,
+        reused,
+    })
 }
 
 /// Counts of what an update did, summed over its groups.

@@ -49,12 +49,17 @@ pub(crate) fn commit_line(outcome: &Result<Summary>, took: Duration) -> Option<S
     match outcome {
         Ok(s) if s.commits == 0 => None,
         Ok(s) => Some(format!(
-            "generation {}: {} new, {} changed, {} removed; {} chunks embedded in {} ({} files, {} chunks indexed)",
+            "generation {}: {} new, {} changed, {} removed; {} chunks embedded{} in {} ({} files, {} chunks indexed)",
             s.generation,
             s.new,
             s.changed,
             s.removed,
             s.embedded_chunks,
+            if s.reused_model_vectors > 0 {
+                format!(" ({} kept the model's vectors)", s.reused_model_vectors)
+            } else {
+                String::new()
+            },
             fmt_duration(took),
             s.files,
             s.chunks

@@ -361,6 +361,57 @@ impl IndexWriter {
         Ok(out)
     }
 
+    /// The vectors in the spec's additional spaces of the chunks of the base's files named
+    /// in `paths`, by chunk content hash. A changed file's unchanged chunks need not be
+    /// embedded again: the same bytes through the same model give the same vectors. Only
+    /// segments holding every space of the spec, made by the spec's models, are used, and a
+    /// file's rows are checked against their recorded hash first, so damage is never
+    /// carried forward. Empty when the spec has no additional space.
+    pub fn reusable_vectors(
+        &self,
+        paths: &std::collections::HashSet<&str>,
+    ) -> Result<HashMap<String, HashMap<ContentHash, Vec<Vec<f32>>>>> {
+        let mut out = HashMap::new();
+        let Some(base) = &self.base else {
+            return Ok(out);
+        };
+        if self.space_entries.is_empty() || paths.is_empty() {
+            return Ok(out);
+        }
+        let keys: Vec<&str> = self.space_entries.iter().map(|e| e.key.as_str()).collect();
+        for (s, seg) in base.live_segments().iter().enumerate() {
+            if !self.segment_has_spaces(base, s) {
+                continue;
+            }
+            for (i, f) in base.checked(seg.live_files())? {
+                if !paths.contains(f.record.path()) {
+                    continue;
+                }
+                let reader = &seg.reader;
+                reader.verify_file_rows(i)?;
+                let spaces = copied_spaces(reader, i, &keys)?;
+                let range = reader.file_rows(i)?;
+                let mut by_hash = HashMap::new();
+                for (j, row) in (range.start as usize..range.end as usize).enumerate() {
+                    let rec = reader.chunk(row)?;
+                    let vectors = spaces
+                        .iter()
+                        .zip(&self.spec.spaces)
+                        .map(|(rows, model)| {
+                            let d = model.dimensions as usize;
+                            rows.get(j * d..(j + 1) * d).map(<[f32]>::to_vec)
+                        })
+                        .collect::<Option<Vec<_>>>();
+                    if let Some(v) = vectors {
+                        by_hash.insert(rec.hash, v);
+                    }
+                }
+                out.insert(f.record.path().to_owned(), by_hash);
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether base segment `s` holds every space of the spec, made by the spec's models.
     fn segment_has_spaces(&self, base: &Index, s: usize) -> bool {
         let entry = &base.manifest().segments[s];
