@@ -60,4 +60,6 @@ pub use reader::{
 };
 pub use topk::{Scored, TopK};
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};
-pub use writer::{BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, WriterOptions};
+pub use writer::{
+    BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, ReusableVectors, WriterOptions,
+};

@@ -370,7 +370,7 @@ impl IndexWriter {
     pub fn reusable_vectors(
         &self,
         paths: &std::collections::HashSet<&str>,
-    ) -> Result<HashMap<String, HashMap<ContentHash, Vec<Vec<f32>>>>> {
+    ) -> Result<ReusableVectors> {
         let mut out = HashMap::new();
         let Some(base) = &self.base else {
             return Ok(out);
@@ -960,6 +960,10 @@ impl PendingDeletes {
         self.files.values().map(|&r| u64::from(r)).sum()
     }
 }
+
+/// Vectors in the additional spaces of indexed chunks: by file path, then by chunk content
+/// hash, one vector per space (see [`IndexWriter::reusable_vectors`]).
+pub type ReusableVectors = HashMap<String, HashMap<ContentHash, Vec<Vec<f32>>>>;
 
 /// Checks a vector's length and values.
 fn check_vector(what: &str, v: &[f32], dims: usize) -> Result<()> {
