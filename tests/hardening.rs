@@ -157,6 +157,7 @@ impl Sandbox {
         let mut cmd = Command::new(TP);
         cmd.args(args).arg("--repo").arg(&self.repo);
         cmd.env("NO_COLOR", "1");
+        self.isolate(&mut cmd);
         // One commit per run, however slow the machine: `tp index` otherwise also commits
         // every ~10 s, and what a failed run leaves would depend on the machine's speed.
         cmd.env("TURBOPROP_COMMIT_EVERY_FILES", "1000000000");
@@ -175,10 +176,21 @@ impl Sandbox {
             .args(args)
             .env("TP_REPO", &self.repo)
             .env("NO_COLOR", "1");
+        self.isolate(&mut cmd);
         run(
             cmd,
             format!("tp {} (ulimit -d {DATA_LIMIT_KIB})", args.join(" ")),
         )
+    }
+
+    /// An empty `$HOME` of the test's own: a model installed in the user's cache must not
+    /// change what these tests index (or make them embed with a transformer model).
+    fn isolate(&self, cmd: &mut Command) {
+        let home = self._tmp.path().join("home");
+        let _ = fs::create_dir_all(&home);
+        cmd.env("HOME", &home)
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("TURBOPROP_CACHE_DIR");
     }
 
     /// The folder of the index's only segment.

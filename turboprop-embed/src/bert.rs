@@ -107,6 +107,17 @@ impl std::fmt::Debug for BertEmbedder {
     }
 }
 
+/// The error of a tokenizer that panicked on a text.
+const TOKENIZER_PANICKED: &str =
+    "the tokenizer failed on this text (its tokenizer.json is inconsistent)";
+
+/// Calls into the tokenizers crate, which reads an untrusted `tokenizer.json` and panics on
+/// some inconsistent ones: a panic becomes `None` (an error for the caller), never a crash.
+/// Its message still reaches the panic hook (stderr).
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
 impl BertEmbedder {
     /// Loads the model folder at `dir`; `model_id` is the name recorded in indexes built with
     /// it (such as `all-MiniLM-L6-v2`).
@@ -141,7 +152,14 @@ impl BertEmbedder {
         };
         // Read as a checked regular file of bounded size; errors never quote its content.
         let tok_bytes = read_capped(&tok_path, TOKENIZER_CAP)?;
-        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| {
+        // The tokenizers crate panics on some malformed JSON (its decoder section's
+        // deserializer `expect`s; found by tests/fuzz_model.rs): the syntax is checked here
+        // first, and a panic left in its parsers becomes an error, not a crash.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&tok_bytes)
+            .map_err(|e| tok_err(describe_json_error(&e)))?;
+        let parsed = guarded(|| Tokenizer::from_bytes(&tok_bytes))
+            .ok_or_else(|| tok_err("it is not a tokenizer this build can load".to_owned()))?;
+        let mut tokenizer = parsed.map_err(|e| {
             tok_err(match e.downcast_ref::<serde_json::Error>() {
                 Some(json) => describe_json_error(json),
                 None => "it is not a tokenizer this build can load".to_owned(),
@@ -157,6 +175,18 @@ impl BertEmbedder {
                 ..TruncationParams::default()
             }))
             .map_err(|_| tok_err(format!("cannot truncate at {} tokens", options.max_tokens)))?;
+        // A tokenizer can load and still panic on every text (a post-processor template
+        // naming special tokens it does not define; found by tests/fuzz_model.rs): one
+        // probe now gives a clear error at load instead.
+        match guarded(|| tokenizer.encode_fast("probe a b", true)) {
+            Some(Ok(_)) => {}
+            _ => {
+                return Err(tok_err(
+                    "it cannot encode text (its special tokens or post-processor are inconsistent)"
+                        .to_owned(),
+                ))
+            }
+        }
 
         let weights_path = dir.join(WEIGHTS_FILE);
         let weights = Weights::open(&weights_path)?;
@@ -181,9 +211,9 @@ impl BertEmbedder {
 
     /// Token ids of `text` after truncation, `[CLS]` and `[SEP]` included.
     pub fn token_count(&self, text: &str) -> Result<usize, EmbedError> {
-        let enc = self
-            .tokenizer
-            .encode_fast(tokenizer_input(text, self.options.max_tokens), true)
+        let input = tokenizer_input(text, self.options.max_tokens);
+        let enc = guarded(|| self.tokenizer.encode_fast(input, true))
+            .ok_or_else(|| self.backend(TOKENIZER_PANICKED))?
             .map_err(|e| self.backend(e))?;
         Ok(enc.get_ids().len())
     }
@@ -203,9 +233,8 @@ impl BertEmbedder {
             .iter()
             .map(|t| tokenizer_input(t, self.options.max_tokens))
             .collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch_fast(bounded, true)
+        let encodings = guarded(|| self.tokenizer.encode_batch_fast(bounded, true))
+            .ok_or_else(|| self.backend(TOKENIZER_PANICKED))?
             .map_err(|e| self.backend(e))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         // Shortest first, so every batch holds texts of similar length (attention work per

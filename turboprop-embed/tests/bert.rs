@@ -231,3 +231,38 @@ fn minilm_matches_sentence_transformers() {
     }
     eprintln!("all-MiniLM-L6-v2 vs sentence-transformers: lowest cosine {worst}");
 }
+
+/// Found by tests/fuzz_model.rs: a tokenizer.json cut short inside its decoder section made
+/// the tokenizers crate panic (`expect("Helper")`); it is now a one-line error.
+#[test]
+fn a_truncated_tokenizer_json_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_tiny_bert(dir.path(), 0).expect("tiny model");
+    let path = dir.path().join("tokenizer.json");
+    let bytes = std::fs::read(&path).expect("read");
+    let text = String::from_utf8(bytes.clone()).expect("utf-8");
+    let at = text.find("\"decoder\"").expect("a decoder section") + 20;
+    for cut in [at, at + 5, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..cut.min(bytes.len())]).expect("write");
+        let err = BertEmbedder::load(dir.path(), "x", BertOptions::default())
+            .expect_err("a truncated tokenizer.json");
+        assert!(err.to_string().contains("tokenizer.json"), "{err}");
+    }
+}
+
+/// Found by tests/fuzz_model.rs: a post-processor template naming special tokens its
+/// `special_tokens` map lacks loaded fine, then panicked on every text; it is now refused at
+/// load with one line.
+#[test]
+fn a_template_naming_undefined_special_tokens_is_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_tiny_bert(dir.path(), 0).expect("tiny model");
+    let path = dir.path().join("tokenizer.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    json["post_processor"]["special_tokens"] = serde_json::json!({});
+    std::fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
+    let err = BertEmbedder::load(dir.path(), "x", BertOptions::default())
+        .expect_err("an inconsistent template");
+    assert!(err.to_string().contains("tokenizer.json"), "{err}");
+}

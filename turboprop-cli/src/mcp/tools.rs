@@ -526,7 +526,10 @@ mod tests {
             repo_model: None,
         };
         let report = crate::index_cmd::StderrReport::new(&repo);
-        let updater = Updater::prepare(repo, &args.index_args(), &report).expect("prepare");
+        // The built-in model, whatever the user's cache holds.
+        let mut index_args = args.index_args();
+        index_args.model = Some("builtin".into());
+        let updater = Updater::prepare(repo, &index_args, &report).expect("prepare");
         let live = Live::new(updater, None);
         live.spawn(|_, _| {}).expect("indexing thread");
         (dir, live)
