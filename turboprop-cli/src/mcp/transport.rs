@@ -29,7 +29,11 @@ const METHOD_NOT_FOUND: i64 = -32601;
 pub struct LineTransport<R, W> {
     reader: BufReader<R>,
     writer: Arc<Mutex<W>>,
+    /// The line being read. It survives a `receive` future dropped mid-way (rmcp selects
+    /// over it), so no byte is lost: the next call goes on where that one stopped.
     line: Vec<u8>,
+    /// The line being read is over [`MAX_LINE_BYTES`]: the rest of it is skipped.
+    too_long: bool,
 }
 
 impl<R, W> LineTransport<R, W>
@@ -43,28 +47,28 @@ where
             reader: BufReader::new(reader),
             writer: Arc::new(Mutex::new(writer)),
             line: Vec::new(),
+            too_long: false,
         }
     }
 
-    /// Reads the next line into `self.line` (without its newline). `Ok(false)` at the end of
-    /// input; an oversized line is read to its end and reported as `Ok(true)` with
-    /// `self.line` cleared and `too_long` set.
-    async fn read_line(&mut self, too_long: &mut bool) -> io::Result<bool> {
-        self.line.clear();
-        *too_long = false;
+    /// Reads until the end of the current line: `Ok(true)` with the line in `self.line`
+    /// (and `self.too_long` if it was over the limit), `Ok(false)` at the end of input with
+    /// nothing left. Cancel-safe: bytes leave the reader's buffer only into `self.line`, with
+    /// no await in between.
+    async fn read_line(&mut self) -> io::Result<bool> {
         loop {
             let available = self.reader.fill_buf().await?;
             if available.is_empty() {
                 // End of input: a last line without a newline still counts.
-                return Ok(!self.line.is_empty() || *too_long);
+                return Ok(!self.line.is_empty() || self.too_long);
             }
             let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
                 Some(i) => (&available[..i], Some(i + 1)),
                 None => (available, None),
             };
-            if !*too_long {
+            if !self.too_long {
                 if self.line.len() + chunk.len() > MAX_LINE_BYTES {
-                    *too_long = true;
+                    self.too_long = true;
                     self.line.clear();
                 } else {
                     self.line.extend_from_slice(chunk);
@@ -158,20 +162,22 @@ where
     #[allow(clippy::manual_async_fn)]
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleServer>>> + Send {
         async move {
-            let mut too_long = false;
             loop {
-                match self.read_line(&mut too_long).await {
+                match self.read_line().await {
                     Ok(true) => {}
                     // The client hung up (or stdin broke): the session ends.
                     Ok(false) | Err(_) => return None,
                 }
-                if too_long {
+                // From here to the end of the iteration nothing awaits: the line is handled
+                // whole even if rmcp drops this future at its next await. Error replies are
+                // written by tasks of their own for the same reason.
+                let line = std::mem::take(&mut self.line);
+                if std::mem::take(&mut self.too_long) {
                     let message = format!("message longer than {MAX_LINE_BYTES} bytes: skipped");
-                    self.reply_error(Value::Null, INVALID_REQUEST, &message)
-                        .await;
+                    tokio::spawn(self.reply_error(Value::Null, INVALID_REQUEST, &message));
                     continue;
                 }
-                let text = self.line.trim_ascii();
+                let text = line.trim_ascii();
                 if text.is_empty() {
                     continue;
                 }
@@ -179,7 +185,7 @@ where
                     Ok(v) => v,
                     Err(e) => {
                         let message = format!("parse error: the line is not JSON ({e})");
-                        self.reply_error(Value::Null, PARSE_ERROR, &message).await;
+                        tokio::spawn(self.reply_error(Value::Null, PARSE_ERROR, &message));
                         continue;
                     }
                 };
@@ -187,7 +193,7 @@ where
                     Ok(message) => return Some(message),
                     Err(_) => {
                         if let Some((id, code, message)) = refusal(&value) {
-                            self.reply_error(id, code, &message).await;
+                            tokio::spawn(self.reply_error(id, code, &message));
                         }
                     }
                 }
@@ -204,6 +210,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, DuplexStream};
 
     /// A transport over an in-memory pipe, the client's ends, and what it writes.
@@ -284,6 +291,29 @@ mod tests {
         let mut client = writer.await.expect("writer");
         let reply = next_reply(&mut client).await;
         assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    }
+
+    /// rmcp selects over `receive`, dropping it when something else is ready first: a line
+    /// read half before the drop must not be lost (it was: a reply went missing under load).
+    #[tokio::test]
+    async fn a_receive_dropped_mid_line_loses_nothing() {
+        let (mut t, mut client) = pipe();
+        let (head, tail) = PING.split_at(15);
+        client.write_all(b"[1,2]\n").await.expect("write");
+        client.write_all(head).await.expect("write");
+        let cut = tokio::time::timeout(Duration::from_millis(50), t.receive()).await;
+        assert!(cut.is_err(), "half a line is not a message");
+        client.write_all(tail).await.expect("write");
+        let got = tokio::time::timeout(Duration::from_secs(10), t.receive())
+            .await
+            .expect("the rest of the line completes a message")
+            .expect("the whole ping");
+        assert_eq!(serde_json::to_value(&got).expect("json")["id"], 7);
+        let batch = next_reply(&mut client).await;
+        assert_eq!(
+            batch["error"]["code"], -32600,
+            "the reply to the batch still comes"
+        );
     }
 
     #[tokio::test]
