@@ -166,6 +166,54 @@ fn a_model_whose_config_disagrees_with_its_weights_is_a_one_line_error() {
     sb.tp(&["verify"]).ok();
 }
 
+/// Issue 15: a model is loaded only where it is run. With its weights damaged after the
+/// index was built, everything that embeds nothing still works (a no-op `tp index`, status,
+/// verify, a lexical search); what needs the model fails with one line naming the file, and
+/// leaves the index as it was.
+#[test]
+fn nothing_that_embeds_nothing_loads_the_model() {
+    let sb = Sandbox::poker();
+    sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
+        .ok();
+    sb.tp(&["index", "--model", "tiny-bert"]).ok();
+    let generation = sb.status()["generation"].clone();
+    let weights = sb.cache.join("models/tiny-bert/model.safetensors");
+    fs::write(&weights, b"damaged: this is not a safetensors file").unwrap();
+
+    let run = sb.tp(&["index"]).ok();
+    assert!(
+        run.stderr.contains("nothing re-embedded"),
+        "nothing to embed: {}",
+        run.stderr
+    );
+    assert_eq!(sb.status()["generation"], generation);
+    sb.tp(&["verify"]).ok();
+    let run = sb
+        .tp(&[
+            "search",
+            "shuffle the deck",
+            "--mode",
+            "lexical",
+            "--limit",
+            "3",
+        ])
+        .ok();
+    assert!(!run.stdout.is_empty());
+
+    let expect_weights = |line: &str| {
+        assert!(line.contains("model.safetensors"), "{line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+    };
+    expect_weights(&sb.tp(&["search", "shuffle the deck"]).err());
+    // A changed file needs the model: one line, nothing committed.
+    let file = sb.root.join("python/poker/pot.py");
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str("\n# one more line\n");
+    fs::write(&file, text).unwrap();
+    expect_weights(&sb.tp(&["index"]).err());
+    assert_eq!(sb.status()["generation"], generation);
+}
+
 /// A `tp index` that reports on stderr while it runs; killed when dropped.
 struct Running {
     child: std::process::Child,

@@ -53,7 +53,8 @@ pub struct Updater {
 }
 
 impl Updater {
-    /// Reads the repository's settings and loads the model `args` and the index ask for:
+    /// Reads the repository's settings and resolves the model `args` and the index ask for
+    /// (loaded on its first use, so an update with nothing to embed never loads it):
     /// `--model` (or `--repo-model`), else config.yaml's, else the one the index already
     /// has, else the default.
     pub fn prepare(repo: Repo, args: &IndexArgs, report: &dyn Report) -> Result<Updater> {

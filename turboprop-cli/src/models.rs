@@ -1,35 +1,33 @@
 //! Which embedder to use: resolving `--model`, `--repo-model`, `config.yaml` and the index's
 //! recorded model to an [`Embedder`]: the built-in lexical model or an installed transformer
 //! model (see [`crate::model_store`] for where models are looked for, and why a repository's
-//! own models are used only with `--repo-model`). Whenever a model is loaded, one line on
-//! stderr says which and from where.
+//! own models are used only with `--repo-model`). Whenever a model is chosen, one line on
+//! stderr says which and from where; it is loaded on its first use.
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use turboprop_embed::{BertEmbedder, BertOptions, BuiltinEmbedder};
+use anyhow::{bail, Result};
+use turboprop_embed::{BertOptions, BuiltinEmbedder, LazyBertEmbedder};
 use turboprop_types::Embedder;
 
 use crate::model_store::{canonical_name, how_to_install, Installed, ModelStore};
 
-/// Loads an installed model and says on stderr which model it is and where it came from.
-pub fn load_installed(m: &Installed) -> Result<Box<dyn Embedder>> {
-    let e = load_quietly(m)?;
+/// The embedder of an installed model (loaded on its first use), and one line on stderr
+/// saying which model it is and where it came from.
+pub fn load_installed(m: &Installed) -> Box<dyn Embedder> {
     eprintln!("note: using model {} {}", m.name, m.whence());
-    Ok(e)
+    lazy(m)
 }
 
-fn load_quietly(m: &Installed) -> Result<Box<dyn Embedder>> {
-    let e = BertEmbedder::load(&m.dir.path, m.name.clone(), BertOptions::default()).with_context(
-        || {
-            format!(
-                "cannot load model {} from {}: import it again with tp model import",
-                m.name,
-                m.dir.path.display()
-            )
-        },
-    )?;
-    Ok(Box::new(e))
+/// The embedder of an installed model. The folder was checked when it was found; the
+/// tokenizer and weights load on first use, so a no-op `tp index` or a lexical search never
+/// loads them, and a model that cannot load is an error only where it is needed.
+fn lazy(m: &Installed) -> Box<dyn Embedder> {
+    Box::new(LazyBertEmbedder::from_dir(
+        &m.dir,
+        m.name.clone(),
+        BertOptions::default(),
+    ))
 }
 
 /// The error for a model `name` that the store does not give: not installed, or only in
@@ -68,7 +66,7 @@ pub fn by_name(
     }
     let store = ModelStore::new(Some(turboprop_dir)).allowing(repo_model);
     match store.find(name)? {
-        Some(m) => load_installed(&m),
+        Some(m) => Ok(load_installed(&m)),
         None => Err(not_available(&store, name, "model")),
     }
 }
@@ -79,23 +77,14 @@ pub fn by_name(
 pub fn default_embedder(turboprop_dir: &Path) -> Box<dyn Embedder> {
     let builtin = || -> Box<dyn Embedder> { Box::new(BuiltinEmbedder::new()) };
     match ModelStore::new(Some(turboprop_dir)).best() {
-        Some(m) => match load_quietly(&m) {
-            Ok(e) => {
-                eprintln!(
-                    "note: no --model given: using {}, the best installed model, {} (--model builtin for the built-in one)",
-                    m.name,
-                    m.whence()
-                );
-                e
-            }
-            Err(err) => {
-                eprintln!(
-                    "warning: {}; using the built-in model",
-                    crate::one_line(&err)
-                );
-                builtin()
-            }
-        },
+        Some(m) => {
+            eprintln!(
+                "note: no --model given: using {}, the best installed model, {} (--model builtin for the built-in one)",
+                m.name,
+                m.whence()
+            );
+            lazy(&m)
+        }
         None => {
             let e = builtin();
             eprintln!(
@@ -120,7 +109,7 @@ pub fn for_index(
     }
     let store = ModelStore::for_index_dir(index_dir).allowing(repo_model);
     match store.find(model_id)? {
-        Some(m) => load_installed(&m),
+        Some(m) => Ok(load_installed(&m)),
         None if store.repo_has(model_id) => {
             Err(not_available(&store, model_id, "model").context(format!(
                 "index at {} was built with model {model_id}",

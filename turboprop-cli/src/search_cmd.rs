@@ -96,6 +96,10 @@ impl Searcher {
             &self.index_dir,
             self.repo_model.as_deref(),
         )?);
+        // Loaded before it is checked: a search runs it next anyway, and a damaged model
+        // folder (a config.json that disagrees with its weights) is then reported as such,
+        // not as a model of other dimensions than the index's.
+        m.prepare()?;
         self.index
             .check_space_model(1, m.model_id(), m.dimensions())?;
         Ok(Some(self.model.get_or_init(|| m).as_ref()))

@@ -64,6 +64,7 @@ mod bert;
 mod builtin;
 mod hash;
 mod kernels;
+mod lazy;
 mod model_dir;
 mod model_file;
 mod tiny;
@@ -76,6 +77,7 @@ pub use builtin::{
     MODEL_FAMILY,
 };
 pub use hash::term_id;
+pub use lazy::LazyBertEmbedder;
 pub use model_dir::{
     BertConfig, ConfigBounds, HiddenAct, ModelDir, ModelError, Pooling, BOUNDS, CONFIG_FILE,
     OPTIONAL_FILES, REQUIRED_FILES, TOKENIZER_FILE, WEIGHTS_FILE,

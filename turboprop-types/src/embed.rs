@@ -60,6 +60,13 @@ pub trait Embedder: Send + Sync {
     /// Length of every vector this embedder produces.
     fn dimensions(&self) -> usize;
 
+    /// Loads whatever the embedder loads on first use (a model's weights), so that the next
+    /// call does not wait for it; an embedder that loads nothing lazily does nothing (the
+    /// default). A resident process calls it once at start-up.
+    fn prepare(&self) -> Result<(), EmbedError> {
+        Ok(())
+    }
+
     /// Embeds a batch of documents; one vector of [`Embedder::dimensions`] floats per text,
     /// L2-normalized (or all zeros for a text with nothing to embed).
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;

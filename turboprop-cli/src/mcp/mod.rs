@@ -26,6 +26,18 @@ pub fn run(args: &ResidentArgs) -> Result<()> {
     let repo = Repo::locate(args.repo.repo.as_deref())?;
     let report = StderrReport::new(&repo);
     let updater = Updater::prepare(repo, &args.index_args(), &report)?;
+    // The model loads on first use; a resident server loads it now, beside the handshake, so
+    // that the first search does not wait for it.
+    if let Some(model) = updater.model().cloned() {
+        std::thread::Builder::new()
+            .name("tp-model-load".into())
+            .spawn(move || {
+                if let Err(e) = model.prepare() {
+                    eprintln!("warning: {}", crate::one_line(&anyhow::Error::new(e)));
+                }
+            })
+            .context("cannot start the model-loading thread")?;
+    }
     let live = Live::new(updater, args.repo_model.clone());
     let how = crate::watcher::start(&live)?;
     eprintln!(
