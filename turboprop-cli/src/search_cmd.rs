@@ -243,5 +243,8 @@ pub fn run(args: &SearchArgs) -> Result<()> {
         eprintln!("no results for {query:?}");
     }
     out.flush()?;
+    // The process ends here: freeing the model (a tokenizer of tens of thousands of
+    // allocations) would only delay the exit, by as long as a query takes to embed.
+    std::mem::forget(searcher);
     Ok(())
 }

@@ -6,31 +6,33 @@
 //! encoder, mean-pool each text's last hidden states (or take `[CLS]` when
 //! the folder's pooling says so), normalize.
 //!
-//! The weights are read with the `safetensors` crate straight into `f32` buffers (f32, f16
-//! or bf16 on disk; shapes checked against the config); the forward pass is our own code over plain `f32` buffers (`kernels.rs`): matrix
-//! products through `gemm` and fused, vectorized row operations, with buffers reused from
-//! batch to batch. That doubled throughput over candle's tensor ops, which spent a third of
-//! their time allocating and faulting in fresh buffers, in libm's scalar `erf` and `exp`, and
-//! in copies (see the crate README).
+//! The weights are used in place: `model.safetensors` is memory-mapped and its `f32`
+//! tensors are read where they lie (see `weights.rs`), so loading a model converts and
+//! copies nothing, and a query reads only the pages it needs. The forward pass is our own
+//! code over plain `f32` slices (`kernels.rs`): matrix products through `gemm`, which reads
+//! the weights in their stored (out, in) layout as a transposed view, and fused, vectorized
+//! row operations, with buffers reused from batch to batch. That doubled throughput over
+//! candle's tensor ops, which spent a third of their time allocating and faulting in fresh
+//! buffers, in libm's scalar `erf` and `exp`, and in copies (see the crate README).
 //!
 //! Throughput: texts are sorted by token count and cut into batches; a batch is *packed*, not
 //! padded (its texts' tokens are stacked for the per-token layers, attention runs per text),
 //! so no work goes to padding. Several batches run in parallel on rayon's pool, one per
 //! thread, each product single-threaded (the least synchronization); a single batch (a query)
-//! spreads its products over the pool. The attention scale is folded into the query weights
-//! and the three attention projections are one matrix product.
+//! spreads its products over the pool. The three attention projections write side by side
+//! into one buffer, and the attention scale is applied by the score product itself.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 use turboprop_types::{EmbedError, Embedder, TermStatistics};
 
 use crate::kernels::{self, Threads, View};
 use crate::model_dir::{HiddenAct, ModelDir, ModelError, Pooling, TOKENIZER_FILE, WEIGHTS_FILE};
-use crate::model_file::{describe_json_error, read_capped, TOKENIZER_CAP};
-use crate::weights::{try_vec, Weights, WeightsError};
+use crate::tokenizer::guarded;
+use crate::weights::{try_vec, Floats, Weights, WeightsError};
 
 /// Bytes of a text handed to the tokenizer per token kept ([`BertOptions::max_tokens`]):
 /// the rest of a longer text is never tokenized, so one pathological chunk (megabytes on one
@@ -111,13 +113,6 @@ impl std::fmt::Debug for BertEmbedder {
 const TOKENIZER_PANICKED: &str =
     "the tokenizer failed on this text (its tokenizer.json is inconsistent)";
 
-/// Calls into the tokenizers crate, which reads an untrusted `tokenizer.json` and panics on
-/// some inconsistent ones: a panic becomes `None` (an error for the caller), never a crash.
-/// Its message still reaches the panic hook (stderr).
-fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
-}
-
 impl BertEmbedder {
     /// Loads the model folder at `dir`; `model_id` is the name recorded in indexes built with
     /// it (such as `all-MiniLM-L6-v2`).
@@ -145,52 +140,11 @@ impl BertEmbedder {
             ));
         }
 
-        let tok_path = dir.join(TOKENIZER_FILE);
-        let tok_err = |problem: String| ModelError::Tokenizer {
-            path: tok_path.clone(),
-            problem,
-        };
-        // Read as a checked regular file of bounded size; errors never quote its content.
-        let tok_bytes = read_capped(&tok_path, TOKENIZER_CAP)?;
-        // The tokenizers crate panics on some malformed JSON (its decoder section's
-        // deserializer `expect`s; found by tests/fuzz_model.rs): the syntax is checked here
-        // first, and a panic left in its parsers becomes an error, not a crash.
-        serde_json::from_slice::<serde::de::IgnoredAny>(&tok_bytes)
-            .map_err(|e| tok_err(describe_json_error(&e)))?;
-        let parsed = guarded(|| Tokenizer::from_bytes(&tok_bytes))
-            .ok_or_else(|| tok_err("it is not a tokenizer this build can load".to_owned()))?;
-        let mut tokenizer = parsed.map_err(|e| {
-            tok_err(match e.downcast_ref::<serde_json::Error>() {
-                Some(json) => describe_json_error(json),
-                None => "it is not a tokenizer this build can load".to_owned(),
-            })
-        })?;
-        drop(tok_bytes);
-        // Model folders often fix padding and truncation (MiniLM: 128); we truncate at our own
-        // length and pad each batch ourselves.
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: options.max_tokens,
-                ..TruncationParams::default()
-            }))
-            .map_err(|_| tok_err(format!("cannot truncate at {} tokens", options.max_tokens)))?;
-        // A tokenizer can load and still panic on every text (a post-processor template
-        // naming special tokens it does not define; found by tests/fuzz_model.rs): one
-        // probe now gives a clear error at load instead.
-        match guarded(|| tokenizer.encode_fast("probe a b", true)) {
-            Some(Ok(_)) => {}
-            _ => {
-                return Err(tok_err(
-                    "it cannot encode text (its special tokens or post-processor are inconsistent)"
-                        .to_owned(),
-                ))
-            }
-        }
+        let tokenizer = crate::tokenizer::load(&dir.join(TOKENIZER_FILE), options.max_tokens)?;
 
         let weights_path = dir.join(WEIGHTS_FILE);
         let weights = Weights::open(&weights_path)?;
-        let model = Bert::new(&weights, config).map_err(|source| ModelError::Weights {
+        let model = Bert::new(weights, config).map_err(|source| ModelError::Weights {
             path: weights_path.clone(),
             source,
         })?;
@@ -272,6 +226,12 @@ impl BertEmbedder {
                 .map(|b| run(b, Threads::Pool(threads)))
                 .collect::<Result<_, _>>()?
         };
+        // Weights read in place: a file truncated meanwhile read as zeros, so these vectors
+        // are wrong; say so instead.
+        self.model
+            .weights
+            .check_intact()
+            .map_err(|e| self.backend(e))?;
         let mut out = vec![Vec::new(); texts.len()];
         for (batch, vectors) in batches.iter().zip(pooled) {
             for (&i, v) in batch.iter().zip(vectors) {
@@ -323,15 +283,24 @@ impl Embedder for BertEmbedder {
     }
 }
 
-/// `x W + b` with `W` stored transposed, (in, out), row-major.
+/// `x Wᵀ + b` with `W` as the file stores it, (out, in) row-major, read in place.
 struct Linear {
-    w: Vec<f32>,
-    b: Vec<f32>,
+    w: Floats,
+    b: Floats,
     inp: usize,
     out: usize,
 }
 
 impl Linear {
+    /// `W` as the right-hand factor of `x W`ᵀ: element (i, o) is `W[o][i]`.
+    fn weights(&self) -> View<'_> {
+        View {
+            data: self.w.as_slice(),
+            rs: 1,
+            cs: self.inp,
+        }
+    }
+
     /// `dst = x W + b` (`dst` starts as the bias rows) or, with `residual`,
     /// `dst = residual + x W + b`; `x` holds `rows` rows of `inp` values.
     fn forward(
@@ -344,17 +313,22 @@ impl Linear {
     ) {
         let dst = &mut dst[..rows * self.out];
         match residual {
-            Some(r) => kernels::add_rows(dst, &r[..rows * self.out], &self.b),
-            None => kernels::fill_rows(dst, &self.b),
+            Some(r) => kernels::add_rows(dst, &r[..rows * self.out], self.b.as_slice()),
+            None => kernels::fill_rows(dst, self.b.as_slice()),
         }
+        self.accumulate(x, rows, dst, self.out, threads);
+    }
+
+    /// `dst += x W`, `dst`'s rows `dst_rs` apart.
+    fn accumulate(&self, x: &[f32], rows: usize, dst: &mut [f32], dst_rs: usize, threads: Threads) {
         kernels::matmul(
             rows,
             self.out,
             self.inp,
             View::rows(x, self.inp),
-            View::rows(&self.w, self.out),
+            self.weights(),
             dst,
-            self.out,
+            dst_rs,
             true,
             threads,
         );
@@ -362,20 +336,22 @@ impl Linear {
 }
 
 struct LayerNorm {
-    w: Vec<f32>,
-    b: Vec<f32>,
+    w: Floats,
+    b: Floats,
     eps: f32,
 }
 
 impl LayerNorm {
     fn forward(&self, x: &mut [f32]) {
-        kernels::layer_norm_rows(x, &self.w, &self.b, self.eps);
+        kernels::layer_norm_rows(x, self.w.as_slice(), self.b.as_slice(), self.eps);
     }
 }
 
 struct Layer {
-    /// Query (pre-scaled by 1/sqrt(head size)), key and value in one product.
-    qkv: Linear,
+    /// Query, key and value projections, written side by side into one row of 3 × hidden.
+    qkv: [Linear; 3],
+    /// Their biases, side by side.
+    qkv_bias: Vec<f32>,
     attn_out: Linear,
     attn_norm: LayerNorm,
     up: Linear,
@@ -385,11 +361,13 @@ struct Layer {
 
 struct Bert {
     /// (vocab, hidden), row-major.
-    word: Vec<f32>,
+    word: Floats,
     /// (max positions, hidden), row-major.
-    position: Vec<f32>,
-    /// The token type 0 row: every text is a single segment.
-    token_type: Vec<f32>,
+    position: Floats,
+    /// (token types, hidden); only row 0 is used: every text is a single segment.
+    token_type: Floats,
+    /// The file the weights are read from, in place.
+    weights: Weights,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
     hidden: usize,
@@ -417,9 +395,9 @@ fn grow(v: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// The tensor `{prefix}{name}` as `f32`s, row-major, checked to have `shape`.
-fn get(t: &Weights, prefix: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
-    t.f32s(&format!("{prefix}{name}"), shape)
+/// The tensor `{prefix}{name}`, checked to have `shape`.
+fn get(t: &Weights, prefix: &str, name: &str, shape: &[usize]) -> Result<Floats, WeightsError> {
+    t.floats(&format!("{prefix}{name}"), shape)
 }
 
 fn linear(
@@ -429,17 +407,8 @@ fn linear(
     inp: usize,
     out: usize,
 ) -> Result<Linear, WeightsError> {
-    // Stored (out, in); kept transposed, (in, out).
-    let w = get(t, prefix, &format!("{name}.weight"), &[out, inp])?;
-    let mut wt = try_vec(inp * out, &format!("{prefix}{name}.weight"))?;
-    wt.resize(inp * out, 0.0);
-    for (o, row) in w.chunks_exact(inp).enumerate() {
-        for (i, &x) in row.iter().enumerate() {
-            wt[i * out + o] = x;
-        }
-    }
     Ok(Linear {
-        w: wt,
+        w: get(t, prefix, &format!("{name}.weight"), &[out, inp])?,
         b: get(t, prefix, &format!("{name}.bias"), &[out])?,
         inp,
         out,
@@ -463,7 +432,7 @@ fn norm(
 impl Bert {
     /// The encoder of config `c` from weights `t`; `c` is within `BOUNDS` (so no size
     /// product overflows) and every buffer is reserved fallibly.
-    fn new(t: &Weights, c: &crate::model_dir::BertConfig) -> Result<Self, WeightsError> {
+    fn new(t: Weights, c: &crate::model_dir::BertConfig) -> Result<Self, WeightsError> {
         // Checkpoints saved from BertFor* models prefix every name with `bert.`.
         let p = if t.contains("bert.embeddings.word_embeddings.weight") {
             "bert."
@@ -472,57 +441,45 @@ impl Bert {
         };
         let h = c.hidden_size;
         let eps = c.layer_norm_eps;
-        let head = h / c.num_attention_heads;
-        let scale = 1.0 / (head as f32).sqrt();
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let lp = format!("{p}encoder.layer.{i}.");
-            let q = linear(t, &lp, "attention.self.query", h, h)?;
-            let k = linear(t, &lp, "attention.self.key", h, h)?;
-            let v = linear(t, &lp, "attention.self.value", h, h)?;
-            // (in, 3 out): each input row is [q row * scale, k row, v row].
-            let mut w = try_vec(3 * h * h, &format!("{lp}attention.self"))?;
-            for r in 0..h {
-                let row = r * h..(r + 1) * h;
-                w.extend(q.w[row.clone()].iter().map(|x| x * scale));
-                w.extend_from_slice(&k.w[row.clone()]);
-                w.extend_from_slice(&v.w[row]);
+            let qkv = [
+                linear(&t, &lp, "attention.self.query", h, h)?,
+                linear(&t, &lp, "attention.self.key", h, h)?,
+                linear(&t, &lp, "attention.self.value", h, h)?,
+            ];
+            let mut qkv_bias = try_vec(3 * h, &format!("{lp}attention.self"))?;
+            for l in &qkv {
+                qkv_bias.extend_from_slice(l.b.as_slice());
             }
-            let mut b: Vec<f32> = q.b.iter().map(|x| x * scale).collect();
-            b.extend_from_slice(&k.b);
-            b.extend_from_slice(&v.b);
             layers.push(Layer {
-                qkv: Linear {
-                    w,
-                    b,
-                    inp: h,
-                    out: 3 * h,
-                },
-                attn_out: linear(t, &lp, "attention.output.dense", h, h)?,
-                attn_norm: norm(t, &lp, "attention.output.LayerNorm", h, eps)?,
-                up: linear(t, &lp, "intermediate.dense", h, c.intermediate_size)?,
-                down: linear(t, &lp, "output.dense", c.intermediate_size, h)?,
-                out_norm: norm(t, &lp, "output.LayerNorm", h, eps)?,
+                qkv,
+                qkv_bias,
+                attn_out: linear(&t, &lp, "attention.output.dense", h, h)?,
+                attn_norm: norm(&t, &lp, "attention.output.LayerNorm", h, eps)?,
+                up: linear(&t, &lp, "intermediate.dense", h, c.intermediate_size)?,
+                down: linear(&t, &lp, "output.dense", c.intermediate_size, h)?,
+                out_norm: norm(&t, &lp, "output.LayerNorm", h, eps)?,
             });
         }
         let ep = format!("{p}embeddings.");
-        let mut token_type = get(
-            t,
-            &ep,
-            "token_type_embeddings.weight",
-            &[c.type_vocab_size, h],
-        )?;
-        token_type.truncate(h);
         Ok(Bert {
-            word: get(t, &ep, "word_embeddings.weight", &[c.vocab_size, h])?,
+            word: get(&t, &ep, "word_embeddings.weight", &[c.vocab_size, h])?,
             position: get(
-                t,
+                &t,
                 &ep,
                 "position_embeddings.weight",
                 &[c.max_position_embeddings, h],
             )?,
-            token_type,
-            embed_norm: norm(t, &ep, "LayerNorm", h, eps)?,
+            token_type: get(
+                &t,
+                &ep,
+                "token_type_embeddings.weight",
+                &[c.type_vocab_size, h],
+            )?,
+            embed_norm: norm(&t, &ep, "LayerNorm", h, eps)?,
+            weights: t,
             layers,
             hidden: h,
             heads: c.num_attention_heads,
@@ -548,6 +505,7 @@ impl Bert {
     ) -> Result<Vec<Vec<f32>>, String> {
         let h = self.hidden;
         let (nh, hd) = (self.heads, h / self.heads);
+        let scale = 1.0 / (hd as f32).sqrt();
         // Each row keeps at least one position (an empty text pools its single zero token).
         let lens: Vec<usize> = rows.iter().map(|r| r.len().max(1)).collect();
         if let Some(&long) = lens.iter().find(|&&l| l > self.positions) {
@@ -566,6 +524,8 @@ impl Bert {
         grow(&mut ws.scores, longest * longest);
 
         // Embeddings: word + position + token type, then layer norm.
+        let (word, position) = (self.word.as_slice(), self.position.as_slice());
+        let token_type = &self.token_type.as_slice()[..h];
         let mut at = 0;
         for (r, &len) in rows.iter().zip(&lens) {
             for t in 0..len {
@@ -577,9 +537,9 @@ impl Bert {
                     ));
                 }
                 let dst = &mut ws.x[(at + t) * h..(at + t + 1) * h];
-                let word = &self.word[id * h..(id + 1) * h];
-                let pos = &self.position[t * h..(t + 1) * h];
-                for (((d, w), p), y) in dst.iter_mut().zip(word).zip(pos).zip(&self.token_type) {
+                let word = &word[id * h..(id + 1) * h];
+                let pos = &position[t * h..(t + 1) * h];
+                for (((d, w), p), y) in dst.iter_mut().zip(word).zip(pos).zip(token_type) {
                     *d = w + p + y;
                 }
             }
@@ -588,9 +548,12 @@ impl Bert {
         self.embed_norm.forward(&mut ws.x[..total * h]);
 
         for layer in &self.layers {
-            layer
-                .qkv
-                .forward(&ws.x[..total * h], total, None, &mut ws.qkv, threads);
+            // Query, key and value side by side in each row of `qkv`.
+            let qkv = &mut ws.qkv[..total * 3 * h];
+            kernels::fill_rows(qkv, &layer.qkv_bias);
+            for (i, proj) in layer.qkv.iter().enumerate() {
+                proj.accumulate(&ws.x[..total * h], total, &mut qkv[i * h..], 3 * h, threads);
+            }
             // Attention, per row and head, on strided views of the fused QKV rows.
             let mut off = 0;
             for &len in &lens {
@@ -613,7 +576,7 @@ impl Bert {
                         cs: 1,
                     };
                     let scores = &mut ws.scores[..len * len];
-                    kernels::matmul(len, len, hd, q, kt, scores, len, false, threads);
+                    kernels::matmul_scaled(len, len, hd, q, kt, scores, len, scale, threads);
                     kernels::softmax_rows(scores, len);
                     kernels::matmul(
                         len,

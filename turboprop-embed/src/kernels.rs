@@ -58,6 +58,38 @@ pub(crate) fn matmul(
     accumulate: bool,
     threads: Threads,
 ) {
+    product(m, n, k, a, b, c, c_rs, accumulate, 1.0, threads);
+}
+
+/// `c = scale · a · b`, shaped as in [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_scaled(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    scale: f32,
+    threads: Threads,
+) {
+    product(m, n, k, a, b, c, c_rs, false, scale, threads);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    scale: f32,
+    threads: Threads,
+) {
     assert!(
         a.fits(m, k) && b.fits(k, n) && View::rows(c, c_rs).fits(m, n) && n <= c_rs,
         "matmul shapes: {m}x{k} · {k}x{n}"
@@ -96,7 +128,7 @@ pub(crate) fn matmul(
             b.cs as isize,
             b.rs as isize,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,

@@ -68,6 +68,7 @@ mod lazy;
 mod model_dir;
 mod model_file;
 mod tiny;
+mod tokenizer;
 mod weights;
 
 pub use analyze::{analyze_document, analyze_query, TermKind};

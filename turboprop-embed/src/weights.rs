@@ -1,22 +1,30 @@
-//! `model.safetensors`, read with bounds: the header is parsed and checked against the
-//! file's real size before anything proportional to the file is allocated, and tensors are
-//! read one at a time, in place (`pread`), straight into the `f32` buffers the encoder keeps.
+//! `model.safetensors`, read with bounds and in place: the header is parsed and checked
+//! against the file's real size before anything proportional to the file is allocated, and
+//! the file is memory-mapped (registered with `turboprop_storage`'s SIGBUS guard, so a file
+//! truncated under a running encoder reads as zeros and is reported, never a crash). An
+//! `f32` tensor suitably aligned (every file `safetensors` writes) is used where it lies in
+//! the map: loading copies and converts nothing, and a query touches only the pages it
+//! reads (the word-embedding rows of its own tokens). Other tensors (f16, bf16, or f32 at an
+//! unaligned offset) are converted into the heap.
 //!
 //! The format: an 8-byte little-endian header length `n`, `n` bytes of JSON naming each
 //! tensor's dtype, shape and `[begin, end)` byte range in the data that follows, then the
 //! data. Checked here: `n` is at most [`HEADER_CAP`] and fits in the file; every range lies
 //! within the data; dtype size × shape is exactly its length (no overflow); the ranges tile
-//! the data with no gap or overlap and end where the file ends. A weight is read only when
-//! the encoder asks for it, with its shape checked against the config first, and its buffer
-//! is reserved fallibly: memory that is not there is an error, never an abort.
+//! the data with no gap or overlap and end where the file ends. A weight is used only when
+//! the encoder asks for it, with its shape checked against the config first; a converted
+//! buffer is reserved fallibly: memory that is not there is an error, never an abort.
 
 use std::collections::HashMap;
+#[cfg(test)]
 use std::fs::File;
 use std::path::Path;
 #[cfg(test)]
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
+use turboprop_storage::{bytes_as_f32, FileBytes, ReadMode};
 
 use crate::model_dir::ModelError;
 use crate::model_file::{describe_json_error, open_checked, WEIGHTS_CAP};
@@ -34,6 +42,9 @@ pub enum WeightsError {
     /// Reading failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Mapping or reading the file failed, or it shrank while it was read.
+    #[error("{0}")]
+    Storage(#[from] turboprop_storage::StorageError),
     /// The header is malformed or does not fit the file.
     #[error("the safetensors header {0}")]
     Header(String),
@@ -143,8 +154,36 @@ fn shown(name: &str) -> String {
 /// An opened, checked `model.safetensors`.
 #[derive(Debug)]
 pub(crate) struct Weights {
-    file: File,
+    bytes: Arc<FileBytes>,
     tensors: HashMap<String, TensorInfo>,
+}
+
+/// A tensor's values as `f32`s: in place in the mapped file, or converted into the heap.
+#[derive(Debug)]
+pub(crate) enum Floats {
+    /// `len` values at byte `start` of the file, 4-byte aligned (checked when made).
+    Mapped {
+        bytes: Arc<FileBytes>,
+        start: usize,
+        len: usize,
+    },
+    /// Converted values.
+    Owned(Vec<f32>),
+}
+
+impl Floats {
+    /// The values.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        match self {
+            Floats::Mapped { bytes, start, len } => bytes
+                .bytes()
+                .get(*start..*start + *len * 4)
+                .and_then(bytes_as_f32)
+                // Checked when made; the mapping's length never changes.
+                .unwrap_or(&[]),
+            Floats::Owned(v) => v,
+        }
+    }
 }
 
 impl Weights {
@@ -161,8 +200,16 @@ impl Weights {
                 "needs 8 bytes and the file has {len}: the file is not a safetensors file"
             )));
         }
+        let bytes =
+            FileBytes::from_file(path, file, len, ReadMode::Mmap).map_err(|e| err(e.into()))?;
+        // The map is as long as the file was when mapped (a file that shrank in between is
+        // refused by the checks below, which use the map's length).
+        let len = bytes.bytes().len() as u64;
+        let prefix = bytes.bytes().get(..8).ok_or_else(|| {
+            header("needs 8 bytes: the file is not a safetensors file".to_owned())
+        })?;
         let mut n = [0u8; 8];
-        read_at(&file, &mut n, 0).map_err(|e| err(e.into()))?;
+        n.copy_from_slice(prefix);
         let n = u64::from_le_bytes(n);
         if n > HEADER_CAP || n > len - 8 {
             return Err(header(format!(
@@ -171,9 +218,8 @@ impl Weights {
             )));
         }
         // Bounded by the cap and by the file's real size.
-        let mut text = vec![0u8; n as usize];
-        read_at(&file, &mut text, 8).map_err(|e| err(e.into()))?;
-        let raw: HashMap<String, serde_json::Value> = serde_json::from_slice(&text)
+        let text = &bytes.bytes()[8..8 + n as usize];
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_slice(text)
             .map_err(|e| header(format!("is not valid: {}", describe_json_error(&e))))?;
         if raw.len() > MAX_TENSORS {
             return Err(header(format!(
@@ -257,7 +303,11 @@ impl Weights {
                 "accounts for {at} bytes of data and the file holds {data_len}"
             )));
         }
-        Ok(Weights { file, tensors })
+        bytes.check_intact().map_err(|e| err(e.into()))?;
+        Ok(Weights {
+            bytes: Arc::new(bytes),
+            tensors,
+        })
     }
 
     /// Whether the file has a tensor called `name`.
@@ -265,9 +315,9 @@ impl Weights {
         self.tensors.contains_key(name)
     }
 
-    /// The tensor `name` as `f32`s, row-major, checked to have `shape`; its buffer is
-    /// reserved fallibly and filled from the file in 64 KiB reads.
-    pub(crate) fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightsError> {
+    /// The tensor `name` as `f32`s, row-major, checked to have `shape`: in place when it is
+    /// stored as aligned `f32`s, else converted into a buffer reserved fallibly.
+    pub(crate) fn floats(&self, name: &str, shape: &[usize]) -> Result<Floats, WeightsError> {
         let t = self
             .tensors
             .get(name)
@@ -279,43 +329,47 @@ impl Weights {
                 expected: shape.to_vec(),
             });
         }
-        let size = t.dtype.size() as usize;
         if !matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
             return Err(WeightsError::Dtype {
                 tensor: name.to_owned(),
                 dtype: t.dtype.name().to_owned(),
             });
         }
+        // The header check kept every range within the map, whose length fits in usize.
+        let (start, len) = (t.start as usize, t.len as usize);
+        let raw = &self.bytes.bytes()[start..start + len];
         // The header check made len = size × elements exactly.
-        let count = (t.len / size as u64) as usize;
-        let mut out = try_vec(count, name)?;
-        let mut buf = vec![0u8; (64 << 10) / size * size];
-        let mut done = 0u64;
-        while done < t.len {
-            let take = buf.len().min((t.len - done) as usize);
-            let chunk = &mut buf[..take];
-            read_at(&self.file, chunk, t.start + done)?;
-            match t.dtype {
-                Dtype::F32 => out.extend(
-                    chunk
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                ),
-                Dtype::F16 => out.extend(
-                    chunk
-                        .chunks_exact(2)
-                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
-                ),
-                Dtype::BF16 => out.extend(
-                    chunk
-                        .chunks_exact(2)
-                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
-                ),
-                Dtype::Other(..) => {}
-            }
-            done += take as u64;
+        let count = len / t.dtype.size() as usize;
+        if t.dtype == Dtype::F32 && bytes_as_f32(raw).is_some() {
+            return Ok(Floats::Mapped {
+                bytes: Arc::clone(&self.bytes),
+                start,
+                len: count,
+            });
         }
-        Ok(out)
+        let mut out = try_vec(count, name)?;
+        match t.dtype {
+            Dtype::F32 => out.extend(
+                raw.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+            Dtype::F16 => out.extend(
+                raw.chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+            Dtype::BF16 => out.extend(
+                raw.chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+            Dtype::Other(..) => {}
+        }
+        Ok(Floats::Owned(out))
+    }
+
+    /// Fails if the file shrank while it was mapped (whatever was computed from it since it
+    /// was opened read zeros past the new end and must be thrown away).
+    pub(crate) fn check_intact(&self) -> Result<(), WeightsError> {
+        Ok(self.bytes.check_intact()?)
     }
 }
 
@@ -328,21 +382,6 @@ pub(crate) fn try_vec(count: usize, tensor: &str) -> Result<Vec<f32>, WeightsErr
             bytes: (count as u64).saturating_mul(4),
         })?;
     Ok(v)
-}
-
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(buf, offset)
-    }
-    #[cfg(not(unix))]
-    {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = file;
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(buf)
-    }
 }
 
 #[cfg(test)]
@@ -372,9 +411,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let ok = r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#;
         let w = Weights::open(&write(dir.path(), ok, 24)).expect("valid");
-        assert_eq!(w.f32s("a", &[2, 3]).expect("read"), vec![0.0; 6]);
-        assert!(w.f32s("a", &[3, 2]).is_err());
-        assert!(matches!(w.f32s("b", &[1]), Err(WeightsError::Missing(_))));
+        assert_eq!(w.floats("a", &[2, 3]).expect("read").as_slice(), &[0.0; 6]);
+        assert!(w.floats("a", &[3, 2]).is_err());
+        assert!(matches!(w.floats("b", &[1]), Err(WeightsError::Missing(_))));
 
         // Trailing bytes, short data, a huge shape, overlap, a header past the file.
         assert!(problem(&write(dir.path(), ok, 25)).contains("accounts for 24"));

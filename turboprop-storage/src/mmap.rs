@@ -104,6 +104,25 @@ impl FileBytes {
                 max,
             });
         }
+        Self::from_file(path, file, len, mode)
+    }
+
+    /// The bytes of `file`, already opened (and checked by the caller) from `path`, which
+    /// is `len` bytes long: mapped and registered with [`crate::sigbus`] as
+    /// [`FileBytes::open`] does, or read into the heap.
+    ///
+    /// ```
+    /// use turboprop_storage::{FileBytes, ReadMode};
+    ///
+    /// let tmp = tempfile::tempdir()?;
+    /// let path = tmp.path().join("model.bin");
+    /// std::fs::write(&path, [1u8, 2, 3])?;
+    /// let file = std::fs::File::open(&path)?;
+    /// let bytes = FileBytes::from_file(&path, file, 3, ReadMode::Mmap)?;
+    /// assert_eq!(bytes.bytes(), &[1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_file(path: &Path, file: File, len: u64, mode: ReadMode) -> Result<FileBytes> {
         if len == 0 {
             return Ok(FileBytes {
                 path: path.to_path_buf(),
