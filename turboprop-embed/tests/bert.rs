@@ -266,3 +266,32 @@ fn a_template_naming_undefined_special_tokens_is_refused_at_load() {
         .expect_err("an inconsistent template");
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
+
+/// Issue 15: the weights are read in place from a memory map. A `model.safetensors`
+/// truncated while the model is loaded (a sync tool, a copy over the folder) must not kill
+/// the process with SIGBUS: embedding fails with an error naming the file.
+#[test]
+fn weights_truncated_under_a_loaded_model_are_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_tiny_bert(dir.path(), 9).expect("tiny model");
+    let e = BertEmbedder::load(dir.path(), "tiny-bert", BertOptions::default()).expect("loads");
+    e.embed_documents(&["before the truncation"])
+        .expect("intact weights embed");
+    let weights = dir.path().join("model.safetensors");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    let err = e
+        .embed_documents(&["after the truncation"])
+        .expect_err("the weights changed under the model");
+    let chain = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+    assert!(chain.contains("model.safetensors"), "{chain}");
+}
