@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -18,6 +18,7 @@ use turboprop_storage::IndexDir;
 use turboprop_types::{line_windows, ChunkingConfig, Embedder, FileRecord, IndexConfig};
 
 use crate::args::{parse_size, IndexArgs};
+use crate::batching::{time_estimate, BatchPolicy, Speed};
 use crate::discover::{discover, read_source, Candidate, DiscoverOptions, SkipReason};
 use crate::models;
 use crate::repo::{explain, Repo};
@@ -446,7 +447,18 @@ fn update(
         let embedded = embed_group(group, chunking, embedders, &opts, &reuse)?;
         reused += embedded.reused;
         speed.bytes += bytes;
+        let first = speed.chunks == 0;
+        speed.chunks += embedded.chunks;
         report.advanced(group.len(), bytes, embedded.chunks);
+        if first {
+            if let (Some(m), Some(bps)) = (embedders.model, speed.bytes_per_second()) {
+                let left: u64 = rest.iter().map(|(c, _, _)| c.size).sum();
+                let cps = speed.chunks_per_second();
+                if let Some(note) = time_estimate(m.model_id(), left, rest.len(), bps, cps) {
+                    report.note(&note);
+                }
+            }
+        }
         tally.record(&mut writer, embedded, &repo.index_dir, report)?;
         if !rest.is_empty() && policy.commit_due(last_commit) {
             let stats = commit(&mut writer)?;
@@ -481,110 +493,9 @@ fn update(
     })
 }
 
-/// Bytes embedded per second so far: sizes the next group of files.
-struct Speed {
-    started: Instant,
-    bytes: u64,
-}
-
-impl Speed {
-    fn new() -> Speed {
-        Speed {
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-
-    fn bytes_per_second(&self) -> Option<f64> {
-        let secs = self.started.elapsed().as_secs_f64();
-        (self.bytes > 0 && secs > 0.0).then(|| self.bytes as f64 / secs)
-    }
-}
-
-/// When `tp index` commits while it embeds. Work goes in groups of files (about
-/// [`GROUP_SECONDS`] of embedding each); after a group, a commit is made if
-/// [`COMMIT_INTERVAL`] has passed since the last one, and once at the end. A file's rows
-/// are always in one commit.
-///
-/// With the `test-hooks` feature (on only in the test build, never in a release), two
-/// environment variables make batches deterministic for tests:
-/// `TURBOPROP_COMMIT_EVERY_FILES=N` makes every group N files and commits after each;
-/// `TURBOPROP_TEST_PAUSE_AFTER_COMMITS=K` makes `tp index` stop after its K-th intermediate
-/// commit and wait there until it is killed.
-struct BatchPolicy {
-    every_files: Option<usize>,
-    pause_after: Option<u64>,
-}
-
-/// Commit at least this often (after the group in progress) while embedding.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(10);
-/// Aim for groups of files that take about this long to embed: short enough for a smooth
-/// progress bar and timely commits, long enough to sort and batch many chunks together.
-const GROUP_SECONDS: f64 = 2.0;
-/// The first group, before the speed is known.
-const FIRST_GROUP_BYTES: u64 = 64 * 1024;
-
-impl BatchPolicy {
-    #[cfg(not(feature = "test-hooks"))]
-    fn from_env() -> Result<Self> {
-        Ok(BatchPolicy {
-            every_files: None,
-            pause_after: None,
-        })
-    }
-
-    #[cfg(feature = "test-hooks")]
-    fn from_env() -> Result<Self> {
-        let var = |name: &str| -> Result<Option<u64>> {
-            match std::env::var(name) {
-                Ok(v) => match v.parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(Some(n)),
-                    _ => anyhow::bail!("{name}={v:?} must be a positive whole number"),
-                },
-                Err(_) => Ok(None),
-            }
-        };
-        Ok(BatchPolicy {
-            every_files: var("TURBOPROP_COMMIT_EVERY_FILES")?.map(|n| n as usize),
-            pause_after: var("TURBOPROP_TEST_PAUSE_AFTER_COMMITS")?,
-        })
-    }
-
-    /// How many of the files in `rest` the next group takes (at least one).
-    fn group_len(&self, rest: &[Work<'_>], speed: Option<f64>) -> usize {
-        if let Some(n) = self.every_files {
-            return n.min(rest.len());
-        }
-        let budget = speed.map_or(FIRST_GROUP_BYTES, |bps| (bps * GROUP_SECONDS) as u64);
-        let mut bytes = 0u64;
-        let mut n = 0;
-        for (c, _, _) in rest {
-            if n > 0 && bytes + c.size > budget {
-                break;
-            }
-            bytes += c.size;
-            n += 1;
-        }
-        n
-    }
-
-    fn commit_due(&self, last: Instant) -> bool {
-        self.every_files.is_some() || last.elapsed() >= COMMIT_INTERVAL
-    }
-
-    fn after_commit(&self, commits: u64) {
-        if self.pause_after == Some(commits) {
-            eprintln!("paused after commit {commits} (TURBOPROP_TEST_PAUSE_AFTER_COMMITS)");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-        }
-    }
-}
-
 /// A file to read: its candidate, its indexed record (if any), and whether only the
 /// model's vectors are missing (a fill) should its content be unchanged.
-type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, bool);
+pub(crate) type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, bool);
 
 /// The outcome of every file of a group.
 struct Group<'a> {

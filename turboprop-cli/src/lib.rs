@@ -5,6 +5,7 @@
 //! included. A closed pipe (`tp search ... | head -1`) is not an error.
 
 mod args;
+mod batching;
 mod benchmark_cmd;
 mod discover;
 pub mod escape;
