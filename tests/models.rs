@@ -214,6 +214,31 @@ fn nothing_that_embeds_nothing_loads_the_model() {
     assert_eq!(sb.status()["generation"], generation);
 }
 
+/// Issue 15: the int8 encoder is behind `TURBOPROP_PRECISION=int8`; an index built with it
+/// answers searches, and a value that is not a precision is a one-line error.
+#[test]
+fn the_int8_encoder_is_chosen_by_environment_and_bad_values_are_refused() {
+    let sb = Sandbox::poker();
+    sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
+        .ok();
+    let int8 = [("TURBOPROP_PRECISION", "int8")];
+    sb.tp_env(&["index", "--model", "tiny-bert"], &int8).ok();
+    let run = sb
+        .tp_env(&["search", "shuffle the deck", "--limit", "3"], &int8)
+        .ok();
+    assert!(!run.stdout.is_empty());
+    let line = sb
+        .tp_env(
+            &["search", "shuffle the deck"],
+            &[("TURBOPROP_PRECISION", "fp7")],
+        )
+        .err();
+    assert!(
+        line.contains("TURBOPROP_PRECISION") && line.contains("int8"),
+        "{line}"
+    );
+}
+
 /// A `tp index` that reports on stderr while it runs; killed when dropped.
 struct Running {
     child: std::process::Child,

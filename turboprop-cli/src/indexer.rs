@@ -112,10 +112,10 @@ impl Updater {
                 Ok(e) => e,
                 Err(e) => {
                     report.note(&format!("note: {}", crate::one_line(&e)));
-                    models::default_embedder(&tp_dir)
+                    models::default_embedder(&tp_dir)?
                 }
             },
-            (None, None, None) => models::default_embedder(&tp_dir),
+            (None, None, None) => models::default_embedder(&tp_dir)?,
         };
         let lexical = BuiltinEmbedder::new();
         let model: Option<Arc<dyn Embedder>> =

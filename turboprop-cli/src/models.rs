@@ -7,27 +7,45 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use turboprop_embed::{BertOptions, BuiltinEmbedder, LazyBertEmbedder};
+use turboprop_embed::{BertOptions, BuiltinEmbedder, LazyBertEmbedder, Precision};
 use turboprop_types::Embedder;
 
 use crate::model_store::{canonical_name, how_to_install, Installed, ModelStore};
 
 /// The embedder of an installed model (loaded on its first use), and one line on stderr
 /// saying which model it is and where it came from.
-pub fn load_installed(m: &Installed) -> Box<dyn Embedder> {
+pub fn load_installed(m: &Installed) -> Result<Box<dyn Embedder>> {
+    let e = lazy(m)?;
     eprintln!("note: using model {} {}", m.name, m.whence());
-    lazy(m)
+    Ok(e)
+}
+
+/// The encoder arithmetic `TURBOPROP_PRECISION` asks for: `f32` (the default) or `int8`
+/// (faster where the CPU has VNNI, slightly less exact; see the README's performance
+/// section for why it is not the default).
+pub fn precision() -> Result<Precision> {
+    match std::env::var("TURBOPROP_PRECISION").as_deref() {
+        Err(_) | Ok("" | "f32") => Ok(Precision::F32),
+        Ok("int8") => Ok(Precision::Int8),
+        Ok(other) => bail!(
+            "TURBOPROP_PRECISION={} is not a precision: use f32 (the default) or int8",
+            crate::escape::escape_control(other)
+        ),
+    }
 }
 
 /// The embedder of an installed model. The folder was checked when it was found; the
 /// tokenizer and weights load on first use, so a no-op `tp index` or a lexical search never
 /// loads them, and a model that cannot load is an error only where it is needed.
-fn lazy(m: &Installed) -> Box<dyn Embedder> {
-    Box::new(LazyBertEmbedder::from_dir(
+fn lazy(m: &Installed) -> Result<Box<dyn Embedder>> {
+    Ok(Box::new(LazyBertEmbedder::from_dir(
         &m.dir,
         m.name.clone(),
-        BertOptions::default(),
-    ))
+        BertOptions {
+            precision: precision()?,
+            ..BertOptions::default()
+        },
+    )))
 }
 
 /// The error for a model `name` that the store does not give: not installed, or only in
@@ -66,7 +84,7 @@ pub fn by_name(
     }
     let store = ModelStore::new(Some(turboprop_dir)).allowing(repo_model);
     match store.find(name)? {
-        Some(m) => Ok(load_installed(&m)),
+        Some(m) => load_installed(&m),
         None => Err(not_available(&store, name, "model")),
     }
 }
@@ -74,7 +92,7 @@ pub fn by_name(
 /// The embedder used when neither `--model` nor `config.yaml` names one: the best model in
 /// the user cache (never a repository's), else the built-in one. Says on stderr which was
 /// chosen, and from where.
-pub fn default_embedder(turboprop_dir: &Path) -> Box<dyn Embedder> {
+pub fn default_embedder(turboprop_dir: &Path) -> Result<Box<dyn Embedder>> {
     let builtin = || -> Box<dyn Embedder> { Box::new(BuiltinEmbedder::new()) };
     match ModelStore::new(Some(turboprop_dir)).best() {
         Some(m) => {
@@ -91,7 +109,7 @@ pub fn default_embedder(turboprop_dir: &Path) -> Box<dyn Embedder> {
                 "note: no --model given and no model installed: using the built-in {} (tp model list shows how to install one)",
                 e.model_id()
             );
-            e
+            Ok(e)
         }
     }
 }
@@ -109,7 +127,7 @@ pub fn for_index(
     }
     let store = ModelStore::for_index_dir(index_dir).allowing(repo_model);
     match store.find(model_id)? {
-        Some(m) => Ok(load_installed(&m)),
+        Some(m) => load_installed(&m),
         None if store.repo_has(model_id) => {
             Err(not_available(&store, model_id, "model").context(format!(
                 "index at {} was built with model {model_id}",

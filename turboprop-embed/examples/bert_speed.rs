@@ -1,5 +1,6 @@
 //! Embedding throughput of a BERT model folder on real code: chunks per CPU-second and per
-//! wall-second.
+//! wall-second, for the f32 and the int8 encoder side by side (alternated, three rounds
+//! each, medians), with the cosine between their vectors.
 //!
 //! ```sh
 //! cargo run --release -p turboprop-embed --example bert_speed -- MODEL_DIR [SOURCE_DIR] [CHUNKS] [MAX_TOKENS]
@@ -13,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use turboprop_embed::{BertEmbedder, BertOptions, Embedder};
+use turboprop_embed::{BertEmbedder, BertOptions, Embedder, Int8Isa, Precision};
 
 /// User + system CPU seconds of this process (Linux), from /proc/self/stat.
 fn cpu_seconds() -> Option<f64> {
@@ -74,50 +75,95 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
 
-    let t = Instant::now();
-    let options = BertOptions {
-        max_tokens,
-        ..BertOptions::default()
+    let load = |precision| -> Result<BertEmbedder, Box<dyn std::error::Error>> {
+        let t = Instant::now();
+        let options = BertOptions {
+            max_tokens,
+            precision,
+            ..BertOptions::default()
+        };
+        let e = BertEmbedder::load(Path::new(model), "model", options)?;
+        println!("load {precision:?}: {:.3}s", t.elapsed().as_secs_f64());
+        Ok(e)
     };
-    let e = BertEmbedder::load(Path::new(model), "model", options)?;
-    println!("load: {:.3}s", t.elapsed().as_secs_f64());
+    let encoders = [
+        (Precision::F32, load(Precision::F32)?),
+        (Precision::Int8, load(Precision::Int8)?),
+    ];
+    let e = &encoders[0].1;
     let tokens: usize = refs
         .iter()
         .map(|c| e.token_count(c))
         .sum::<Result<usize, _>>()?;
     println!(
-        "{} chunks, {:.0} tokens on average (max {}), {} threads",
+        "{} chunks, {:.0} tokens on average (max {}), {} threads, int8 kernel {}",
         refs.len(),
         tokens as f64 / refs.len() as f64,
         e.options().max_tokens,
-        rayon_threads()
+        rayon_threads(),
+        Int8Isa::detect().name()
     );
-    // Warm up (allocator, thread pool).
-    e.embed_documents(&refs[..refs.len().min(8)])?;
-    let cpu0 = cpu_seconds();
-    let t = Instant::now();
-    let v = e.embed_documents(&refs)?;
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
-    assert_eq!(v.len(), refs.len());
+    // Warm up (allocator, thread pool, page cache).
+    for (_, e) in &encoders {
+        e.embed_documents(&refs[..refs.len().min(8)])?;
+    }
+    let mut per_cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut per_wall: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut vectors: [Vec<Vec<f32>>; 2] = [Vec::new(), Vec::new()];
+    for _round in 0..3 {
+        for (i, (_, e)) in encoders.iter().enumerate() {
+            let cpu0 = cpu_seconds();
+            let t = Instant::now();
+            let v = e.embed_documents(&refs)?;
+            let wall = t.elapsed().as_secs_f64();
+            let cpu = cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+            assert_eq!(v.len(), refs.len());
+            per_wall[i].push(refs.len() as f64 / wall);
+            if let Some(c) = cpu {
+                per_cpu[i].push(refs.len() as f64 / c);
+            }
+            vectors[i] = v;
+        }
+    }
+    for (i, (precision, _)) in encoders.iter().enumerate() {
+        println!(
+            "{precision:?}: {:.1} chunks/s, {:.1} chunks per CPU-second (medians of 3)",
+            median(&mut per_wall[i]),
+            median(&mut per_cpu[i])
+        );
+    }
     println!(
-        "wall {wall:.2}s: {:.1} chunks/s; cpu {}",
-        refs.len() as f64 / wall,
-        cpu.map_or("n/a".into(), |c| format!(
-            "{c:.2}s: {:.1} chunks per CPU-second",
-            refs.len() as f64 / c
-        ))
+        "int8 / f32: {:.2}x chunks per CPU-second, {:.2}x chunks/s",
+        median(&mut per_cpu[1]) / median(&mut per_cpu[0]),
+        median(&mut per_wall[1]) / median(&mut per_wall[0])
     );
-    let q = Instant::now();
-    e.embed_query(
-        "who wins when two players have the same cards",
-        &turboprop_embed_nostats(),
-    )?;
+    let cosines: Vec<f32> = vectors[0]
+        .iter()
+        .zip(&vectors[1])
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum())
+        .collect();
     println!(
-        "query embedding: {:.1} ms",
-        q.elapsed().as_secs_f64() * 1000.0
+        "cosine int8 vs f32: mean {:.5}, lowest {:.5}",
+        cosines.iter().sum::<f32>() / cosines.len().max(1) as f32,
+        cosines.iter().copied().fold(1f32, f32::min)
     );
+    for (precision, e) in &encoders {
+        let q = Instant::now();
+        e.embed_query(
+            "who wins when two players have the same cards",
+            &turboprop_embed_nostats(),
+        )?;
+        println!(
+            "query embedding {precision:?}: {:.1} ms",
+            q.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Threads the embedder will use: rayon's default, or `RAYON_NUM_THREADS`.

@@ -62,7 +62,9 @@
 mod analyze;
 mod bert;
 mod builtin;
+mod encoder;
 mod hash;
+mod int8;
 mod kernels;
 mod lazy;
 mod model_dir;
@@ -72,12 +74,15 @@ mod tokenizer;
 mod weights;
 
 pub use analyze::{analyze_document, analyze_query, TermKind};
-pub use bert::{tokenizer_input, BertEmbedder, BertOptions, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS};
+pub use bert::{
+    tokenizer_input, BertEmbedder, BertOptions, Precision, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS,
+};
 pub use builtin::{
     BuiltinEmbedder, DimensionError, DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MIN_DIMENSIONS,
     MODEL_FAMILY,
 };
 pub use hash::term_id;
+pub use int8::Int8Isa;
 pub use lazy::LazyBertEmbedder;
 pub use model_dir::{
     BertConfig, ConfigBounds, HiddenAct, ModelDir, ModelError, Pooling, BOUNDS, CONFIG_FILE,

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use turboprop_embed::{
-    write_tiny_bert, BertEmbedder, BertOptions, Embedder, ModelDir, ModelError, TINY_DIMENSIONS,
-    TINY_TOKENIZER_FIXED_LENGTH,
+    write_tiny_bert, BertEmbedder, BertOptions, Embedder, ModelDir, ModelError, Precision,
+    TINY_DIMENSIONS, TINY_TOKENIZER_FIXED_LENGTH,
 };
 use turboprop_types::NoTermStats;
 
@@ -19,6 +19,7 @@ fn tiny(max_tokens: usize) -> (tempfile::TempDir, BertEmbedder) {
         BertOptions {
             max_tokens,
             batch_size: 3,
+            ..BertOptions::default()
         },
     )
     .expect("loads");
@@ -206,30 +207,48 @@ fn minilm_matches_sentence_transformers() {
     let Some(dir) = minilm() else { return };
     let reference: Reference =
         serde_json::from_str(include_str!("data/minilm_reference.json")).expect("reference json");
-    let e = BertEmbedder::load(
-        &dir,
-        "all-MiniLM-L6-v2",
-        BertOptions {
-            max_tokens: reference.max_tokens,
-            ..BertOptions::default()
-        },
-    )
-    .expect("the model folder in TURBOPROP_TEST_MINILM loads");
-    assert_eq!(e.dimensions(), 384);
-    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
-    // All at once (batched, padded, reordered) and one at a time.
-    let batched = e.embed_documents(&texts).expect("embeds");
-    let mut worst = 1f32;
-    for (case, v) in reference.cases.iter().zip(&batched) {
-        let alone = e.embed_documents(&[case.text.as_str()]).expect("embeds");
-        for (how, v) in [("batched", v), ("alone", &alone[0])] {
-            let c = cosine(v, &case.embedding);
-            worst = worst.min(c);
-            let short: String = case.text.chars().take(40).collect();
-            assert!(c >= 0.999, "{short:?} ({how}): cosine {c} < 0.999");
+    // f32 within rounding. int8 (issue 15) holds 0.995 on every text but the two degenerate
+    // ones (the empty text: 0.986; forty x's: 0.990), which is one reason it is not the
+    // default; this pins what it does hold.
+    for (precision, bar) in [(Precision::F32, 0.999), (Precision::Int8, 0.98)] {
+        let e = BertEmbedder::load(
+            &dir,
+            "all-MiniLM-L6-v2",
+            BertOptions {
+                max_tokens: reference.max_tokens,
+                precision,
+                ..BertOptions::default()
+            },
+        )
+        .expect("the model folder in TURBOPROP_TEST_MINILM loads");
+        assert_eq!(e.dimensions(), 384);
+        let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+        // All at once (batched, padded, reordered) and one at a time.
+        let batched = e.embed_documents(&texts).expect("embeds");
+        let mut worst = 1f32;
+        let mut below = Vec::new();
+        for (case, v) in reference.cases.iter().zip(&batched) {
+            let alone = e.embed_documents(&[case.text.as_str()]).expect("embeds");
+            for (how, v) in [("batched", v), ("alone", &alone[0])] {
+                let c = cosine(v, &case.embedding);
+                worst = worst.min(c);
+                let short: String = case.text.chars().take(40).collect();
+                if c < bar {
+                    below.push(format!("{short:?} ({how}): cosine {c}"));
+                }
+            }
         }
+        assert!(
+            below.is_empty(),
+            "{precision:?}: {} of {} below {bar}:\n{}",
+            below.len(),
+            2 * reference.cases.len(),
+            below.join("\n")
+        );
+        eprintln!(
+            "all-MiniLM-L6-v2 ({precision:?}) vs sentence-transformers: lowest cosine {worst}"
+        );
     }
-    eprintln!("all-MiniLM-L6-v2 vs sentence-transformers: lowest cosine {worst}");
 }
 
 /// Found by tests/fuzz_model.rs: a tokenizer.json cut short inside its decoder section made
