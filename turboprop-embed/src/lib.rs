@@ -72,6 +72,7 @@ mod model_file;
 mod tiny;
 mod tokenizer;
 mod weights;
+mod weights_cache;
 
 pub use analyze::{analyze_document, analyze_query, TermKind};
 pub use bert::{
@@ -92,3 +93,4 @@ pub use model_file::{CONFIG_CAP, POOLING_CAP, TOKENIZER_CAP, WEIGHTS_CAP};
 pub use tiny::{write_tiny_bert, TINY_DIMENSIONS, TINY_MAX_POSITIONS, TINY_TOKENIZER_FIXED_LENGTH};
 pub use turboprop_types::{EmbedError, Embedder, TermId, TermStatistics};
 pub use weights::{WeightsError, HEADER_CAP};
+pub use weights_cache::CACHE_FILE;

@@ -28,6 +28,7 @@ use turboprop_storage::{bytes_as_f32, FileBytes, ReadMode};
 
 use crate::model_dir::ModelError;
 use crate::model_file::{describe_json_error, open_checked, WEIGHTS_CAP};
+use crate::weights_cache::{self as cache, Backing, Converted, Source, Wanted};
 
 /// The largest safetensors header read (all-MiniLM-L6-v2's is 13 KiB).
 pub const HEADER_CAP: u64 = 8 << 20;
@@ -156,6 +157,8 @@ fn shown(name: &str) -> String {
 pub(crate) struct Weights {
     bytes: Arc<FileBytes>,
     tensors: HashMap<String, TensorInfo>,
+    /// The tensors that cannot be read in place, converted (see `weights_cache.rs`).
+    converted: Option<Converted>,
 }
 
 /// A tensor's values as `f32`s: in place in the mapped file, or converted into the heap.
@@ -169,6 +172,12 @@ pub(crate) enum Floats {
     },
     /// Converted values.
     Owned(Vec<f32>),
+    /// `len` converted values from `start` of a buffer shared by several tensors.
+    Shared {
+        data: Arc<Vec<f32>>,
+        start: usize,
+        len: usize,
+    },
 }
 
 impl Floats {
@@ -182,6 +191,7 @@ impl Floats {
                 // Checked when made; the mapping's length never changes.
                 .unwrap_or(&[]),
             Floats::Owned(v) => v,
+            Floats::Shared { data, start, len } => data.get(*start..*start + *len).unwrap_or(&[]),
         }
     }
 }
@@ -190,6 +200,12 @@ impl Weights {
     /// Opens and checks the weights file at `path` (see the module docs).
     pub(crate) fn open(path: &Path) -> Result<Weights, ModelError> {
         let (file, len) = open_checked(path, WEIGHTS_CAP)?;
+        let mtime_ns = file
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         let err = |source: WeightsError| ModelError::Weights {
             path: path.to_owned(),
             source,
@@ -304,9 +320,16 @@ impl Weights {
             )));
         }
         bytes.check_intact().map_err(|e| err(e.into()))?;
+        let source = Source {
+            len,
+            mtime_ns,
+            header_hash: *blake3::hash(&bytes.bytes()[..8 + n as usize]).as_bytes(),
+        };
+        let converted = convert(path, &bytes, &tensors, &source).map_err(err)?;
         Ok(Weights {
             bytes: Arc::new(bytes),
             tensors,
+            converted,
         })
     }
 
@@ -335,42 +358,101 @@ impl Weights {
                 dtype: t.dtype.name().to_owned(),
             });
         }
-        // The header check kept every range within the map, whose length fits in usize.
-        let (start, len) = (t.start as usize, t.len as usize);
-        let raw = &self.bytes.bytes()[start..start + len];
-        // The header check made len = size × elements exactly.
-        let count = len / t.dtype.size() as usize;
-        if t.dtype == Dtype::F32 && bytes_as_f32(raw).is_some() {
-            return Ok(Floats::Mapped {
-                bytes: Arc::clone(&self.bytes),
-                start,
-                len: count,
+        if let Some(&(start, len)) = self.converted.as_ref().and_then(|c| c.places.get(name)) {
+            return Ok(match self.converted.as_ref().map(|c| &c.backing) {
+                Some(Backing::File(bytes)) => Floats::Mapped {
+                    bytes: Arc::clone(bytes),
+                    start: cache::HEADER_LEN + 4 * start,
+                    len,
+                },
+                Some(Backing::Memory(data)) => Floats::Shared {
+                    data: Arc::clone(data),
+                    start,
+                    len,
+                },
+                None => Floats::Owned(Vec::new()),
             });
         }
-        let mut out = try_vec(count, name)?;
-        match t.dtype {
-            Dtype::F32 => out.extend(
-                raw.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            ),
-            Dtype::F16 => out.extend(
-                raw.chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
-            ),
-            Dtype::BF16 => out.extend(
-                raw.chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
-            ),
-            Dtype::Other(..) => {}
-        }
-        Ok(Floats::Owned(out))
+        // Not converted: an aligned f32 tensor, read in place.
+        Ok(Floats::Mapped {
+            bytes: Arc::clone(&self.bytes),
+            start: t.start as usize,
+            len: t.len as usize / 4,
+        })
     }
 
     /// Fails if the file shrank while it was mapped (whatever was computed from it since it
     /// was opened read zeros past the new end and must be thrown away).
     pub(crate) fn check_intact(&self) -> Result<(), WeightsError> {
-        Ok(self.bytes.check_intact()?)
+        self.bytes.check_intact()?;
+        if let Some(c) = &self.converted {
+            c.check_intact()?;
+        }
+        Ok(())
     }
+}
+
+/// Whether tensor `t` of `bytes` is `f32` at a 4-byte aligned place (read in place).
+fn in_place(t: &TensorInfo, bytes: &FileBytes) -> bool {
+    let (start, len) = (t.start as usize, t.len as usize);
+    t.dtype == Dtype::F32 && bytes_as_f32(&bytes.bytes()[start..start + len]).is_some()
+}
+
+/// The float tensors of `tensors` that cannot be read in place, converted to `f32` (from the
+/// cache beside `path` when it is valid), or `None` when every one can.
+fn convert(
+    path: &Path,
+    bytes: &FileBytes,
+    tensors: &HashMap<String, TensorInfo>,
+    source: &Source,
+) -> Result<Option<Converted>, WeightsError> {
+    let mut names: Vec<&String> = tensors
+        .iter()
+        .filter(|(_, t)| matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16))
+        .filter(|(_, t)| !in_place(t, bytes))
+        .map(|(name, _)| name)
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names.sort();
+    let wanted: Vec<Wanted<'_>> = names
+        .iter()
+        .filter_map(|name| {
+            let t = tensors.get(*name)?;
+            // The header check kept every range within the map and made len = size × count.
+            let raw = &bytes.bytes()[t.start as usize..(t.start + t.len) as usize];
+            let dtype = t.dtype;
+            Some(Wanted {
+                name: name.as_str(),
+                count: (t.len / dtype.size()) as usize,
+                convert: Box::new(move |out: &mut [f32]| match dtype {
+                    Dtype::F32 => {
+                        for (o, b) in out.iter_mut().zip(raw.chunks_exact(4)) {
+                            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        }
+                    }
+                    Dtype::F16 => {
+                        for (o, b) in out.iter_mut().zip(raw.chunks_exact(2)) {
+                            *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                        }
+                    }
+                    Dtype::BF16 => {
+                        for (o, b) in out.iter_mut().zip(raw.chunks_exact(2)) {
+                            *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32();
+                        }
+                    }
+                    Dtype::Other(..) => {}
+                }),
+            })
+        })
+        .collect();
+    let bytes_needed: u64 = wanted.iter().map(|w| 4 * w.count as u64).sum();
+    let converted = cache::load(path, source, &wanted).map_err(|_| WeightsError::Memory {
+        tensor: "the weights converted to f32".to_owned(),
+        bytes: bytes_needed,
+    })?;
+    Ok(Some(converted))
 }
 
 /// An empty `Vec<f32>` with room for `count` values, or [`WeightsError::Memory`].

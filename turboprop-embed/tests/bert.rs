@@ -314,3 +314,84 @@ fn weights_truncated_under_a_loaded_model_are_an_error_not_a_crash() {
     );
     assert!(chain.contains("model.safetensors"), "{chain}");
 }
+
+/// Rewrites the f32 `model.safetensors` in `dir` with every float tensor stored as f16 (the
+/// header's offsets redone), so that loading it needs a conversion.
+fn to_f16(dir: &std::path::Path) {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).expect("read");
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("header");
+    let data = &bytes[8 + n..];
+    let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
+    names.sort_by_key(|k| header[*k]["data_offsets"][0].as_u64());
+    let (mut out_header, mut out_data) = (serde_json::Map::new(), Vec::new());
+    for name in names {
+        let t = &header[name];
+        let [a, b] = [0, 1].map(|i| t["data_offsets"][i].as_u64().expect("offset") as usize);
+        let mut entry = t.clone();
+        let start = out_data.len();
+        if t["dtype"] == "F32" {
+            for v in data[a..b].chunks_exact(4) {
+                let x = f32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                out_data.extend_from_slice(&half::f16::from_f32(x).to_le_bytes());
+            }
+            entry["dtype"] = "F16".into();
+        } else {
+            out_data.extend_from_slice(&data[a..b]);
+        }
+        entry["data_offsets"] = serde_json::json!([start, out_data.len()]);
+        out_header.insert(name.clone(), entry);
+    }
+    let text = serde_json::Value::Object(out_header).to_string();
+    let mut file = (text.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(text.as_bytes());
+    file.extend_from_slice(&out_data);
+    std::fs::write(&path, file).expect("write");
+}
+
+/// Issue 15: weights that must be converted (f16 here) are converted once into a cache
+/// beside them, which later loads use; a damaged, shortened or stale cache is detected and
+/// rebuilt, and the vectors never change because of it.
+#[test]
+fn converted_weights_are_cached_checked_and_rebuilt_when_damaged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_tiny_bert(dir.path(), 11).expect("tiny model");
+    to_f16(dir.path());
+    let cache = dir.path().join(turboprop_embed::CACHE_FILE);
+    let texts = [
+        "fn split_pot(winners: &[Seat]) {}",
+        "shuffle the deck before a hand",
+    ];
+    let embed = || {
+        BertEmbedder::load(dir.path(), "tiny-f16", BertOptions::default())
+            .expect("loads")
+            .embed_documents(&texts)
+            .expect("embeds")
+    };
+    assert!(!cache.exists());
+    let first = embed();
+    let good = std::fs::read(&cache).expect("the first load wrote the cache");
+    // From the cache: the same vectors, and the cache is left as it was.
+    assert_eq!(embed(), first);
+    assert_eq!(std::fs::read(&cache).expect("cache"), good);
+
+    // A flipped byte in the payload, a cut, an empty file: detected, rebuilt, same vectors.
+    let mut flipped = good.clone();
+    let last = flipped.len() - 70;
+    flipped[last] ^= 0x40;
+    for damaged in [flipped, good[..good.len() / 2].to_vec(), Vec::new()] {
+        std::fs::write(&cache, &damaged).expect("damage");
+        assert_eq!(embed(), first);
+        assert_eq!(std::fs::read(&cache).expect("cache"), good, "rebuilt");
+    }
+
+    // Other weights under the same name: the cache made from the old ones is not used.
+    write_tiny_bert(dir.path(), 12).expect("other weights");
+    to_f16(dir.path());
+    let other = embed();
+    assert_ne!(other, first);
+    assert_ne!(std::fs::read(&cache).expect("cache"), good);
+    assert_eq!(embed(), other);
+}
