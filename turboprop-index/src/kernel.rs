@@ -39,18 +39,38 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best instruction set of this CPU (detected once, then cached). Setting
-    /// `TURBOPROP_ISA=portable|avx2` caps it, for comparisons.
+    /// The instruction set the kernels use (detected once, then cached): the best this CPU
+    /// has, up to AVX2. The AVX-512 path is used only when `TURBOPROP_ISA=avx512` asks for it:
+    /// on the one AVX-512 machine it was measured on besides ours it was slower than AVX2
+    /// (see the README's performance section), and a path is the default only where it was
+    /// measured faster. `TURBOPROP_ISA=portable|avx2` caps it, for comparisons.
     pub fn detect() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();
         *ISA.get_or_init(|| {
-            let best = Isa::hardware();
-            match std::env::var("TURBOPROP_ISA").as_deref() {
-                Ok("portable") => Isa::Portable,
-                Ok("avx2") => best.min(Isa::Avx2),
-                _ => best,
-            }
+            Isa::choose(
+                Isa::hardware(),
+                std::env::var("TURBOPROP_ISA").ok().as_deref(),
+            )
         })
+    }
+
+    /// The instruction set used on a CPU whose best is `best`, with `TURBOPROP_ISA` set to
+    /// `asked` (see [`Isa::detect`]).
+    ///
+    /// ```
+    /// use turboprop_index::kernel::Isa;
+    ///
+    /// assert_eq!(Isa::choose(Isa::Avx512, None), Isa::Avx2);
+    /// assert_eq!(Isa::choose(Isa::Avx512, Some("avx512")), Isa::Avx512);
+    /// assert_eq!(Isa::choose(Isa::Avx2, Some("avx512")), Isa::Avx2);
+    /// assert_eq!(Isa::choose(Isa::Avx512, Some("portable")), Isa::Portable);
+    /// ```
+    pub fn choose(best: Isa, asked: Option<&str>) -> Isa {
+        match asked {
+            Some("portable") => Isa::Portable,
+            Some("avx512") => best,
+            _ => best.min(Isa::Avx2),
+        }
     }
 
     /// The best instruction set of this CPU, uncapped (what the kernels check before they
