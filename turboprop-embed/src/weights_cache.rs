@@ -37,11 +37,14 @@ pub(crate) struct Source {
     pub header_hash: [u8; 32],
 }
 
-/// A tensor to convert: its name, its element count, and a function writing its values.
+/// Writes a tensor's values, converted, into the buffer it is given.
+pub(crate) type Convert<'a> = Box<dyn Fn(&mut [f32]) + 'a>;
+
+/// A tensor to convert: its name, its element count, and how to write its values.
 pub(crate) struct Wanted<'a> {
     pub name: &'a str,
     pub count: usize,
-    pub convert: Box<dyn Fn(&mut [f32]) + 'a>,
+    pub convert: Convert<'a>,
 }
 
 /// Where the converted tensors are: a mapped cache file, or memory when it could not be

@@ -37,6 +37,7 @@ fn oracle(x: &[f32], rows: usize, w: &[f32], n: usize, k: usize, dst: &mut [f32]
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     isa: Int8Isa,
     x: &[f32],
