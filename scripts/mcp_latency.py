@@ -87,9 +87,9 @@ async def main():
             try:
                 for i in range(a.edits):
                     # New words each time (letters only: digits split identifiers). Three of
-                    # them: the built-in lexical space hashes terms into 512 dimensions, and a
-                    # single rare word whose slot collides with common terms can rank below
-                    # them (about one word in ten; issue 16), which is not what is measured.
+                    # them: some single rare words rank below unrelated chunks in the built-in
+                    # lexical space (likely its 512 hashed dimensions; issue 16), which is not
+                    # what is measured here.
                     words = ["zq" + "".join(random.choice(string.ascii_lowercase) for _ in range(12))
                              for _ in range(3)]
                     token = " ".join(words)
