@@ -48,6 +48,15 @@ pub(crate) const COLS: usize = 16;
 pub(crate) const ROWS: usize = 8;
 
 /// Which int8 kernel runs.
+///
+/// ```
+/// use turboprop_embed::Int8Isa;
+///
+/// let all = Int8Isa::available();
+/// assert_eq!(all[0], Int8Isa::Portable);
+/// // The kernel in use is one this CPU runs (and `TURBOPROP_INT8_ISA` may cap it).
+/// assert!(all.contains(&Int8Isa::detect()));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Int8Isa {
     /// Plain Rust.
