@@ -227,10 +227,16 @@ fn info(name: &str, repo: &RepoArg) -> Result<()> {
     Ok(())
 }
 
-/// Checks a model folder by loading it and embedding a sentence.
-fn check_model(path: &Path, name: &str) -> Result<(ModelDir, usize)> {
+/// Checks a model folder by loading it and embedding a sentence; `ours` says whether the
+/// folder is turboprop's (a staged copy), where converted weights may be cached, or the
+/// user's, which is only read.
+fn check_model(path: &Path, name: &str, ours: bool) -> Result<(ModelDir, usize)> {
     let dir = ModelDir::open(path)?;
-    let e = BertEmbedder::load(path, name, BertOptions::default())?;
+    let options = BertOptions {
+        write_cache: ours,
+        ..BertOptions::default()
+    };
+    let e = BertEmbedder::load(path, name, options)?;
     let v = e
         .embed_documents(&["fn main() { println!(\"hello\"); }"])
         .with_context(|| format!("model at {} loads but cannot embed", path.display()))?;
@@ -316,7 +322,7 @@ pub fn import(path: &Path, name: Option<&str>) -> Result<PathBuf> {
     if BuiltinEmbedder::from_model_id(&name).is_some() {
         bail!("{name} is the built-in model's name: choose another with --name");
     }
-    let (_, dims) = check_model(path, &name)
+    let (_, dims) = check_model(path, &name, false)
         .with_context(|| format!("{} is not a usable model folder", path.display()))?;
     let cache = user_models_dir()?;
     let stage = staging(&cache, &name)?;
@@ -328,7 +334,7 @@ pub fn import(path: &Path, name: Option<&str>) -> Result<PathBuf> {
         }
     }
     // The copy is checked again before it replaces anything.
-    check_model(&stage.0, &name).with_context(|| {
+    check_model(&stage.0, &name, true).with_context(|| {
         format!(
             "the copy of {} in {} is not usable",
             path.display(),
@@ -411,7 +417,7 @@ fn download(name: &str) -> Result<()> {
         check_sha256(&dest, sha256)
             .with_context(|| format!("{url} is not the pinned file (nothing was installed)"))?;
     }
-    let (_, dims) = check_model(&stage.0, &model_name).with_context(|| {
+    let (_, dims) = check_model(&stage.0, &model_name, true).with_context(|| {
         format!("the model downloaded from {endpoint}/{hub_repo} is not usable")
     })?;
     let dest = cache.join(&model_name);

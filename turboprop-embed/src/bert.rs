@@ -75,6 +75,10 @@ pub struct BertOptions {
     pub batch_size: usize,
     /// The arithmetic of the encoder's matrix products.
     pub precision: Precision,
+    /// Whether weights that must be converted (f16, bf16) may be cached in the model
+    /// folder (`turboprop-f32.cache`; see docs/format.md). Off for a folder that is not
+    /// turboprop's own, such as one being checked before `tp model import` copies it.
+    pub write_cache: bool,
 }
 
 /// The arithmetic of the encoder's linear layers (attention and the row operations are
@@ -119,6 +123,7 @@ impl Default for BertOptions {
             max_tokens: DEFAULT_MAX_TOKENS,
             batch_size: 16,
             precision: Precision::default(),
+            write_cache: true,
         }
     }
 }
@@ -180,7 +185,7 @@ impl BertEmbedder {
         let tokenizer = crate::tokenizer::load(&dir.join(TOKENIZER_FILE), options.max_tokens)?;
 
         let weights_path = dir.join(WEIGHTS_FILE);
-        let weights = Weights::open(&weights_path)?;
+        let weights = Weights::open(&weights_path, options.write_cache)?;
         let model = Bert::new(weights, config, options.precision).map_err(|source| {
             ModelError::Weights {
                 path: weights_path.clone(),

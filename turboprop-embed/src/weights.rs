@@ -198,7 +198,10 @@ impl Floats {
 
 impl Weights {
     /// Opens and checks the weights file at `path` (see the module docs).
-    pub(crate) fn open(path: &Path) -> Result<Weights, ModelError> {
+    ///
+    /// Tensors that must be converted come from the cache beside the file when it is valid;
+    /// with `write_cache`, a missing or invalid cache is written (see `weights_cache.rs`).
+    pub(crate) fn open(path: &Path, write_cache: bool) -> Result<Weights, ModelError> {
         let (file, len) = open_checked(path, WEIGHTS_CAP)?;
         let mtime_ns = file
             .metadata()
@@ -325,7 +328,7 @@ impl Weights {
             mtime_ns,
             header_hash: *blake3::hash(&bytes.bytes()[..8 + n as usize]).as_bytes(),
         };
-        let converted = convert(path, &bytes, &tensors, &source).map_err(err)?;
+        let converted = convert(path, &bytes, &tensors, &source, write_cache).map_err(err)?;
         Ok(Weights {
             bytes: Arc::new(bytes),
             tensors,
@@ -405,6 +408,7 @@ fn convert(
     bytes: &FileBytes,
     tensors: &HashMap<String, TensorInfo>,
     source: &Source,
+    write: bool,
 ) -> Result<Option<Converted>, WeightsError> {
     let mut names: Vec<&String> = tensors
         .iter()
@@ -448,10 +452,11 @@ fn convert(
         })
         .collect();
     let bytes_needed: u64 = wanted.iter().map(|w| 4 * w.count as u64).sum();
-    let converted = cache::load(path, source, &wanted).map_err(|_| WeightsError::Memory {
-        tensor: "the weights converted to f32".to_owned(),
-        bytes: bytes_needed,
-    })?;
+    let converted =
+        cache::load(path, source, &wanted, write).map_err(|_| WeightsError::Memory {
+            tensor: "the weights converted to f32".to_owned(),
+            bytes: bytes_needed,
+        })?;
     Ok(Some(converted))
 }
 
@@ -482,7 +487,7 @@ mod tests {
     }
 
     fn problem(path: &Path) -> String {
-        match Weights::open(path) {
+        match Weights::open(path, true) {
             Err(ModelError::Weights { source, .. }) => source.to_string(),
             other => panic!("expected a weights error, got {other:?}"),
         }
@@ -492,7 +497,7 @@ mod tests {
     fn headers_are_checked_against_the_file_before_anything_is_allocated() {
         let dir = tempfile::tempdir().expect("tmp");
         let ok = r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#;
-        let w = Weights::open(&write(dir.path(), ok, 24)).expect("valid");
+        let w = Weights::open(&write(dir.path(), ok, 24), true).expect("valid");
         assert_eq!(w.floats("a", &[2, 3]).expect("read").as_slice(), &[0.0; 6]);
         assert!(w.floats("a", &[3, 2]).is_err());
         assert!(matches!(w.floats("b", &[1]), Err(WeightsError::Missing(_))));

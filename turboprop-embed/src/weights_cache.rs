@@ -104,12 +104,13 @@ fn open_valid(path: &Path, source: &Source, payload_len: usize) -> Option<FileBy
 }
 
 /// The tensors of `wanted`, converted, from the cache beside `weights` when it is valid for
-/// `source`, else converted now and written to it (or kept in memory if it cannot be).
-/// `Err` only when the memory for the conversion is not there.
+/// `source`, else converted now and, when `write`, written to it (kept in memory if it is
+/// not, or cannot be). `Err` only when the memory for the conversion is not there.
 pub(crate) fn load(
     weights: &Path,
     source: &Source,
     wanted: &[Wanted<'_>],
+    write: bool,
 ) -> Result<Converted, std::collections::TryReserveError> {
     let (places, payload_len) = layout(wanted);
     let path = weights.with_file_name(CACHE_FILE);
@@ -129,7 +130,7 @@ pub(crate) fn load(
     }
     let payload = turboprop_storage::f32_as_bytes(&values);
     let mut file = Vec::new();
-    if file.try_reserve_exact(HEADER_LEN + payload.len()).is_ok() {
+    if write && file.try_reserve_exact(HEADER_LEN + payload.len()).is_ok() {
         file.extend_from_slice(&header(source, payload));
         file.extend_from_slice(payload);
         // Not being able to write the cache (a read-only folder) only costs the next load

@@ -371,7 +371,22 @@ fn converted_weights_are_cached_checked_and_rebuilt_when_damaged() {
             .expect("embeds")
     };
     assert!(!cache.exists());
+    // A folder that is not turboprop's (checked before `tp model import` copies it) is only
+    // read: the conversion stays in memory.
+    let read_only = BertEmbedder::load(
+        dir.path(),
+        "tiny-f16",
+        BertOptions {
+            write_cache: false,
+            ..BertOptions::default()
+        },
+    )
+    .expect("loads")
+    .embed_documents(&texts)
+    .expect("embeds");
+    assert!(!cache.exists(), "nothing written with write_cache off");
     let first = embed();
+    assert_eq!(first, read_only);
     let good = std::fs::read(&cache).expect("the first load wrote the cache");
     // From the cache: the same vectors, and the cache is left as it was.
     assert_eq!(embed(), first);
