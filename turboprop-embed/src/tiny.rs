@@ -5,10 +5,8 @@
 //! layout, including its fixed truncation and padding, which [`crate::BertEmbedder`] must
 //! override), so everything but the numbers is exercised.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
 
 use crate::model_dir::{ModelError, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
@@ -134,16 +132,10 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) -> Result<(), ModelError> {
     }
 
     let weights_path = dir.join(WEIGHTS_FILE);
-    let werr = |e: candle_core::Error| ModelError::Io {
-        path: weights_path.clone(),
-        source: std::io::Error::other(e.to_string()),
-    };
     let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut put = |name: String, shape: &[usize], values: Vec<f32>| {
-        Tensor::from_vec(values, shape, &Device::Cpu).map(|t| {
-            tensors.insert(name, t);
-        })
+        tensors.push((name, shape.to_vec(), values));
     };
     let mut rnd = |shape: &[usize]| random(shape.iter().product(), &mut state, 0.2);
     let ones = |n: usize| vec![1f32; n];
@@ -158,10 +150,10 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) -> Result<(), ModelError> {
     ];
     for (name, shape) in shapes {
         let v = rnd(&shape);
-        put(name.into(), &shape, v).map_err(werr)?;
+        put(name.into(), &shape, v);
     }
-    put("embeddings.LayerNorm.weight".into(), &[h], ones(h)).map_err(werr)?;
-    put("embeddings.LayerNorm.bias".into(), &[h], zeros(h)).map_err(werr)?;
+    put("embeddings.LayerNorm.weight".into(), &[h], ones(h));
+    put("embeddings.LayerNorm.bias".into(), &[h], zeros(h));
     for l in 0..LAYERS {
         let p = format!("encoder.layer.{l}.");
         let linears = [
@@ -174,14 +166,52 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) -> Result<(), ModelError> {
         ];
         for (name, inp, out) in linears {
             let w = rnd(&[out, inp]);
-            put(format!("{p}{name}.weight"), &[out, inp], w).map_err(werr)?;
+            put(format!("{p}{name}.weight"), &[out, inp], w);
             let b = rnd(&[out]);
-            put(format!("{p}{name}.bias"), &[out], b).map_err(werr)?;
+            put(format!("{p}{name}.bias"), &[out], b);
         }
         for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            put(format!("{p}{name}.weight"), &[h], ones(h)).map_err(werr)?;
-            put(format!("{p}{name}.bias"), &[h], zeros(h)).map_err(werr)?;
+            put(format!("{p}{name}.weight"), &[h], ones(h));
+            put(format!("{p}{name}.bias"), &[h], zeros(h));
         }
     }
-    candle_core::safetensors::save(&tensors, &weights_path).map_err(werr)
+    let bytes = safetensors_bytes(&mut tensors).map_err(|problem| ModelError::Json {
+        path: weights_path.clone(),
+        problem,
+    })?;
+    std::fs::write(&weights_path, bytes).map_err(io(&weights_path))
+}
+
+/// The bytes of a safetensors file holding `tensors` as little-endian `f32`s, in the order
+/// of their names: an 8-byte header length, the JSON header (padded with spaces to a
+/// multiple of 8, as the `safetensors` library writes it, so every tensor is aligned), the
+/// data.
+fn safetensors_bytes(tensors: &mut [(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u8>, String> {
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    let mut at = 0usize;
+    for (name, shape, values) in tensors.iter() {
+        let end = at + 4 * values.len();
+        header.insert(
+            name.clone(),
+            json!({"dtype": "F32", "shape": shape, "data_offsets": [at, end]}),
+        );
+        at = end;
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + at);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    for (_, _, values) in tensors.iter() {
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    if out.len() != 8 + text.len() + at {
+        return Err("the tensors' sizes do not add up".to_owned());
+    }
+    Ok(out)
 }
