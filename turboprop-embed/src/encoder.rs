@@ -117,6 +117,7 @@ impl Linear {
                 dst,
                 dst_rs,
                 true,
+                1.0,
                 ctx.threads,
             ),
         }
@@ -412,7 +413,7 @@ impl Bert {
                         cs: 1,
                     };
                     let scores = &mut ws.scores[..len * len];
-                    kernels::matmul_scaled(len, len, hd, q, kt, scores, len, scale, threads);
+                    kernels::matmul(len, len, hd, q, kt, scores, len, false, scale, threads);
                     kernels::softmax_rows(scores, len);
                     kernels::matmul(
                         len,
@@ -423,6 +424,7 @@ impl Bert {
                         &mut ws.ctx[off * h + head * hd..],
                         h,
                         false,
+                        1.0,
                         threads,
                     );
                 }

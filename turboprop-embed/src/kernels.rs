@@ -40,45 +40,14 @@ impl<'a> View<'a> {
     }
 }
 
-/// `c = a · b` (or `c += a · b` with `accumulate`), `a` m×k, `b` k×n, `c` m×n row-major with
-/// row stride `c_rs`.
+/// `c = scale · a · b` (or `c += scale · a · b` with `accumulate`), `a` m×k, `b` k×n, `c`
+/// m×n row-major with row stride `c_rs`.
 ///
 /// # Panics
 /// When a view is too short for its shape: callers derive shapes from the checked config, so
 /// that is a bug, not bad input.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: View<'_>,
-    b: View<'_>,
-    c: &mut [f32],
-    c_rs: usize,
-    accumulate: bool,
-    threads: Threads,
-) {
-    product(m, n, k, a, b, c, c_rs, accumulate, 1.0, threads);
-}
-
-/// `c = scale · a · b`, shaped as in [`matmul`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_scaled(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: View<'_>,
-    b: View<'_>,
-    c: &mut [f32],
-    c_rs: usize,
-    scale: f32,
-    threads: Threads,
-) {
-    product(m, n, k, a, b, c, c_rs, false, scale, threads);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn product(
     m: usize,
     n: usize,
     k: usize,
@@ -409,6 +378,7 @@ mod tests {
             &mut c,
             2,
             false,
+            1.0,
             Threads::One,
         );
         assert_eq!(c, [4.0, 2.0, 10.0, 5.0]);
@@ -421,6 +391,7 @@ mod tests {
             &mut c,
             2,
             true,
+            1.0,
             Threads::Pool(2),
         );
         assert_eq!(c, [8.0, 4.0, 20.0, 10.0]);

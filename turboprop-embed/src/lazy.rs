@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use turboprop_types::{EmbedError, EmbeddedDocument, Embedder, TermId, TermStatistics};
+use turboprop_types::{EmbedError, Embedder, TermStatistics};
 
 use crate::bert::{BertEmbedder, BertOptions};
 use crate::model_dir::{ModelDir, ModelError};
@@ -122,21 +122,6 @@ impl Embedder for LazyBertEmbedder {
             return Err(EmbedError::EmptyQuery);
         }
         self.get()?.embed_query(query, stats)
-    }
-
-    fn document_terms(&self, _text: &str) -> Option<Vec<TermId>> {
-        // A BERT model keeps no term statistics (and this needs no loaded model to say so).
-        None
-    }
-
-    fn embed_documents_with_terms(
-        &self,
-        texts: &[&str],
-    ) -> Result<Vec<EmbeddedDocument>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.get()?.embed_documents_with_terms(texts)
     }
 }
 
