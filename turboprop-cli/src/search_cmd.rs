@@ -219,7 +219,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
             strategy: if args.exact {
                 Strategy::Exact
             } else {
-                Strategy::Auto
+                default_strategy()
             },
             ..SearchOptions::default()
         },
@@ -247,4 +247,22 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     // allocations) would only delay the exit, by as long as a query takes to embed.
     std::mem::forget(searcher);
     Ok(())
+}
+
+/// The strategy of a search without `--exact`: chosen by the index's size.
+#[cfg(not(feature = "test-hooks"))]
+fn default_strategy() -> Strategy {
+    Strategy::Auto
+}
+
+/// The strategy of a search without `--exact`. In the test build (`test-hooks`, never in a
+/// release), `TURBOPROP_TEST_FAST_PATH=1` takes the fast path on an index of any size, so the
+/// CLI tests reach it without indexing [`turboprop_index::FAST_MIN_ROWS`] chunks.
+#[cfg(feature = "test-hooks")]
+fn default_strategy() -> Strategy {
+    if std::env::var_os("TURBOPROP_TEST_FAST_PATH").is_some_and(|v| v == "1") {
+        Strategy::Fast
+    } else {
+        Strategy::Auto
+    }
 }
