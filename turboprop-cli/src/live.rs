@@ -263,6 +263,33 @@ impl Live {
         s.covered >= ticket
     }
 
+    /// After [`Live::wait_covered`]: waits until nothing seen is waiting to be indexed, or
+    /// the last update failed, or `timeout` passed; returns false only when it timed out.
+    /// The events of a write can arrive after the pass that already indexed it; the next
+    /// update (a debounce later) finds the file unchanged and clears it, and an answer after
+    /// that is fresh.
+    pub fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock_state();
+        loop {
+            let failed = s.last.as_ref().is_some_and(|l| l.error.is_some());
+            let settled =
+                s.running.is_none() && !s.full && s.dirty.is_empty() && s.covered >= s.requested;
+            if settled || failed || s.stop {
+                // A failed update is reported by status; waiting longer would not help.
+                return settled || failed;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = match self.wake.wait_timeout(s, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
     /// What is waiting to be indexed, as of generation `generation`.
     pub fn freshness(&self, generation: u64) -> Freshness {
         let s = self.lock_state();

@@ -178,21 +178,19 @@ fn info(name: &str, repo: &RepoArg) -> Result<()> {
         None => store.clone().allowing(allowed.as_deref()).find(name)?,
     };
     let Some(m) = found else {
-        let k = known(name);
-        writeln!(out, "name:        {}", canonical_name(name))?;
-        if let Some(k) = k {
-            writeln!(out, "source:      https://huggingface.co/{}", k.hub_repo)?;
-            writeln!(out, "dimensions:  {}", k.dimensions)?;
-        }
-        writeln!(out, "installed:   no")?;
-        writeln!(out, "install:     {}", how_to_install(name))?;
-        if k.is_none() {
+        // An error prints nothing on stdout (DESIGN.md): the one line says it all.
+        let Some(k) = known(name) else {
             bail!(
                 "model {} is not installed and not one tp knows: {}",
                 canonical_name(name),
                 how_to_install(name)
             );
-        }
+        };
+        writeln!(out, "name:        {}", canonical_name(name))?;
+        writeln!(out, "source:      https://huggingface.co/{}", k.hub_repo)?;
+        writeln!(out, "dimensions:  {}", k.dimensions)?;
+        writeln!(out, "installed:   no")?;
+        writeln!(out, "install:     {}", how_to_install(name))?;
         return Ok(());
     };
     let c = &m.dir.config;

@@ -266,7 +266,10 @@ pub fn search(live: &Live, p: SearchParams) -> ToolResult {
     let mut waited = None;
     if p.wait_for_index == Some(true) {
         let ticket = live.request_full();
-        waited = Some(live.wait_covered(ticket, SEARCH_WAIT));
+        let deadline = std::time::Instant::now() + SEARCH_WAIT;
+        let covered = live.wait_covered(ticket, SEARCH_WAIT);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        waited = Some(covered && live.wait_settled(left));
     }
     let opts = SearchOptions {
         limit: limit as usize,
