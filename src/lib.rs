@@ -6,6 +6,7 @@
 //! - [`storage`]: atomic and memory-mapped files, commits, locks, integrity checks;
 //! - [`index`]: parallel vector search and incremental updates over storage;
 //! - [`embed`]: embedding backends.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub use turboprop_embed as embed;

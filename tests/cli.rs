@@ -565,7 +565,7 @@ fn read_one_line_then_close(sb: &Sandbox, args: &[&str]) -> (String, Run) {
         // Dropping the reader closes the read end while tp is still writing.
     }
     let out = child.wait_with_output().unwrap();
-    (first, Run::new(args, out))
+    (first, Run::from_output(args, out).contract())
 }
 
 #[test]
@@ -800,7 +800,7 @@ fn unreadable_files_and_folders_are_skipped_with_a_warning() {
             };
         }
         cmd = priv_cmd;
-        Run::new(&["index"], cmd.output().unwrap())
+        Running::run(cmd, "setpriv ... tp index".into()).contract()
     } else {
         sb.tp(&["index"])
     };
@@ -1188,50 +1188,31 @@ fn unknown_model_is_an_error_naming_it() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The writer lock (held by flock(1), which takes the same kind of lock as fs2)
+// The writer lock, held by the test process itself (std takes the same flock(2) lock as tp)
 // ---------------------------------------------------------------------------------------------
 
-/// Holds the index's writer lock in a `flock` child until its stdin closes. `None` when
-/// `flock(1)` is not installed.
-#[cfg(unix)]
-fn hold_writer_lock(sb: &Sandbox) -> Option<std::process::Child> {
-    let lock = sb.index_dir().join("writer.lock");
-    let mut child = match Command::new("flock")
-        .arg("-n")
-        .arg(&lock)
-        .args(["-c", "echo locked; read line"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(_) => {
-            eprintln!("flock(1) is not available; skipping");
-            return None;
-        }
-    };
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
+/// Takes the index's writer lock as another `tp index` would, until it is released.
+fn hold_writer_lock(sb: &Sandbox) -> fs::File {
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(sb.index_dir().join("writer.lock"))
         .unwrap();
-    assert_eq!(line.trim(), "locked", "flock could not take the lock");
-    Some(child)
+    lock.try_lock().expect("no other writer holds the lock");
+    lock
 }
 
-#[cfg(unix)]
-fn release_writer_lock(mut holder: std::process::Child) {
-    drop(holder.stdin.take()); // `read` sees EOF; the shell and flock exit
-    holder.wait().unwrap();
+fn release_writer_lock(holder: fs::File) {
+    holder.unlock().unwrap();
 }
 
 #[cfg(unix)]
 #[test]
 fn index_no_wait_fails_while_another_writer_holds_the_lock() {
     let sb = Sandbox::indexed_poker();
-    let Some(holder) = hold_writer_lock(&sb) else {
-        return;
-    };
+    let holder = hold_writer_lock(&sb);
     let busy = sb.tp(&["index", "--no-wait"]);
     // Readers are lock-free: search works while a writer holds the lock.
     let search = sb.tp(&["search", "rank a poker hand", "--limit", "1"]);
@@ -1248,9 +1229,7 @@ fn index_no_wait_fails_while_another_writer_holds_the_lock() {
 fn index_waits_for_another_writer_by_default() {
     let sb = Sandbox::indexed_poker();
     sb.write("rust/src/rake.rs", "pub fn rake() {}\n");
-    let Some(holder) = hold_writer_lock(&sb) else {
-        return;
-    };
+    let holder = hold_writer_lock(&sb);
     let mut waiting = sb
         .command(&["index"])
         .stdout(Stdio::null())
@@ -1374,27 +1353,7 @@ fn exact_search_agrees_with_the_default_search() {
         "harbor", "lantern", "meadow", "orchid", "pebble", "quartz", "saddle", "timber", "velvet",
     ];
     let sb = Sandbox::empty();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as usize % n
-    };
-    for f in 0..300 {
-        let mut text = String::new();
-        for _ in 0..12 {
-            let (a, b, c) = (
-                WORDS[next(WORDS.len())],
-                WORDS[next(WORDS.len())],
-                WORDS[next(WORDS.len())],
-            );
-            text.push_str(&format!(
-                "/// {a} the {b} before the {c}\nfn {a}_{b}_{c}(x: u32) -> u32 {{\n    let {b} = x + 1;\n    {b} * 2\n}}\n\n"
-            ));
-        }
-        sb.write(&format!("src/m{f:03}.rs"), text);
-    }
+    generate_functions(&sb.root, 300, 100, WORDS, 0x7e57_0018);
     sb.tp(&["index"]).ok();
     let chunks = sb.status()["chunks"].as_u64().unwrap();
     assert!(chunks >= 800, "only {chunks} chunks");
@@ -1407,9 +1366,7 @@ fn exact_search_agrees_with_the_default_search() {
         "lock the queue before the thread",
     ] {
         let args = ["search", query, "--output", "json", "--limit", "10"];
-        let mut cmd = sb.command(&args);
-        cmd.env("TURBOPROP_TEST_FAST_PATH", "1");
-        let fast = Run::new(&args, cmd.output().unwrap()).ok();
+        let fast = sb.tp_env(&args, &[("TURBOPROP_TEST_FAST_PATH", "1")]).ok();
         let exact = sb
             .tp(&[
                 "search", query, "--output", "json", "--limit", "10", "--exact",

@@ -13,196 +13,59 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::io::Read;
+
 use std::os::unix::fs::symlink;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+
+use std::path::Path;
+use std::process::Command;
 
 use tempfile::TempDir;
+
+mod common;
+use common::{only_segment, Run, Running, Sandbox, TP};
 use turboprop::storage::{encode_document, Manifest};
-
-const TP: &str = env!("CARGO_BIN_EXE_tp");
-
-/// No `tp` run here comes near this on a loaded machine; one that does is hung.
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A data-size limit (`ulimit -d`, heap and anonymous memory, not file mappings) far below
 /// what the findings allocated, far above what `tp` needs for these small repositories.
 const DATA_LIMIT_KIB: u64 = 512 * 1024;
 
-/// What a finished `tp` printed.
-#[derive(Debug)]
-struct Run {
-    what: String,
-    code: Option<i32>,
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// A repository with a few small source files, indexed.
+fn indexed() -> Sandbox {
+    let sb = Sandbox::empty();
+    sb.write(
+        "src/pot.py",
+        "def split_pot(winners):\n    return share_evenly(winners)\n",
+    );
+    sb.write(
+        "src/deck.py",
+        "def shuffle_deck(deck):\n    random.shuffle(deck)\n",
+    );
+    sb.write("notes.txt", "root user account settings\n");
+    tp(&sb, &["index"]).ok();
+    sb
 }
 
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "{} (exit {:?}, signal {:?})\nstdout: {}\nstderr: {}",
-            self.what, self.code, self.signal, self.stdout, self.stderr
-        )
-    }
-
-    fn ok(self) -> Run {
-        assert_eq!(self.code, Some(0), "{}", self.describe());
-        self
-    }
-
-    /// Asserts exit 2 with one line on stderr (warnings before it allowed); returns the line.
-    fn err(&self) -> String {
-        assert_eq!(self.code, Some(2), "{}", self.describe());
-        assert!(!self.stderr.contains("panicked"), "{}", self.describe());
-        let last = self.stderr.lines().last().unwrap_or_default().to_owned();
-        assert!(last.starts_with("error: "), "{}", self.describe());
-        last
-    }
+/// `tp ARGS --repo REPO`.
+fn tp(sb: &Sandbox, args: &[&str]) -> Run {
+    sb.tp_at(&sb.root, args)
 }
 
-/// Runs `cmd` to its end, killing it after [`RUN_TIMEOUT`].
-fn run(mut cmd: Command, what: String) -> Run {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let err = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} hung: killed after {RUN_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        what,
-        code: status.code(),
-        signal: status.signal(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-/// A repository in a temporary folder, with a second folder beside it standing for
-/// "anywhere else on the machine".
-struct Sandbox {
-    _tmp: TempDir,
-    repo: PathBuf,
-    outside: PathBuf,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        let outside = tmp.path().join("outside");
-        fs::create_dir_all(&repo).unwrap();
-        fs::create_dir_all(&outside).unwrap();
-        Sandbox {
-            _tmp: tmp,
-            repo,
-            outside,
-        }
-    }
-
-    /// A repository with a few small source files, indexed.
-    fn indexed() -> Sandbox {
-        let sb = Sandbox::new();
-        sb.write(
-            "src/pot.py",
-            "def split_pot(winners):\n    return share_evenly(winners)\n",
-        );
-        sb.write(
-            "src/deck.py",
-            "def shuffle_deck(deck):\n    random.shuffle(deck)\n",
-        );
-        sb.write("notes.txt", "root user account settings\n");
-        sb.tp(&["index"]).ok();
-        sb
-    }
-
-    fn write(&self, rel: &str, content: impl AsRef<[u8]>) {
-        let path = self.repo.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
-
-    fn index(&self) -> PathBuf {
-        self.repo.join(".turboprop/index")
-    }
-
-    fn tp(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(TP);
-        cmd.args(args).arg("--repo").arg(&self.repo);
-        cmd.env("NO_COLOR", "1");
-        self.isolate(&mut cmd);
-        // One commit per run, however slow the machine: `tp index` otherwise also commits
-        // every ~10 s, and what a failed run leaves would depend on the machine's speed.
-        cmd.env("TURBOPROP_COMMIT_EVERY_FILES", "1000000000");
-        run(cmd, format!("tp {}", args.join(" ")))
-    }
-
-    /// `tp` under a data-size limit: an allocation the size of a claimed file fails (and
-    /// aborts the process) instead of succeeding.
-    fn tp_limited(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "ulimit -d {DATA_LIMIT_KIB} && exec \"$0\" \"$@\" --repo \"$TP_REPO\""
-            ))
-            .arg(TP)
-            .args(args)
-            .env("TP_REPO", &self.repo)
-            .env("NO_COLOR", "1");
-        self.isolate(&mut cmd);
-        run(
-            cmd,
-            format!("tp {} (ulimit -d {DATA_LIMIT_KIB})", args.join(" ")),
-        )
-    }
-
-    /// An empty `$HOME` of the test's own: a model installed in the user's cache must not
-    /// change what these tests index (or make them embed with a transformer model).
-    fn isolate(&self, cmd: &mut Command) {
-        let home = self._tmp.path().join("home");
-        let _ = fs::create_dir_all(&home);
-        cmd.env("HOME", &home)
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("TURBOPROP_CACHE_DIR");
-    }
-
-    /// The folder of the index's only segment.
-    fn segment(&self) -> PathBuf {
-        let mut segs: Vec<_> = fs::read_dir(self.index())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
-            .collect();
-        assert_eq!(segs.len(), 1, "{segs:?}");
-        segs.pop().unwrap()
-    }
+/// `tp` under a data-size limit: an allocation the size of a claimed file fails (and aborts
+/// the process) instead of succeeding.
+fn tp_limited(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut cmd = Command::new("sh");
+    sb.isolate(&mut cmd);
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -d {DATA_LIMIT_KIB} && exec \"$0\" \"$@\" --repo \"$TP_REPO\""
+        ))
+        .arg(TP)
+        .args(args)
+        .env("TP_REPO", &sb.root);
+    Running::run(
+        cmd,
+        format!("tp {} (ulimit -d {DATA_LIMIT_KIB})", args.join(" ")),
+    )
 }
 
 fn mkfifo(path: &Path) {
@@ -224,15 +87,15 @@ fn sparse(path: &Path, len: u64) {
 #[test]
 fn a_linked_index_folder_is_refused_and_its_target_left_alone() {
     for linked in [".turboprop/index", ".turboprop"] {
-        let sb = Sandbox::new();
+        let sb = Sandbox::empty();
         sb.write("a.py", "def a():\n    pass\n");
-        let victim = sb.outside.join("seg-00000042");
+        let victim = sb.outside().join("seg-00000042");
         fs::create_dir_all(&victim).unwrap();
         fs::write(victim.join("data"), "precious").unwrap();
-        fs::write(sb.outside.join(".tp-tmp-1"), "precious").unwrap();
-        let link = sb.repo.join(linked);
+        fs::write(sb.outside().join(".tp-tmp-1"), "precious").unwrap();
+        let link = sb.root.join(linked);
         fs::create_dir_all(link.parent().unwrap()).unwrap();
-        symlink(&sb.outside, &link).unwrap();
+        symlink(sb.outside(), &link).unwrap();
 
         for args in [
             &["index"][..],
@@ -240,7 +103,7 @@ fn a_linked_index_folder_is_refused_and_its_target_left_alone() {
             &["search", "a"],
             &["status"],
         ] {
-            let line = sb.tp(args).err();
+            let line = tp(&sb, args).err();
             assert!(
                 line.contains("symbolic link") && line.contains(linked.trim_end_matches("/index")),
                 "{linked}: {line}"
@@ -248,10 +111,10 @@ fn a_linked_index_folder_is_refused_and_its_target_left_alone() {
         }
         assert_eq!(fs::read_to_string(victim.join("data")).unwrap(), "precious");
         assert_eq!(
-            fs::read_to_string(sb.outside.join(".tp-tmp-1")).unwrap(),
+            fs::read_to_string(sb.outside().join(".tp-tmp-1")).unwrap(),
             "precious"
         );
-        let names: std::collections::BTreeSet<String> = fs::read_dir(&sb.outside)
+        let names: std::collections::BTreeSet<String> = fs::read_dir(sb.outside())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
@@ -265,23 +128,23 @@ fn a_linked_index_folder_is_refused_and_its_target_left_alone() {
 
 #[test]
 fn a_linked_segment_folder_is_never_followed() {
-    let sb = Sandbox::indexed();
+    let sb = indexed();
     // Move the live segment out and link it back: a reader would read through the link and
     // a writer would garbage-collect inside its target.
-    let seg = sb.segment();
-    let moved = sb.outside.join(seg.file_name().unwrap());
+    let seg = only_segment(&sb);
+    let moved = sb.outside().join(seg.file_name().unwrap());
     fs::rename(&seg, &moved).unwrap();
     symlink(&moved, &seg).unwrap();
-    let line = sb.tp(&["search", "split pot"]).err();
+    let line = tp(&sb, &["search", "split pot"]).err();
     assert!(line.contains("symbolic link"), "{line}");
     // The rebuild replaces the link, never touching what it pointed to.
-    sb.tp(&["index", "--rebuild"]).ok();
+    tp(&sb, &["index", "--rebuild"]).ok();
     assert!(
         moved.join("vectors.bin").is_file(),
         "the link's target was deleted"
     );
     assert!(!fs::symlink_metadata(&seg).is_ok_and(|m| m.file_type().is_symlink()));
-    sb.tp(&["search", "split pot"]).ok();
+    tp(&sb, &["search", "split pot"]).ok();
 }
 
 // -------------------------------------------------------------------------------------------
@@ -290,13 +153,13 @@ fn a_linked_segment_folder_is_never_followed() {
 
 #[test]
 fn search_shows_no_content_through_a_link_or_a_special_file() {
-    let sb = Sandbox::indexed();
-    let secret = sb.outside.join("passwd");
+    let sb = indexed();
+    let secret = sb.outside().join("passwd");
     fs::write(&secret, "root:x:0:0:root user account:/root:/bin/bash\n").unwrap();
 
     // The indexed file replaced by a link leading out.
-    fs::remove_file(sb.repo.join("notes.txt")).unwrap();
-    symlink(&secret, sb.repo.join("notes.txt")).unwrap();
+    fs::remove_file(sb.root.join("notes.txt")).unwrap();
+    symlink(&secret, sb.root.join("notes.txt")).unwrap();
     let run = sb
         .tp(&["search", "root user account", "--output", "json"])
         .ok();
@@ -305,14 +168,14 @@ fn search_shows_no_content_through_a_link_or_a_special_file() {
     assert!(run.stderr.contains("symbolic link"), "{}", run.describe());
 
     // A folder on the way replaced by a link leading out.
-    fs::create_dir_all(sb.outside.join("src")).unwrap();
+    fs::create_dir_all(sb.outside().join("src")).unwrap();
     fs::write(
-        sb.outside.join("src/pot.py"),
+        sb.outside().join("src/pot.py"),
         "def split_pot(winners):\n    SECRET = 'hunter2'\n",
     )
     .unwrap();
-    fs::rename(sb.repo.join("src"), sb.outside.join("old-src")).unwrap();
-    symlink(sb.outside.join("src"), sb.repo.join("src")).unwrap();
+    fs::rename(sb.root.join("src"), sb.outside().join("old-src")).unwrap();
+    symlink(sb.outside().join("src"), sb.root.join("src")).unwrap();
     let run = sb
         .tp(&["search", "split pot winners", "--output", "json"])
         .ok();
@@ -320,32 +183,31 @@ fn search_shows_no_content_through_a_link_or_a_special_file() {
     assert!(!run.stdout.contains("hunter2"), "{}", run.describe());
 
     // A FIFO (would hang) and a link to an endless device (would grow without bound).
-    fs::remove_file(sb.repo.join("notes.txt")).unwrap();
-    mkfifo(&sb.repo.join("notes.txt"));
+    fs::remove_file(sb.root.join("notes.txt")).unwrap();
+    mkfifo(&sb.root.join("notes.txt"));
     let run = sb
         .tp(&["search", "root user account", "--output", "json"])
         .ok();
     assert!(run.stderr.contains("FIFO"), "{}", run.describe());
-    fs::remove_file(sb.repo.join("notes.txt")).unwrap();
-    symlink("/dev/zero", sb.repo.join("notes.txt")).unwrap();
-    sb.tp_limited(&["search", "root user account", "--output", "json"])
-        .ok();
+    fs::remove_file(sb.root.join("notes.txt")).unwrap();
+    symlink("/dev/zero", sb.root.join("notes.txt")).unwrap();
+    tp_limited(&sb, &["search", "root user account", "--output", "json"]).ok();
 }
 
 #[test]
 fn indexing_never_reads_through_links_or_special_files() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     sb.write("a.py", "def a():\n    pass\n");
     fs::write(
-        sb.outside.join("secret.py"),
+        sb.outside().join("secret.py"),
         "def leaked_secret():\n    pass\n",
     )
     .unwrap();
-    symlink(sb.outside.join("secret.py"), sb.repo.join("link.py")).unwrap();
-    symlink(&sb.outside, sb.repo.join("linked-folder")).unwrap();
-    mkfifo(&sb.repo.join("pipe.py"));
-    sb.tp(&["index"]).ok();
-    let run = sb.tp(&["search", "leaked secret", "--output", "json"]).ok();
+    symlink(sb.outside().join("secret.py"), sb.root.join("link.py")).unwrap();
+    symlink(sb.outside(), sb.root.join("linked-folder")).unwrap();
+    mkfifo(&sb.root.join("pipe.py"));
+    tp(&sb, &["index"]).ok();
+    let run = tp(&sb, &["search", "leaked secret", "--output", "json"]).ok();
     assert!(!run.stdout.contains("leaked"), "{}", run.describe());
 }
 
@@ -355,14 +217,14 @@ fn indexing_never_reads_through_links_or_special_files() {
 
 #[test]
 fn a_linked_config_is_refused_without_quoting_its_target() {
-    let sb = Sandbox::indexed();
-    let secret = sb.outside.join("passwd");
+    let sb = indexed();
+    let secret = sb.outside().join("passwd");
     fs::write(&secret, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-    let config = sb.index().join("config.yaml");
+    let config = sb.index_dir().join("config.yaml");
     fs::remove_file(&config).unwrap();
     symlink(&secret, &config).unwrap();
     for args in [&["index"][..], &["verify"], &["status"], &["search", "pot"]] {
-        let run = sb.tp(args);
+        let run = tp(&sb, args);
         assert!(
             !run.stderr.contains("root:x") && !run.stdout.contains("root:x"),
             "{}",
@@ -373,7 +235,7 @@ fn a_linked_config_is_refused_without_quoting_its_target() {
         }
     }
     // The way out works and leaves the target alone.
-    sb.tp(&["index", "--rebuild"]).ok();
+    tp(&sb, &["index", "--rebuild"]).ok();
     assert_eq!(
         fs::read_to_string(&secret).unwrap(),
         "root:x:0:0:root:/root:/bin/bash\n"
@@ -395,21 +257,21 @@ fn a_fifo_in_place_of_any_index_file_hangs_nothing() {
         "SEG/chunks.bin",
         "SEG/files.bin",
     ] {
-        let sb = Sandbox::indexed();
-        let seg = sb.segment();
+        let sb = indexed();
+        let seg = only_segment(&sb);
         let seg_name = seg.file_name().unwrap().to_str().unwrap();
-        let path = sb.index().join(name.replace("SEG", seg_name));
+        let path = sb.index_dir().join(name.replace("SEG", seg_name));
         mkfifo(&path);
         for args in [&["search", "pot"][..], &["status"], &["verify"], &["index"]] {
-            let run = sb.tp(args);
+            let run = tp(&sb, args);
             assert!(run.signal.is_none(), "{name}: {}", run.describe());
             if run.code != Some(0) {
                 let line = run.err();
                 assert!(line.contains("FIFO"), "{name}: {}", run.describe());
             }
         }
-        sb.tp(&["index", "--rebuild"]).ok();
-        let run = sb.tp(&["search", "split pot", "--output", "json"]).ok();
+        tp(&sb, &["index", "--rebuild"]).ok();
+        let run = tp(&sb, &["search", "split pot", "--output", "json"]).ok();
         assert!(
             run.stdout.contains("src/pot.py"),
             "{name}: {}",
@@ -430,9 +292,9 @@ fn huge_sparse_index_files_are_refused_before_allocating() {
         ("config.yaml", &["verify"]),
         ("config.yaml", &["index"]),
     ] {
-        let sb = Sandbox::indexed();
-        sparse(&sb.index().join(name), 4 << 30);
-        let run = sb.tp_limited(args);
+        let sb = indexed();
+        sparse(&sb.index_dir().join(name), 4 << 30);
+        let run = tp_limited(&sb, args);
         let line = run.err();
         assert!(
             line.contains(name) && line.contains("more than"),
@@ -448,14 +310,14 @@ fn huge_sparse_index_files_are_refused_before_allocating() {
 
 #[test]
 fn a_deeply_nested_config_is_refused_at_once() {
-    let sb = Sandbox::indexed();
-    let config = sb.index().join("config.yaml");
+    let sb = indexed();
+    let config = sb.index_dir().join("config.yaml");
     for text in [
         format!("model: {}x{}\n", "[".repeat(30_000), "]".repeat(30_000)),
         format!("{}x\n", "- ".repeat(30_000)),
     ] {
         fs::write(&config, text).unwrap();
-        let run = sb.tp(&["verify"]);
+        let run = tp(&sb, &["verify"]);
         let line = run.err();
         assert!(
             line.contains("config.yaml") && line.contains("nested more than"),
@@ -464,7 +326,7 @@ fn a_deeply_nested_config_is_refused_at_once() {
         );
     }
     fs::write(&config, "x".repeat(200_000)).unwrap();
-    let line = sb.tp(&["index"]).err();
+    let line = tp(&sb, &["index"]).err();
     assert!(
         line.contains("config.yaml") && line.contains("more than"),
         "{line}"
@@ -477,8 +339,8 @@ fn a_deeply_nested_config_is_refused_at_once() {
 
 #[test]
 fn a_repository_config_cannot_raise_the_file_size_limit_without_bound() {
-    let sb = Sandbox::indexed();
-    let config = sb.index().join("config.yaml");
+    let sb = indexed();
+    let config = sb.index_dir().join("config.yaml");
     let text = fs::read_to_string(&config).unwrap();
     let raised: String = text
         .lines()
@@ -498,13 +360,13 @@ fn a_repository_config_cannot_raise_the_file_size_limit_without_bound() {
     );
     fs::write(&config, raised).unwrap();
     // A 1 GiB file (sparse, zeros): over the capped limit, skipped without being read.
-    sparse(&sb.repo.join("big.txt"), 1 << 30);
-    let run = sb.tp_limited(&["index"]).ok();
+    sparse(&sb.root.join("big.txt"), 1 << 30);
+    let run = tp_limited(&sb, &["index"]).ok();
     assert!(run.stderr.contains("max_filesize"), "{}", run.describe());
     // The user's own flag may go higher; a binary file is then refused from its first KiB.
-    let run = sb.tp_limited(&["index", "--max-filesize", "2gb"]);
+    let run = tp_limited(&sb, &["index", "--max-filesize", "2gb"]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let status = sb.tp(&["status", "--output", "json"]).ok();
+    let status = tp(&sb, &["status", "--output", "json"]).ok();
     assert!(
         status.stdout.contains("\"files\":3"),
         "{}",
@@ -518,8 +380,8 @@ fn a_repository_config_cannot_raise_the_file_size_limit_without_bound() {
 
 #[test]
 fn a_manifest_naming_too_many_segments_is_refused_before_mapping() {
-    let sb = Sandbox::indexed();
-    let path = sb.index().join("manifest.json");
+    let sb = indexed();
+    let path = sb.index_dir().join("manifest.json");
     let text = fs::read_to_string(&path).unwrap();
     let (_, body) = text.split_once('\n').unwrap();
     let mut manifest: Manifest = serde_json::from_str(body).unwrap();
@@ -531,12 +393,12 @@ fn a_manifest_naming_too_many_segments_is_refused_before_mapping() {
     )
     .unwrap();
     for args in [&["search", "pot"][..], &["status"], &["verify"]] {
-        let run = sb.tp_limited(args);
+        let run = tp_limited(&sb, args);
         let line = run.err();
         assert!(line.contains("manifest.json"), "{}", run.describe());
     }
-    sb.tp(&["index", "--rebuild"]).ok();
-    sb.tp(&["search", "pot"]).ok();
+    tp(&sb, &["index", "--rebuild"]).ok();
+    tp(&sb, &["search", "pot"]).ok();
 }
 
 // -------------------------------------------------------------------------------------------
@@ -572,25 +434,21 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_last_commit() {
-    let fs = match Tmpfs::mount("8m") {
-        Ok(fs) => fs,
-        Err(why) if std::env::var_os("TURBOPROP_REQUIRE_TMPFS").is_none() => {
-            eprintln!("SKIPPED a_full_disk_fails_cleanly_and_keeps_the_last_commit: cannot mount a tmpfs here ({why}); CI sets TURBOPROP_REQUIRE_TMPFS=1 to make this a failure");
-            return;
-        }
-        Err(why) => panic!("cannot mount a tmpfs ({why}) and TURBOPROP_REQUIRE_TMPFS is set"),
+    let need = turboprop_testkit::Need::new(
+        "a_full_disk_fails_cleanly_and_keeps_the_last_commit",
+        "TURBOPROP_REQUIRE_TMPFS",
+    );
+    let tmpfs = Tmpfs::mount("8m").map_err(|why| format!("cannot mount a tmpfs here ({why})"));
+    let Some(fs) = turboprop_testkit::available(need, tmpfs) else {
+        return;
     };
     let repo = fs.dir.path().join("repo");
-    let sb = Sandbox {
-        _tmp: tempfile::tempdir().unwrap(),
-        repo: repo.clone(),
-        outside: fs.dir.path().join("outside"),
-    };
+    let sb = Sandbox::with_repo(repo.clone());
     sb.write(
         "pot.py",
         "def split_pot(winners):\n    return share_evenly(winners)\n",
     );
-    sb.tp(&["index"]).ok();
+    tp(&sb, &["index"]).ok();
     let before = sb
         .tp(&["search", "split pot winners", "--output", "json"])
         .ok()
@@ -627,18 +485,18 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_commit() {
     };
     fs::write(&filler, vec![b'x'; (free - 256 * 1024) as usize]).unwrap();
 
-    let line = sb.tp(&["index"]).err();
+    let line = tp(&sb, &["index"]).err();
     assert!(line.contains("No space left"), "{line}");
-    sb.tp(&["verify"]).ok();
+    tp(&sb, &["verify"]).ok();
     assert_eq!(
-        sb.tp(&["search", "split pot winners", "--output", "json"])
+        tp(&sb, &["search", "split pot winners", "--output", "json"])
             .ok()
             .stdout,
         before,
         "the last commit must answer as before"
     );
     // Nothing of the failed commit is left: only what the manifest names.
-    let leftovers: Vec<String> = fs::read_dir(sb.index())
+    let leftovers: Vec<String> = fs::read_dir(sb.index_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.starts_with(".tp-tmp") || n.starts_with("seg-") && n != "seg-00000001")
@@ -646,7 +504,7 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_commit() {
     assert!(leftovers.is_empty(), "the failed commit left {leftovers:?}");
 
     fs::remove_file(&filler).unwrap();
-    sb.tp(&["index"]).ok();
+    tp(&sb, &["index"]).ok();
     let run = sb
         .tp(&[
             "search",

@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use common::Sandbox;
+use common::{Running, Sandbox, TP};
 
 /// The Python with the MCP SDK: `TURBOPROP_MCP_PYTHON`, else the one the setup script
 /// installs (once per test binary).
@@ -38,83 +36,24 @@ fn python() -> Option<PathBuf> {
         }
         Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
     });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(why) if std::env::var_os("TURBOPROP_REQUIRE_MCP").is_some() => {
-            panic!("TURBOPROP_REQUIRE_MCP is set and the MCP client is not available: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED: the MCP Python client is not available ({why}); set TURBOPROP_REQUIRE_MCP=1 to make this a failure");
-            None
-        }
-    }
+    turboprop_testkit::available(
+        turboprop_testkit::Need::new("tp mcp with the Python MCP client", "TURBOPROP_REQUIRE_MCP"),
+        found.clone(),
+    )
 }
 
 fn scenario(name: &str) {
     let Some(python) = python() else { return };
     let sb = Sandbox::indexed_poker();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client/test_tp_mcp.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_tp"))
-        .arg(&sb.root)
-        .arg(name)
-        // The server and the CLI it runs see the sandbox's empty $HOME (no installed models).
-        .env("HOME", &sb.home)
-        .env_remove("XDG_CACHE_HOME")
-        .env_remove("TURBOPROP_CACHE_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A server that stops answering must fail the test, not hang the suite.
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out_thread = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = so.read_to_end(&mut b);
-        b
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = se.read_to_end(&mut b);
-        b
-    });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = (out_thread.join().unwrap(), err_thread.join().unwrap());
-    struct Output {
-        stdout: Vec<u8>,
-        stderr: Vec<u8>,
-    }
-    let out = Output {
-        stdout: out.0,
-        stderr: out.1,
-    };
-    let Some(status) = status else {
-        panic!(
-            "scenario {name} did not finish in 300 s\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        status.success(),
-        "scenario {name} failed ({status:?})\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    let mut cmd = Command::new(python);
+    cmd.arg(script).arg(TP).arg(&sb.root).arg(name);
+    // The server and the CLI it runs see the sandbox's environment (no installed models).
+    sb.isolate(&mut cmd);
+    // A server that stops answering fails the test (the harness's timeout), not hangs it.
+    let run = Running::run(cmd, format!("MCP scenario {name}"));
+    println!("{}", run.stdout);
+    run.ok();
 }
 
 #[test]

@@ -12,14 +12,13 @@
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
-mod model_support;
+mod common;
 
-use model_support::{run, Run, Sandbox};
+use common::{Run, Running, Sandbox};
 
 /// Runs `cmd` with its data segment (heap and private anonymous memory, not file-backed
 /// maps) limited to `bytes`.
@@ -37,7 +36,7 @@ fn run_with_data_limit(mut cmd: Command, bytes: u64) -> Run {
             Ok(())
         });
     }
-    run(cmd)
+    Running::run(cmd, "tp under a data-size limit".into())
 }
 
 /// A dead process is not a clear error: asserts `tp` exited by itself, and that a failure is
@@ -315,31 +314,9 @@ fn a_weights_file_whose_header_disagrees_with_its_size_is_refused_before_reading
     assert!(line.contains("header"), "{line}");
 }
 
-/// Runs `tp` with `args`, failing the test if it has not exited within a minute (a hang).
+/// Runs `tp` with `args`; a hang fails the test (the harness's timeout).
 fn run_unless_it_hangs(sb: &Sandbox, args: &[&str]) -> Run {
-    let mut child = sb
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            let out = child.wait_with_output().unwrap();
-            return Run {
-                code: out.status.code(),
-                stdout: String::from_utf8(out.stdout).unwrap(),
-                stderr: String::from_utf8(out.stderr).unwrap(),
-            };
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tp {args:?} hangs");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Running::run(sb.command(args), format!("tp {}", args.join(" ")))
 }
 
 #[test]

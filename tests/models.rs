@@ -8,15 +8,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod model_support;
+mod common;
 
-use model_support::{Sandbox, TP};
+use common::{Running, Sandbox, RUN_TIMEOUT};
 
 #[test]
 fn import_list_info_index_and_search_with_an_installed_model() {
@@ -63,7 +62,7 @@ fn import_list_info_index_and_search_with_an_installed_model() {
     assert_eq!(status["model"], "tiny-bert");
     assert_eq!(status["dimensions"], 32);
     // Search finds the index's model without being told.
-    let hits = sb.search_files("shuffle the deck", 5);
+    let hits = sb.search_files("shuffle the deck", &["--limit", "5"]);
     assert_eq!(hits.len(), 5);
 
     // Without the model, search is one clear line naming the ways out.
@@ -239,84 +238,16 @@ fn the_int8_encoder_is_chosen_by_environment_and_bad_values_are_refused() {
     );
 }
 
-/// A `tp index` that reports on stderr while it runs; killed when dropped.
-struct Running {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    stderr: Vec<String>,
+/// `tp ARGS` started with extra environment variables.
+fn spawn_env(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut cmd = sb.command(args);
+    cmd.envs(env.iter().copied());
+    Running::spawn(cmd, format!("tp {}", args.join(" ")))
 }
 
-impl Running {
-    /// Waits (up to a minute) for a stderr line containing `needle`.
-    fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.stderr.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no {needle:?} on stderr:\n{}", self.stderr.join("\n"));
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sandbox {
-    fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(TP);
-        cmd.args(args)
-            .current_dir(&self.root)
-            .env("HOME", self.base.join("home"))
-            .env_remove("XDG_CACHE_HOME")
-            .env("TURBOPROP_CACHE_DIR", &self.cache)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            stderr: Vec::new(),
-        }
-    }
-
-    fn hits(&self, query: &str) -> Vec<Value> {
-        let run = self
-            .tp(&["search", query, "--output", "json", "--limit", "20"])
-            .ok();
-        run.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
+/// The hits of `tp search QUERY --limit 20`.
+fn hits_of(sb: &Sandbox, query: &str) -> Vec<Value> {
+    sb.search(query, &["--limit", "20"])
 }
 
 /// `embedded N chunks from M files` in a `tp index` summary.
@@ -362,18 +293,20 @@ fn a_killed_tp_index_keeps_its_committed_batches_and_the_next_run_embeds_the_res
         .unwrap();
     }
 
-    let mut run = sb.spawn(
+    let run = spawn_env(
+        &sb,
         &["index"],
         &[
             ("TURBOPROP_COMMIT_EVERY_FILES", "3"),
             ("TURBOPROP_TEST_PAUSE_AFTER_COMMITS", "2"),
         ],
     );
-    run.wait_for("paused after commit 2");
-    run.child.kill().unwrap();
-    let status = run.child.wait().unwrap();
-    assert!(!status.success(), "killed");
-    drop(run);
+    assert!(
+        run.wait_for_stderr("paused after commit 2", RUN_TIMEOUT)
+            .is_some(),
+        "tp index did not pause after its second commit"
+    );
+    assert!(run.kill().signal.is_some(), "killed");
 
     // Two batches of three new files are in, the removed file is out, all of it intact.
     sb.tp(&["verify"]).ok();
@@ -383,7 +316,7 @@ fn a_killed_tp_index_keeps_its_committed_batches_and_the_next_run_embeds_the_res
         mid["generation"].as_u64().unwrap(),
         before["generation"].as_u64().unwrap() + 2
     );
-    let hits = sb.hits("blinds small big");
+    let hits = hits_of(&sb, "blinds small big");
     assert!(hits.iter().all(|h| h["file"] != gone), "{hits:?}");
 
     // The next run embeds only the six files the killed one did not reach.
@@ -391,12 +324,12 @@ fn a_killed_tp_index_keeps_its_committed_batches_and_the_next_run_embeds_the_res
     assert_eq!(embedded(&run.stderr), (6, 6), "{}", run.stderr);
     let resumed = sb.status();
     assert_eq!(resumed["files"].as_u64().unwrap(), files_before - 1 + 12);
-    let resumed_hits = sb.hits("rank the hand");
+    let resumed_hits = hits_of(&sb, "rank the hand");
 
     // Same answers as an index built in one go.
     sb.tp(&["index", "--rebuild"]).ok();
     assert_eq!(sb.status()["chunks"], resumed["chunks"]);
-    assert_eq!(sb.hits("rank the hand"), resumed_hits);
+    assert_eq!(hits_of(&sb, "rank the hand"), resumed_hits);
 }
 
 /// Issue 14: a changed file's unchanged chunks keep their model vectors (same bytes, same
@@ -430,9 +363,9 @@ fn a_changed_file_goes_through_the_model_only_for_its_changed_chunks() {
         "raise the minimum bet",
         "fold out of turn",
     ];
-    let updated: Vec<_> = queries.iter().map(|q| sb.hits(q)).collect();
+    let updated: Vec<_> = queries.iter().map(|q| hits_of(&sb, q)).collect();
     sb.tp(&["index", "--rebuild"]).ok();
-    let rebuilt: Vec<_> = queries.iter().map(|q| sb.hits(q)).collect();
+    let rebuilt: Vec<_> = queries.iter().map(|q| hits_of(&sb, q)).collect();
     assert_eq!(updated, rebuilt, "kept vectors must rank as a rebuild does");
 }
 
@@ -465,38 +398,21 @@ fn download_without_network_fails_fast_naming_the_offline_route() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// The real model folder, or `None` with a note; in CI (`CI` or `TURBOPROP_REQUIRE_MODEL`
-/// set) a missing model fails the test instead of skipping it.
-fn minilm() -> Option<PathBuf> {
-    match std::env::var_os("TURBOPROP_TEST_MINILM") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let required = std::env::var_os("TURBOPROP_REQUIRE_MODEL").is_some_and(|v| v != "0")
-                || std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-            assert!(
-                !required,
-                "TURBOPROP_TEST_MINILM is not set: in CI it must name the all-MiniLM-L6-v2 model \
-                 folder (.ci/run fetches it; see README \"Real models\")"
-            );
-            eprintln!(
-                "note: skipping the real-model test: set TURBOPROP_TEST_MINILM to the \
-                 all-MiniLM-L6-v2 folder to run it"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn minilm_finds_the_tie_break_code_for_a_question_sharing_no_word_with_it() {
-    let Some(model) = minilm() else { return };
+    let Some(model) = turboprop_testkit::minilm("real-model test") else {
+        return;
+    };
     let sb = Sandbox::poker();
     sb.tp(&["model", "import", model.to_str().unwrap()]).ok();
     sb.tp(&["index", "--model", "all-MiniLM-L6-v2"]).ok();
     let status = sb.status();
     assert_eq!(status["model"], "all-MiniLM-L6-v2");
     assert_eq!(status["dimensions"], 384);
-    let hits = sb.search_files("who wins when two players have the same cards", 3);
+    let hits = sb.search_files(
+        "who wins when two players have the same cards",
+        &["--limit", "3"],
+    );
     assert!(
         hits.iter().any(|f| f == "rust/src/tiebreak.rs"),
         "rust/src/tiebreak.rs not in the top 3: {hits:?}"
@@ -508,7 +424,9 @@ fn minilm_finds_the_tie_break_code_for_a_question_sharing_no_word_with_it() {
 /// is one line naming both shapes and `tp index --rebuild`.
 #[test]
 fn an_installed_model_whose_dimensions_differ_from_the_index_is_a_one_line_error() {
-    let Some(model) = minilm() else { return };
+    let Some(model) = turboprop_testkit::minilm("real-model test") else {
+        return;
+    };
     let sb = Sandbox::poker();
     let src = sb.tiny_source();
     sb.tp(&["model", "import", src.to_str().unwrap()]).ok();
@@ -658,17 +576,20 @@ fn a_killed_run_adding_a_model_keeps_its_batches_and_the_next_fills_the_rest() {
     let files = sb.status()["files"].as_u64().unwrap();
     sb.tp(&["model", "import", sb.tiny_source().to_str().unwrap()])
         .ok();
-    let mut run = sb.spawn(
+    let run = spawn_env(
+        &sb,
         &["index", "--model", "tiny-bert"],
         &[
             ("TURBOPROP_COMMIT_EVERY_FILES", "3"),
             ("TURBOPROP_TEST_PAUSE_AFTER_COMMITS", "2"),
         ],
     );
-    run.wait_for("paused after commit 2");
-    run.child.kill().unwrap();
-    assert!(!run.child.wait().unwrap().success(), "killed");
-    drop(run);
+    assert!(
+        run.wait_for_stderr("paused after commit 2", RUN_TIMEOUT)
+            .is_some(),
+        "tp index did not pause after its second commit"
+    );
+    assert!(run.kill().signal.is_some(), "killed");
 
     sb.tp(&["verify"]).ok();
     let mid = sb.status();

@@ -14,17 +14,16 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::process::ExitStatusExt;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-const TP: &str = env!("CARGO_BIN_EXE_tp");
+mod common;
+use common::{generate_functions, Run, Running, Sandbox};
 
 /// Commands run while the files change under them.
 const COMMANDS: usize = 150;
@@ -37,77 +36,18 @@ const WHOLE_FOR: Duration = Duration::from_millis(20);
 /// The files changed under the readers.
 const TARGETS: [&str; 3] = ["vectors.bin", "chunks.bin", "files.bin"];
 
-/// A test's own temporary folder with an empty `$HOME` (as in tests/storage.rs), so no user
-/// setting changes what `tp` does.
-struct Sandbox {
-    _tmp: TempDir,
-    repo: PathBuf,
-    home: PathBuf,
-}
+/// The words of the generated repository's function names.
+const WORDS: [&str; 16] = [
+    "pot", "split", "card", "river", "flop", "turn", "blind", "stack", "fold", "raise", "dealer",
+    "chip", "bet", "showdown", "kicker", "suit",
+];
 
-impl Sandbox {
-    fn new() -> Sandbox {
-        let tmp = tempfile::Builder::new()
-            .prefix("tp-sigbus-")
-            .tempdir()
-            .unwrap();
-        let base = tmp.path().canonicalize().unwrap();
-        let (repo, home) = (base.join("repo"), base.join("home"));
-        fs::create_dir_all(&repo).unwrap();
-        fs::create_dir_all(&home).unwrap();
-        Sandbox {
-            _tmp: tmp,
-            repo,
-            home,
-        }
-    }
-
-    /// `tp ARGS --repo REPO`, run to the end.
-    fn tp(&self, args: &[&str]) -> Output {
-        Command::new(TP)
-            .args(args)
-            .arg("--repo")
-            .arg(&self.repo)
-            .current_dir(&self.repo)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("TURBOPROP_CACHE_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-}
-
-/// A repository of `files` files of 300 lines (about ten chunks each), words from a fixed
-/// vocabulary chosen by a seeded generator.
-fn generate(repo: &Path, files: usize) {
-    const WORDS: [&str; 16] = [
-        "pot", "split", "card", "river", "flop", "turn", "blind", "stack", "fold", "raise",
-        "dealer", "chip", "bet", "showdown", "kicker", "suit",
-    ];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for f in 0..files {
-        let mut text = String::new();
-        for l in 0..300 {
-            let a = WORDS[(next() % 16) as usize];
-            let b = WORDS[(next() % 16) as usize];
-            text.push_str(&format!(
-                "fn {a}_{b}_{f}_{l}(x: u32) -> u32 {{ x + {} }}\n",
-                next() % 97
-            ));
-        }
-        let dir = repo.join(format!("src/m{}", f % 20));
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(format!("f{f}.rs")), text).unwrap();
-    }
+/// `tp ARGS --repo REPO`, run to the end, unchecked (the test sorts the outcomes).
+fn tp(sb: &Sandbox, args: &[&str]) -> Run {
+    Running::run(
+        sb.command_at(&sb.root, args),
+        format!("tp {}", args.join(" ")),
+    )
 }
 
 /// The live segment's [`TARGETS`] and their bytes, as the manifest names it now; `None` while
@@ -155,15 +95,11 @@ fn change_in_place(path: &Path, original: &[u8], how: usize) -> std::io::Result<
 
 #[test]
 fn files_truncated_and_rewritten_under_searches_never_kill_them() {
-    let sb = Sandbox::new();
-    generate(&sb.repo, 400);
-    let out = sb.tp(&["index"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let targets = live_targets(&sb.repo).unwrap();
+    let sb = Sandbox::empty();
+    // 400 files of 300 lines: about ten chunks each.
+    generate_functions(&sb.root, 400, 300, &WORDS, 0x2545_f491_4f6c_dd1d);
+    tp(&sb, &["index"]).ok();
+    let targets = live_targets(&sb.root).unwrap();
     let chunks = targets[1].1.len() / 64;
     assert!(
         chunks > 3000,
@@ -175,7 +111,7 @@ fn files_truncated_and_rewritten_under_searches_never_kill_them() {
     let changes = Arc::new(AtomicUsize::new(0));
     let changer = {
         let (done, changes) = (done.clone(), changes.clone());
-        let repo = sb.repo.clone();
+        let repo = sb.root.clone();
         thread::spawn(move || {
             let mut targets = Some(targets);
             let mut i = 0;
@@ -202,7 +138,7 @@ fn files_truncated_and_rewritten_under_searches_never_kill_them() {
     let (mut ok, mut changed, mut other) = (0, 0, Vec::new());
     let mut failures = Vec::new();
     for round in 0..COMMANDS / AT_ONCE {
-        let outputs: Vec<(Vec<&str>, Output)> = thread::scope(|s| {
+        let outputs: Vec<(Vec<&str>, Run)> = thread::scope(|s| {
             let runs: Vec<_> = (0..AT_ONCE)
                 .map(|k| {
                     let n = round * AT_ONCE + k;
@@ -220,7 +156,7 @@ fn files_truncated_and_rewritten_under_searches_never_kill_them() {
                         ],
                     };
                     s.spawn(move || {
-                        let out = sb.tp(&args);
+                        let out = tp(sb, &args);
                         (args, out)
                     })
                 })
@@ -228,13 +164,13 @@ fn files_truncated_and_rewritten_under_searches_never_kill_them() {
             runs.into_iter().map(|r| r.join().unwrap()).collect()
         });
         for (args, out) in outputs {
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            let what = format!("tp {}", args.join(" "));
-            if let Some(signal) = out.status.signal() {
+            let stderr = out.stderr.clone();
+            let what = out.args.clone();
+            if let Some(signal) = out.signal {
                 failures.push(format!("{what} died by signal {signal}: {stderr}"));
                 continue;
             }
-            match out.status.code() {
+            match out.code {
                 Some(0) => ok += 1,
                 Some(2) => {
                     // One error line, last; `tp index` may print progress and warnings
@@ -274,10 +210,5 @@ fn files_truncated_and_rewritten_under_searches_never_kill_them() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The index is whole again: it searches.
-    let out = sb.tp(&["search", "split the pot", "--output", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tp(sb, &["search", "split the pot", "--output", "json"]).ok();
 }

@@ -19,250 +19,28 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use fs2::FileExt;
-use tempfile::TempDir;
+mod common;
+use common::{copy_dir, Rng, Run, Sandbox, RUN_TIMEOUT};
 
 // ---------------------------------------------------------------------------------------------
-// Running tp
+// Running tp (the harness is tests/common)
 // ---------------------------------------------------------------------------------------------
 
-const TP: &str = env!("CARGO_BIN_EXE_tp");
-
-/// No single `tp` run here comes near this, even in a debug build on a loaded 2-core machine;
-/// a run that does is hung, and is killed and reported.
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// What a finished (or killed) `tp` printed.
-#[derive(Debug)]
-struct Out {
-    what: String,
-    /// The exit code; `None` when killed by a signal.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    /// Asserts a zero exit and no panic; returns self.
-    fn ok(self) -> Out {
-        self.no_panic();
-        assert_eq!(
-            self.code,
-            Some(0),
-            "{} failed:\nstdout: {}\nstderr: {}",
-            self.what,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Asserts the process did not panic (a panic is a bug, whatever the input).
-    fn no_panic(&self) {
-        assert!(
-            !self.stderr.contains("panicked") && self.code != Some(101),
-            "{} panicked (exit {:?}):\n{}",
-            self.what,
-            self.code,
-            self.stderr
-        );
-    }
-}
-
-/// A `tp` process; killed and reaped when dropped, so a failing test leaks no process.
-struct Running {
-    what: String,
-    child: Child,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
-    /// stderr, line by line, as it is printed.
-    stderr_lines: Receiver<String>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command, what: String) -> Running {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        let mut out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let stdout = thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        });
-        let (tx, stderr_lines) = mpsc::channel();
-        let stderr = thread::spawn(move || {
-            let mut all = String::new();
-            let mut reader = BufReader::new(err);
-            let mut line = Vec::new();
-            while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                let text = String::from_utf8_lossy(&line).into_owned();
-                all.push_str(&text);
-                let _ = tx.send(text);
-                line.clear();
-            }
-            all
-        });
-        Running {
-            what,
-            child,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-            stderr_lines,
-        }
-    }
-
-    /// Whether the process is still running.
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits up to `timeout` for a line of stderr containing `needle`; returns it.
-    fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            match self.stderr_lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Waits for the process to exit (killing it and failing the test after [`RUN_TIMEOUT`]).
-    fn wait(mut self) -> Out {
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                }
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!("{} did not finish in {RUN_TIMEOUT:?}", self.what);
-                }
-                Err(e) => panic!("cannot wait for {}: {e}", self.what),
-            }
-        }
-        self.collect()
-    }
-
-    /// Kills the process with SIGKILL (if it is still running) and reaps it.
-    fn kill(mut self) -> Out {
-        let _ = self.child.kill();
-        self.collect()
-    }
-
-    fn collect(&mut self) -> Out {
-        let status = self.child.wait().unwrap();
-        let stdout = self.stdout.take().unwrap().join().unwrap();
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        Out {
-            what: self.what.clone(),
-            code: status.code(),
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A test's own temporary folder: repositories side by side, and an empty `$HOME` so no user
-/// setting (global git excludes, a model cache) changes what `tp` does.
-struct Sandbox {
-    _tmp: TempDir,
-    base: PathBuf,
-    home: PathBuf,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let tmp = tempfile::Builder::new()
-            .prefix("tp-storage-")
-            .tempdir()
-            .unwrap();
-        // Canonical, so it matches the paths tp prints (it canonicalizes --repo).
-        let base = tmp.path().canonicalize().unwrap();
-        let home = base.join("home");
-        fs::create_dir_all(&home).unwrap();
-        Sandbox {
-            _tmp: tmp,
-            base,
-            home,
-        }
-    }
-
-    /// A new empty folder `name` in the sandbox.
-    fn dir(&self, name: &str) -> PathBuf {
-        let p = self.base.join(name);
-        fs::create_dir_all(&p).unwrap();
-        p
-    }
-
-    fn command(&self, repo: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(TP);
-        cmd.args(args)
-            .arg("--repo")
-            .arg(repo)
-            .current_dir(repo)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("TURBOPROP_CACHE_DIR")
-            .env("NO_COLOR", "1")
-            // One commit per run, whatever the machine's speed: without it, the ~10 s commit
-            // batching splits a run on a loaded machine, and a kill then lands between batches
-            // (test build only; see index_cmd.rs).
-            .env("TURBOPROP_COMMIT_EVERY_FILES", "1000000000")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Starts `tp ARGS --repo REPO`.
-    fn spawn(&self, repo: &Path, args: &[&str]) -> Running {
-        let what = format!("tp {} (in {})", args.join(" "), repo.display());
-        Running::spawn(self.command(repo, args), what)
-    }
-
-    /// Runs `tp ARGS --repo REPO` to the end.
-    fn tp(&self, repo: &Path, args: &[&str]) -> Out {
-        self.spawn(repo, args).wait()
-    }
-
-    /// `tp search QUERY --output json --limit 20`, which must succeed, as an [`Answer`].
-    fn answer(&self, repo: &Path, query: &str) -> Answer {
-        let out = self
-            .tp(
-                repo,
-                &["search", query, "--output", "json", "--limit", "20"],
-            )
-            .ok();
-        answer_of(&out)
-    }
+/// `tp search QUERY --output json --limit 20` in `repo`, which must succeed, as an [`Answer`].
+fn answer(sb: &Sandbox, repo: &Path, query: &str) -> Answer {
+    let out = sb
+        .tp_at(
+            repo,
+            &["search", query, "--output", "json", "--limit", "20"],
+        )
+        .ok();
+    answer_of(&out)
 }
 
 /// A search's hits, comparable across copies of a repository: (score rounded to 3 decimals,
@@ -271,14 +49,14 @@ impl Sandbox {
 /// between copies that committed the same content in different steps).
 type Answer = Vec<(i64, String, u64, u64)>;
 
-fn answer_of(out: &Out) -> Answer {
+fn answer_of(out: &Run) -> Answer {
     let mut hits: Answer = out
         .stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: bad JSON line {l:?}: {e}", out.what));
+                .unwrap_or_else(|e| panic!("{}: bad JSON line {l:?}: {e}", out.args));
             let score = v["score"].as_f64().unwrap();
             (
                 -((score * 1000.0).round() as i64),
@@ -305,29 +83,6 @@ fn seed(default: u64) -> u64 {
             .map_or_else(|| s.parse(), |h| u64::from_str_radix(h, 16))
             .unwrap_or_else(|e| panic!("TP_STORAGE_SEED={s:?}: {e}")),
         Err(_) => default,
-    }
-}
-
-/// SplitMix64: a small seeded generator, so a failing trial replays exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-
-    /// Uniform in `0.0..1.0`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -555,19 +310,18 @@ fn sigkill_during_tp_index_of_a_two_space_index_leaves_the_previous_or_the_new_c
 }
 
 fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let (a, b) = (sb.dir("a"), sb.dir("b"));
     if with_model {
         // In the user cache (a repository's own models are used only with --repo-model).
-        turboprop_embed::write_tiny_bert(&sb.home.join(".cache/turboprop/models/tiny-bert"), 13)
-            .unwrap();
+        turboprop_embed::write_tiny_bert(&sb.cache.join("models/tiny-bert"), 13).unwrap();
     }
     let mut rng = Rng(seed);
     let mut corpus = Corpus::new(&mut rng);
     corpus.populate(&[&a, &b], &mut rng, 200, (160, 360));
     let query = corpus.query();
     let started = Instant::now();
-    sb.tp(&a, &["index"]).ok();
+    sb.tp_at(&a, &["index"]).ok();
     let full = started.elapsed();
     // B's files have A's sizes and modification times, so A's index is B's too.
     copy_dir(&a.join(".turboprop"), &b.join(".turboprop"));
@@ -586,10 +340,10 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
         "the generated repo has only {chunks} chunks"
     );
 
-    let mut old = sb.answer(&a, &query);
+    let mut old = answer(&sb, &a, &query);
     assert_eq!(
         old,
-        sb.answer(&b, &query),
+        answer(&sb, &b, &query),
         "identical copies answer differently"
     );
     assert!(old.len() >= 10, "the query finds too little: {old:?}");
@@ -597,9 +351,9 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
         let context = format!("seed {seed:#x}, trial {trial}");
         corpus.change(&[&a, &b], &mut rng, trial, 10);
         let started = Instant::now();
-        sb.tp(&b, &["index"]).ok();
+        sb.tp_at(&b, &["index"]).ok();
         let incremental = started.elapsed();
-        let new = sb.answer(&b, &query);
+        let new = answer(&sb, &b, &query);
         let (args, typical): (&[&str], _) = if trial % 25 == 12 {
             (&["index", "--rebuild"], full)
         } else {
@@ -614,7 +368,7 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
             0.5 + rng.unit() * 0.6
         };
         let delay = typical.mul_f64(at);
-        let writer = sb.spawn(&a, args);
+        let writer = sb.spawn_at(&a, args);
         thread::sleep(delay);
         writer.kill().no_panic();
         let context = format!(
@@ -622,7 +376,7 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
             args.join(" ")
         );
 
-        let verify = sb.tp(&a, &["verify"]);
+        let verify = sb.tp_at(&a, &["verify"]);
         verify.no_panic();
         assert_eq!(
             verify.code,
@@ -630,16 +384,16 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
             "{context}: tp verify fails after the kill: {}",
             verify.stderr
         );
-        let got = sb.answer(&a, &query);
+        let got = answer(&sb, &a, &query);
         assert!(
             got == old || got == new,
             "{context}: the search answers neither the previous commit nor the new one\n\
              previous: {old:?}\nnew: {new:?}\ngot: {got:?}"
         );
 
-        sb.tp(&a, &["index"]).ok();
+        sb.tp_at(&a, &["index"]).ok();
         assert_eq!(
-            sb.answer(&a, &query),
+            answer(&sb, &a, &query),
             new,
             "{context}: tp index after the kill does not reach the new state"
         );
@@ -657,7 +411,7 @@ fn sigkill_trials(trials: usize, seed: u64, with_model: bool) {
 fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
     const TRIALS: usize = 25;
     let seed = seed(0x7e57_0008);
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let mut rng = Rng(seed);
     let mut corpus = Corpus::new(&mut rng);
     let template = sb.dir("template");
@@ -672,9 +426,9 @@ fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
         repo
     };
     let started = Instant::now();
-    sb.tp(&template, &["index"]).ok();
+    sb.tp_at(&template, &["index"]).ok();
     let full = started.elapsed();
-    let expected = sb.answer(&template, &query);
+    let expected = answer(&sb, &template, &query);
 
     for trial in 0..TRIALS {
         let repo = fresh(&format!("trial-{trial}"));
@@ -684,7 +438,7 @@ fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
             rng.unit() * 1.1
         };
         let delay = full.mul_f64(at);
-        let writer = sb.spawn(&repo, &["index"]);
+        let writer = sb.spawn_at(&repo, &["index"]);
         thread::sleep(delay);
         writer.kill().no_panic();
         let context = format!("seed {seed:#x}, trial {trial}, killed after {delay:?} of {full:?}");
@@ -695,7 +449,7 @@ fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
             })
             .unwrap_or_default();
 
-        let search = sb.tp(
+        let search = sb.tp_at(
             &repo,
             &["search", &query, "--output", "json", "--limit", "20"],
         );
@@ -710,7 +464,7 @@ fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
             ),
             code => panic!("{context}: search exited {code:?}: {}", search.stderr),
         }
-        let index = sb.tp(&repo, &["index"]);
+        let index = sb.tp_at(&repo, &["index"]);
         index.no_panic();
         assert_eq!(
             index.code,
@@ -718,8 +472,8 @@ fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
             "{context}: the killed first run left {left:?}, and tp index then fails: {}",
             index.stderr
         );
-        sb.tp(&repo, &["verify"]).ok();
-        assert_eq!(sb.answer(&repo, &query), expected, "{context}");
+        sb.tp_at(&repo, &["verify"]).ok();
+        assert_eq!(answer(&sb, &repo, &query), expected, "{context}");
         assert_no_leftovers(&repo, &context);
         fs::remove_dir_all(&repo).unwrap();
     }
@@ -732,14 +486,14 @@ fn sigkill_during_the_first_tp_index_never_blocks_the_next_one() {
 /// `version.txt` in a new index folder.
 #[test]
 fn leftovers_of_a_killed_writer_are_ignored_and_cleaned_by_the_next_tp_index() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let mut rng = Rng(0x7e57_0009);
     let mut corpus = Corpus::new(&mut rng);
     let (repo, first) = (sb.dir("repo"), sb.dir("first"));
     corpus.populate(&[&repo, &first], &mut rng, 10, (20, 120));
     let query = corpus.query();
-    sb.tp(&repo, &["index"]).ok();
-    let expected = sb.answer(&repo, &query);
+    sb.tp_at(&repo, &["index"]).ok();
+    let expected = answer(&sb, &repo, &query);
 
     let index = index_dir(&repo);
     fs::write(
@@ -752,20 +506,20 @@ fn leftovers_of_a_killed_writer_are_ignored_and_cleaned_by_the_next_tp_index() {
     fs::write(index.join("seg-00000099/.tp-tmp-999999-1-chunks.bin"), b"").unwrap();
     fs::write(index.join("del-00000001-00000099.bin"), b"TPDELETE").unwrap();
     assert_eq!(
-        sb.answer(&repo, &query),
+        answer(&sb, &repo, &query),
         expected,
         "leftovers change a search"
     );
-    sb.tp(&repo, &["verify"]).ok();
-    sb.tp(&repo, &["index"]).ok();
+    sb.tp_at(&repo, &["verify"]).ok();
+    sb.tp_at(&repo, &["index"]).ok();
     assert_no_leftovers(&repo, "after a tp index");
-    assert_eq!(sb.answer(&repo, &query), expected);
+    assert_eq!(answer(&sb, &repo, &query), expected);
 
     // A first writer killed while writing version.txt through its temp file.
     let index = index_dir(&first);
     fs::create_dir_all(&index).unwrap();
     fs::write(index.join(".tp-tmp-999999-0-version.txt"), "turboprop-in").unwrap();
-    let out = sb.tp(&first, &["index"]);
+    let out = sb.tp_at(&first, &["index"]);
     out.no_panic();
     assert_eq!(
         out.code,
@@ -773,9 +527,9 @@ fn leftovers_of_a_killed_writer_are_ignored_and_cleaned_by_the_next_tp_index() {
         "tp index refuses the folder a killed first writer left: {}",
         out.stderr
     );
-    sb.tp(&first, &["verify"]).ok();
+    sb.tp_at(&first, &["verify"]).ok();
     assert_no_leftovers(&first, "after the first complete tp index");
-    assert_eq!(sb.answer(&first, &query), expected);
+    assert_eq!(answer(&sb, &first, &query), expected);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -786,7 +540,7 @@ fn leftovers_of_a_killed_writer_are_ignored_and_cleaned_by_the_next_tp_index() {
 /// (and joined) when dropped too, so a failing test leaves no reader running.
 struct Readers {
     done: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<Out>>>,
+    seen: Arc<Mutex<Vec<Run>>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -794,7 +548,7 @@ impl Readers {
     /// `n` threads; thread `i` runs `make(i)` over and over (at least once).
     fn start<F>(n: usize, mut make: impl FnMut(usize) -> F) -> Readers
     where
-        F: FnMut() -> Out + Send + 'static,
+        F: FnMut() -> Run + Send + 'static,
     {
         let done = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -819,7 +573,7 @@ impl Readers {
     }
 
     /// Stops the readers and returns what they saw.
-    fn stop(mut self) -> Vec<Out> {
+    fn stop(mut self) -> Vec<Run> {
         assert!(
             self.join(),
             "a reader thread panicked (see its message above)"
@@ -853,24 +607,24 @@ fn searches_during_commits_succeed_and_see_only_committed_generations() {
     const COMMITS: usize = 20;
     const READERS: usize = 3;
     let seed = seed(0x7e57_0004);
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let repo = sb.dir("repo");
     let mut rng = Rng(seed);
     let mut corpus = Corpus::new(&mut rng);
     corpus.populate(&[&repo], &mut rng, 200, (40, 160));
     let query = corpus.query();
-    sb.tp(&repo, &["index"]).ok();
+    sb.tp_at(&repo, &["index"]).ok();
 
     // The answer of every committed generation, recorded right after its commit (before the
     // next change), so by the end it holds every answer a reader may have seen.
     let mut generations: HashSet<Answer> = HashSet::new();
-    generations.insert(sb.answer(&repo, &query));
+    generations.insert(answer(&sb, &repo, &query));
 
     let sb = Arc::new(sb);
     let readers = Readers::start(READERS, |_| {
         let (sb, repo, query) = (Arc::clone(&sb), repo.clone(), query.clone());
         move || {
-            sb.tp(
+            sb.tp_at(
                 &repo,
                 &["search", &query, "--output", "json", "--limit", "20"],
             )
@@ -879,13 +633,13 @@ fn searches_during_commits_succeed_and_see_only_committed_generations() {
 
     for step in 0..COMMITS {
         corpus.change(&[&repo], &mut rng, step, 5);
-        let out = sb.tp(&repo, &["index"]).ok();
+        let out = sb.tp_at(&repo, &["index"]).ok();
         assert!(
             out.stderr.contains("indexed"),
             "commit {step} wrote nothing: {}",
             out.stderr
         );
-        generations.insert(sb.answer(&repo, &query));
+        generations.insert(answer(&sb, &repo, &query));
     }
     let seen = readers.stop();
 
@@ -913,7 +667,7 @@ fn searches_during_commits_succeed_and_see_only_committed_generations() {
             "seed {seed:#x}: a search during commits saw no committed generation: {answer:?}"
         );
     }
-    sb.tp(&repo, &["verify"]).ok();
+    sb.tp_at(&repo, &["verify"]).ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -921,17 +675,17 @@ fn searches_during_commits_succeed_and_see_only_committed_generations() {
 // ---------------------------------------------------------------------------------------------
 
 /// DESIGN.md guarantee 2: one writer at a time. While the writer lock is held (by this test,
-/// through the same `fs2` lock `tp index` takes), `tp index` says it is waiting and does not
+/// through the same flock(2) lock `tp index` takes), `tp index` says it is waiting and does not
 /// run; `tp index --no-wait` fails at once with exit 2 and a one-line message; once the lock
 /// is released the waiting writer commits, and the index verifies.
 #[test]
 fn second_writer_waits_for_the_lock_or_fails_at_once_with_no_wait() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let repo = sb.dir("repo");
     let mut rng = Rng(0x7e57_0005);
     let mut corpus = Corpus::new(&mut rng);
     corpus.populate(&[&repo], &mut rng, 20, (20, 80));
-    sb.tp(&repo, &["index"]).ok();
+    sb.tp_at(&repo, &["index"]).ok();
     let generation = manifest(&repo)["generation"].as_u64().unwrap();
     corpus.change(&[&repo], &mut rng, 0, 100);
 
@@ -941,9 +695,9 @@ fn second_writer_waits_for_the_lock_or_fails_at_once_with_no_wait() {
         .write(true)
         .open(&lock_path)
         .unwrap();
-    lock.try_lock_exclusive().unwrap();
+    lock.try_lock().unwrap();
 
-    let mut waiting = sb.spawn(&repo, &["index"]);
+    let mut waiting = sb.spawn_at(&repo, &["index"]);
     let line = waiting
         .wait_for_stderr("waiting for another tp index", RUN_TIMEOUT)
         .unwrap_or_else(|| panic!("tp index never said it was waiting"));
@@ -952,7 +706,7 @@ fn second_writer_waits_for_the_lock_or_fails_at_once_with_no_wait() {
         "the waiting message does not name the index: {line}"
     );
 
-    let busy = sb.tp(&repo, &["index", "--no-wait"]);
+    let busy = sb.tp_at(&repo, &["index", "--no-wait"]);
     busy.no_panic();
     assert_eq!(busy.code, Some(2), "tp index --no-wait: {}", busy.stderr);
     assert_eq!(
@@ -971,7 +725,7 @@ fn second_writer_waits_for_the_lock_or_fails_at_once_with_no_wait() {
     assert!(waiting.is_running(), "tp index ran while the lock was held");
     assert_eq!(manifest(&repo)["generation"].as_u64(), Some(generation));
 
-    FileExt::unlock(&lock).unwrap();
+    lock.unlock().unwrap();
     drop(lock);
     waiting.wait().ok();
     assert_eq!(
@@ -979,8 +733,8 @@ fn second_writer_waits_for_the_lock_or_fails_at_once_with_no_wait() {
         Some(generation + 1),
         "the waiting writer did not commit once the lock was free"
     );
-    sb.tp(&repo, &["verify"]).ok();
-    let again = sb.tp(&repo, &["index", "--no-wait"]).ok();
+    sb.tp_at(&repo, &["verify"]).ok();
+    let again = sb.tp_at(&repo, &["index", "--no-wait"]).ok();
     assert!(
         again.stderr.contains("up to date"),
         "the waiting writer missed changes: {}",
@@ -995,7 +749,7 @@ fn second_writer_waits_for_the_lock_or_fails_at_once_with_no_wait() {
 /// verifies and answers exactly like a fresh index of the same files.
 #[test]
 fn concurrent_tp_index_runs_never_corrupt_the_index() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let (repo, fresh) = (sb.dir("repo"), sb.dir("fresh"));
     let mut rng = Rng(0x7e57_0006);
     let mut corpus = Corpus::new(&mut rng);
@@ -1006,9 +760,9 @@ fn concurrent_tp_index_runs_never_corrupt_the_index() {
         if round > 0 {
             corpus.change(&[&repo, &fresh], &mut rng, round, 2);
         }
-        let first = sb.spawn(&repo, &["index"]);
-        let second = sb.spawn(&repo, &["index"]);
-        let impatient = sb.spawn(&repo, &["index", "--no-wait"]);
+        let first = sb.spawn_at(&repo, &["index"]);
+        let second = sb.spawn_at(&repo, &["index"]);
+        let impatient = sb.spawn_at(&repo, &["index", "--no-wait"]);
         first.wait().ok();
         second.wait().ok();
         let impatient = impatient.wait();
@@ -1032,14 +786,14 @@ fn concurrent_tp_index_runs_never_corrupt_the_index() {
                 impatient.stderr
             );
         }
-        sb.tp(&repo, &["verify"]).ok();
+        sb.tp_at(&repo, &["verify"]).ok();
         assert_no_leftovers(&repo, &format!("round {round}"));
 
         let _ = fs::remove_dir_all(fresh.join(".turboprop"));
-        sb.tp(&fresh, &["index"]).ok();
+        sb.tp_at(&fresh, &["index"]).ok();
         assert_eq!(
-            sb.answer(&repo, &query),
-            sb.answer(&fresh, &query),
+            answer(&sb, &repo, &query),
+            answer(&sb, &fresh, &query),
             "round {round}: racing writers give another index than a fresh one"
         );
     }
@@ -1117,19 +871,6 @@ fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, "", &mut out);
     out.sort();
     out
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            fs::copy(e.path(), &to).unwrap();
-        }
-    }
 }
 
 /// Every file of the repository outside `.turboprop/`, with its bytes.
@@ -1217,20 +958,19 @@ fn every_damaged_file_of_a_two_space_index_is_named_and_rebuild_recovers() {
 }
 
 fn corruption_matrix(with_model: bool) {
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let repo = sb.dir("repo");
     if with_model {
         // In the user cache (a repository's own models are used only with --repo-model).
-        turboprop_embed::write_tiny_bert(&sb.home.join(".cache/turboprop/models/tiny-bert"), 11)
-            .unwrap();
+        turboprop_embed::write_tiny_bert(&sb.cache.join("models/tiny-bert"), 11).unwrap();
     }
     let mut rng = Rng(0x7e57_0007);
     let mut corpus = Corpus::new(&mut rng);
     corpus.populate(&[&repo], &mut rng, 6, (30, 90));
     let query = corpus.query();
-    sb.tp(&repo, &["index"]).ok();
+    sb.tp_at(&repo, &["index"]).ok();
     corpus.edit(&[&repo], &mut rng);
-    sb.tp(&repo, &["index"]).ok();
+    sb.tp_at(&repo, &["index"]).ok();
 
     let index = index_dir(&repo);
     let pristine = sb.dir("pristine");
@@ -1277,7 +1017,7 @@ fn corruption_matrix(with_model: bool) {
             "no segment file {kind}: {files:?}"
         );
     }
-    let expected = sb.answer(&repo, &query);
+    let expected = answer(&sb, &repo, &query);
     assert!(!expected.is_empty());
     let before = sources(&repo);
 
@@ -1341,7 +1081,7 @@ impl DamageCase<'_> {
             stderr.contains(&named) || (!self.rel.contains('/') && stderr.contains(self.rel))
         };
 
-        let search = sb.tp(
+        let search = sb.tp_at(
             repo,
             &["search", self.query, "--output", "json", "--limit", "20"],
         );
@@ -1377,7 +1117,7 @@ impl DamageCase<'_> {
             )),
         }
 
-        let verify = sb.tp(repo, &["verify"]);
+        let verify = sb.tp_at(repo, &["verify"]);
         verify.no_panic();
         let may_pass = matches!(role, Role::Config | Role::Lock);
         let must_pass = role == Role::Lock
@@ -1398,7 +1138,7 @@ impl DamageCase<'_> {
             )),
         }
 
-        let rebuild = sb.tp(repo, &["index", "--rebuild"]);
+        let rebuild = sb.tp_at(repo, &["index", "--rebuild"]);
         rebuild.no_panic();
         if rebuild.code != Some(0) {
             broken.push(format!(
@@ -1407,14 +1147,14 @@ impl DamageCase<'_> {
             ));
             return broken;
         }
-        let verify = sb.tp(repo, &["verify"]);
+        let verify = sb.tp_at(repo, &["verify"]);
         verify.no_panic();
         if verify.code != Some(0) {
             broken.push(format!(
                 "tp verify fails after the rebuild: {}",
                 verify.stderr.trim_end()
             ));
-        } else if sb.answer(repo, self.query) != *self.expected {
+        } else if answer(sb, repo, self.query) != *self.expected {
             broken.push("the rebuilt index answers differently".to_owned());
         }
         broken
@@ -1457,13 +1197,13 @@ fn index_in_format_v1_still_opens() {
             "the fixture has no {kind}: {index_files:?}"
         );
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::empty();
     let repo = sb.dir("repo");
     copy_dir(&fixture, &repo);
 
     let search = |query: &str| {
         let out = sb
-            .tp(
+            .tp_at(
                 &repo,
                 &["search", query, "--output", "json", "--limit", "5"],
             )
@@ -1492,7 +1232,7 @@ fn index_in_format_v1_still_opens() {
         1,
         "a deleted row is found: {hits:?}"
     );
-    let verify = sb.tp(&repo, &["verify"]).ok();
+    let verify = sb.tp_at(&repo, &["verify"]).ok();
     assert!(
         verify
             .stdout
@@ -1508,9 +1248,9 @@ fn index_in_format_v1_still_opens() {
         "meeting notes about the quarterly report\n",
     )
     .unwrap();
-    sb.tp(&repo, &["index"]).ok();
-    sb.tp(&repo, &["verify"]).ok();
-    let hits = sb.answer(&repo, "quarterly report meeting");
+    sb.tp_at(&repo, &["index"]).ok();
+    sb.tp_at(&repo, &["verify"]).ok();
+    let hits = answer(&sb, &repo, "quarterly report meeting");
     assert_eq!(hits.first().map(|h| h.1.as_str()), Some("notes.txt"));
     let hits = search("settle the invoice and refund the customer");
     assert_eq!(hits[0]["file"], "billing/invoice.py", "{hits:?}");

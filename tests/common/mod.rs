@@ -1,31 +1,44 @@
-//! Helpers shared by the integration tests that drive the real `tp` binary: a sandbox per
-//! test (a temporary repository, the poker fixture or empty, and an empty `$HOME`), runs of
-//! `tp` that assert no panic and an allowed exit code, and parsers of its output.
+//! The one harness of the integration tests that drive the real `tp` binary (issue 18: there
+//! were five near-copies). Each test file includes it with `mod common;` and uses what it
+//! needs:
 //!
-//! Each test file includes this with `mod common;` and uses what it needs.
+//! - [`Sandbox`] (`sandbox.rs`): a test's own temporary repository, `$HOME` and model cache,
+//!   and runs of `tp` in it;
+//! - [`Running`] and [`Run`] (`process.rs`): a `tp` process bounded by a timeout, and what it
+//!   printed, with the contract's checks (`ok`, `err`, `only_err`, `usage_err`);
+//! - below: parsers of search output, file helpers and a seeded generator of repositories.
+//!
+//! Checks that need something a machine may lack skip loudly, or fail where CI requires them:
+//! see the `turboprop-testkit` crate.
 
 // Not every test file uses every helper.
 #![allow(dead_code)]
 // Tests fail loudly; `unwrap` on a test's own set-up is the clearest way to say so.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+mod process;
+mod sandbox;
+
+#[allow(unused_imports)]
+pub use process::{Run, Running, RUN_TIMEOUT};
+pub use sandbox::Sandbox;
+
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
 /// The `tp` binary under test.
 pub const TP: &str = env!("CARGO_BIN_EXE_tp");
 
+/// The poker fixture (`tests/fixtures/poker/`, see its `EXPECTED.md`).
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/poker")
 }
 
-/// Copies `src` into `dst` recursively (files and folders; the fixture has no links).
+/// Copies `src` into `dst` recursively (files and folders; links are an error).
 pub fn copy_dir(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).unwrap();
     for entry in fs::read_dir(src).unwrap() {
@@ -37,264 +50,55 @@ pub fn copy_dir(src: &Path, dst: &Path) {
         } else if ty.is_file() {
             fs::copy(entry.path(), &to).unwrap();
         } else {
-            panic!(
-                "unexpected entry in the fixture: {}",
-                entry.path().display()
-            );
+            panic!("unexpected entry to copy: {}", entry.path().display());
         }
     }
 }
 
-/// A test's own temporary folder: `repo/` (a copy of the fixture, or empty) and `home/` (an
-/// empty `$HOME` and caches, so neither the user's global git excludes nor their installed
-/// models can change what is indexed or how).
-pub struct Sandbox {
-    _tmp: TempDir,
-    pub root: PathBuf,
-    pub home: PathBuf,
+/// A seeded pseudo-random generator (splitmix64): a failing test names its seed and replays.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+
+    /// Uniform in `0.0..1.0`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// One of `items`.
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.range(0, items.len() - 1)]
+    }
 }
 
-impl Sandbox {
-    /// A fresh copy of the poker fixture.
-    pub fn poker() -> Sandbox {
-        let sb = Sandbox::empty();
-        copy_dir(&fixture_dir(), &sb.root);
-        sb
-    }
-
-    /// A fresh copy of the poker fixture, indexed.
-    pub fn indexed_poker() -> Sandbox {
-        let sb = Sandbox::poker();
-        sb.tp(&["index"]).ok();
-        sb
-    }
-
-    /// An empty repository folder.
-    pub fn empty() -> Sandbox {
-        let tmp = tempfile::Builder::new()
-            .prefix("tp-cli-")
-            .tempdir()
-            .unwrap();
-        // Canonical, so it matches the paths tp prints (it canonicalizes --repo).
-        let base = tmp.path().canonicalize().unwrap();
-        let root = base.join("repo");
-        let home = base.join("home");
-        fs::create_dir_all(&root).unwrap();
-        fs::create_dir_all(&home).unwrap();
-        Sandbox {
-            _tmp: tmp,
-            root,
-            home,
+/// Writes `files` Rust files of `lines` one-line functions under `root/src/m<f % 20>/`, each
+/// named by two words of `words` chosen by a generator seeded with `seed`.
+pub fn generate_functions(root: &Path, files: usize, lines: usize, words: &[&str], seed: u64) {
+    let mut rng = Rng(seed);
+    for f in 0..files {
+        let mut text = String::new();
+        for l in 0..lines {
+            let (a, b) = (rng.pick(words), rng.pick(words));
+            text.push_str(&format!(
+                "fn {a}_{b}_{f}_{l}(x: u32) -> u32 {{ x + {} }}\n",
+                rng.next() % 97
+            ));
         }
-    }
-
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    pub fn index_dir(&self) -> PathBuf {
-        self.root.join(".turboprop/index")
-    }
-
-    pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, bytes).unwrap();
-    }
-
-    /// A `tp` command run in the repository folder.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(TP);
-        cmd.args(args)
-            .current_dir(&self.root)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            // No installed models: the model cache is the empty $HOME's.
-            .env_remove("XDG_CACHE_HOME")
-            .env_remove("TURBOPROP_CACHE_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs `tp ARGS` in the repository folder.
-    pub fn tp(&self, args: &[&str]) -> Run {
-        Run::new(args, self.command(args).output().unwrap())
-    }
-
-    /// Runs `tp ARGS` in `cwd`.
-    pub fn tp_in(&self, cwd: &Path, args: &[&str]) -> Run {
-        let mut cmd = self.command(args);
-        cmd.current_dir(cwd);
-        Run::new(args, cmd.output().unwrap())
-    }
-
-    /// `tp search QUERY --output json EXTRA...`, successful, parsed.
-    pub fn search(&self, query: &str, extra: &[&str]) -> Vec<Value> {
-        let mut args = vec!["search", query, "--output", "json"];
-        args.extend_from_slice(extra);
-        parse_hits(&self.tp(&args).ok().stdout)
-    }
-
-    /// The files of the hits of `search`.
-    pub fn search_files(&self, query: &str, extra: &[&str]) -> Vec<String> {
-        files(&self.search(query, extra))
-    }
-
-    /// `tp status --output json`, parsed.
-    pub fn status(&self) -> Value {
-        serde_json::from_str(&self.tp(&["status", "--output", "json"]).ok().stdout).unwrap()
-    }
-
-    /// Every file of the repository outside `.turboprop/`, with its bytes.
-    pub fn sources(&self) -> BTreeMap<String, Vec<u8>> {
-        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-            for entry in fs::read_dir(dir).unwrap() {
-                let entry = entry.unwrap();
-                let p = entry.path();
-                let ty = entry.file_type().unwrap();
-                if ty.is_dir() {
-                    if entry.file_name() != ".turboprop" {
-                        walk(&p, root, out);
-                    }
-                } else if ty.is_file() {
-                    let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                    out.insert(rel, fs::read(&p).unwrap());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.root, &self.root, &mut out);
-        out
-    }
-
-    /// Replaces the sandbox's absolute paths in `s` with `[REPO]` / `[HOME]`.
-    pub fn redact(&self, s: &str) -> String {
-        s.replace(&self.root.display().to_string(), "[REPO]")
-            .replace(&self.home.display().to_string(), "[HOME]")
-    }
-}
-
-/// The result of one `tp` run. Creating it asserts what must hold for every run: no panic,
-/// and an exit code of 0 or 2 (never a signal, never another code).
-pub struct Run {
-    pub args: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn new(args: &[&str], out: Output) -> Run {
-        let run = Run {
-            args: format!("{args:?}"),
-            code: out.status.code(),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        };
-        run.assert_no_panic();
-        assert!(
-            matches!(run.code, Some(0 | 2)),
-            "tp {} exited with {:?} (only 0 and 2 are allowed)\n{}",
-            run.args,
-            run.code,
-            run.describe()
-        );
-        run
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout, self.stderr
-        )
-    }
-
-    pub fn assert_no_panic(&self) {
-        assert!(
-            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
-            "tp {} panicked\n{}",
-            self.args,
-            self.describe()
-        );
-    }
-
-    /// Asserts success (exit 0).
-    pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "tp {} should succeed\n{}",
-            self.args,
-            self.describe()
-        );
-        self
-    }
-
-    /// Asserts an error of the contract's kind: exit 2, nothing on stdout, and the error as
-    /// exactly one `error: ...` line, which is the last line on stderr (progress or
-    /// `damaged:` lines may precede it). Returns the error line.
-    pub fn err(&self) -> String {
-        assert_eq!(
-            self.code,
-            Some(2),
-            "tp {} should fail with exit code 2\n{}",
-            self.args,
-            self.describe()
-        );
-        assert!(
-            self.stdout.is_empty(),
-            "tp {} failed but printed to stdout\n{}",
-            self.args,
-            self.describe()
-        );
-        let errors: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .collect();
-        assert_eq!(
-            errors.len(),
-            1,
-            "tp {}: expected exactly one error line\n{}",
-            self.args,
-            self.describe()
-        );
-        assert_eq!(
-            self.stderr.lines().last(),
-            Some(errors[0]),
-            "tp {}: the error must be the last line\n{}",
-            self.args,
-            self.describe()
-        );
-        errors[0].to_owned()
-    }
-
-    /// Like [`Run::err`], and stderr must be that one line and nothing else.
-    pub fn only_err(&self) -> String {
-        let line = self.err();
-        assert_eq!(
-            self.stderr.lines().count(),
-            1,
-            "tp {}: expected a one-line error\n{}",
-            self.args,
-            self.describe()
-        );
-        line
-    }
-
-    /// Asserts a usage error as clap reports it: exit 2, nothing on stdout, an `error:` first
-    /// line on stderr.
-    pub fn usage_err(&self) {
-        assert_eq!(
-            self.code,
-            Some(2),
-            "tp {} is a usage error\n{}",
-            self.args,
-            self.describe()
-        );
-        assert!(self.stdout.is_empty(), "{}", self.describe());
-        assert!(self.stderr.starts_with("error:"), "{}", self.describe());
+        let dir = root.join(format!("src/m{}", f % 20));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{f}.rs")), text).unwrap();
     }
 }
 

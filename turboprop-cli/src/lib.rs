@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 on success (also when a search finds nothing), 2 on any error, usage errors
 //! included. A closed pipe (`tp search ... | head -1`) is not an error.
+#![forbid(unsafe_code)]
 
 mod args;
 mod batching;

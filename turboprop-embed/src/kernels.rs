@@ -6,6 +6,7 @@
 //!
 //! Every row operation is compiled twice: for the baseline target and for AVX2 + FMA, picked
 //! once per call at run time.
+#![allow(unsafe_code)]
 
 /// How a matrix product may use threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

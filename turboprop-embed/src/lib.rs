@@ -57,6 +57,8 @@
 //! # Ok(())
 //! # }
 //! ```
+// unsafe code only in the modules that allow it (ARCHITECTURE.md; tests/tidy.rs).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod analyze;

@@ -191,12 +191,9 @@ mod tests {
     #[test]
     fn the_fast_wordpiece_loader_gives_minilms_ids() {
         // The real model's folder, when the test environment has it (`.ci/run` does).
-        match std::env::var_os("TURBOPROP_TEST_MINILM") {
-            Some(dir) => same_ids(Path::new(&dir)),
-            None if std::env::var_os("TURBOPROP_REQUIRE_MODEL").is_some() => {
-                panic!("TURBOPROP_REQUIRE_MODEL is set but TURBOPROP_TEST_MINILM is not")
-            }
-            None => eprintln!("skipped: TURBOPROP_TEST_MINILM is not set"),
+        if let Some(dir) = turboprop_testkit::minilm("the_fast_wordpiece_loader_gives_minilms_ids")
+        {
+            same_ids(&dir);
         }
     }
 

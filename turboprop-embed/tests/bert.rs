@@ -2,8 +2,6 @@
 //! all-MiniLM-L6-v2 against sentence-transformers' vectors when the model folder is given in
 //! `TURBOPROP_TEST_MINILM` (`.ci/run` fetches it; see README "Real models").
 
-use std::path::PathBuf;
-
 use turboprop_embed::{
     write_tiny_bert, BertEmbedder, BertOptions, Embedder, ModelDir, ModelError, Precision,
     TINY_DIMENSIONS, TINY_TOKENIZER_FIXED_LENGTH,
@@ -168,28 +166,6 @@ fn broken_model_folders_are_typed_errors_naming_the_path() {
     assert!(matches!(err, ModelError::Weights { .. }), "{err}");
 }
 
-/// The real model folder, or `None` with a note; in CI (`CI` or `TURBOPROP_REQUIRE_MODEL`
-/// set) a missing model fails the test instead of skipping it.
-fn minilm() -> Option<PathBuf> {
-    match std::env::var_os("TURBOPROP_TEST_MINILM") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            let required = std::env::var_os("TURBOPROP_REQUIRE_MODEL").is_some_and(|v| v != "0")
-                || std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-            assert!(
-                !required,
-                "TURBOPROP_TEST_MINILM is not set: in CI it must name the all-MiniLM-L6-v2 model \
-                 folder (.ci/run fetches it; see README \"Real models\")"
-            );
-            eprintln!(
-                "note: skipping the real-model test: set TURBOPROP_TEST_MINILM to the \
-                 all-MiniLM-L6-v2 folder to run it"
-            );
-            None
-        }
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct Reference {
     max_tokens: usize,
@@ -204,7 +180,9 @@ struct Case {
 
 #[test]
 fn minilm_matches_sentence_transformers() {
-    let Some(dir) = minilm() else { return };
+    let Some(dir) = turboprop_testkit::minilm("minilm_matches_sentence_transformers") else {
+        return;
+    };
     let reference: Reference =
         serde_json::from_str(include_str!("data/minilm_reference.json")).expect("reference json");
     // f32 within rounding. int8 (issue 15) holds 0.995 on every text but the two degenerate

@@ -28,6 +28,8 @@
 //! reader.verify()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+// unsafe code only in the modules that allow it (ARCHITECTURE.md; tests/tidy.rs).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod atomic;

@@ -3,6 +3,7 @@
 //! `unsafe` of the storage layer. Every mapping is registered with [`crate::sigbus`], so a
 //! file truncated under its reader reads zeros instead of killing the process, and
 //! [`FileBytes::check_intact`] says so.
+#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -43,6 +43,7 @@
 //!   file holds when they are read; the faulted flag says the whole result is untrustworthy.
 //! - A program embedding turboprop that later replaces the `SIGBUS` handler without chaining
 //!   to ours loses this protection.
+#![allow(unsafe_code)]
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::Slot;

@@ -17,6 +17,7 @@
 //! .expect("a valid chunk");
 //! assert_eq!(chunk.line_count(), 40);
 //! ```
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod chunk;

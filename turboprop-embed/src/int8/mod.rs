@@ -32,6 +32,7 @@
 //!
 //! All three give bit-identical sums (tested against a naive oracle with proptest), so the
 //! vectors an index holds do not depend on the CPU that made them.
+#![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
