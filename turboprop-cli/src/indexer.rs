@@ -15,7 +15,9 @@ use turboprop_index::{
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
-use turboprop_types::{line_windows, ChunkingConfig, Embedder, FileRecord, IndexConfig};
+use turboprop_types::{
+    line_windows, ChunkingConfig, ContentHash, Embedder, FileRecord, IndexConfig,
+};
 
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
@@ -778,7 +780,7 @@ fn read_and_chunk(
             line_end: w.line_end,
             byte_start: w.bytes.start as u64,
             byte_end: w.bytes.end as u64,
-            hash: crate::discover::hash_bytes(&source.bytes[w.bytes.clone()]),
+            hash: ContentHash::of(&source.bytes[w.bytes.clone()]),
             vector: Vec::new(),
             terms: Vec::new(),
             spaces: Vec::new(),

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use turboprop_index::Hit;
 use turboprop_storage::{open_beneath, StorageError};
+use turboprop_types::ContentHash;
 
 use crate::escape::escape_control;
 use crate::output::Snippet;
@@ -71,7 +72,7 @@ impl<'a> Snippets<'a> {
                         .read_to_end(&mut bytes)
                 })
                 .is_ok();
-            if read && crate::discover::hash_bytes(&bytes) == hit.chunk.hash() {
+            if read && ContentHash::of(&bytes) == hit.chunk.hash() {
                 return Snippet {
                     text: String::from_utf8_lossy(&bytes).into_owned(),
                     stale: false,

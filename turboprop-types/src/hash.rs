@@ -1,7 +1,7 @@
 //! Content hashes: the 32-byte digests turboprop uses to tell whether a file or chunk changed.
 //!
-//! The digest itself is computed by the caller (turboprop uses BLAKE3 in the storage layer);
-//! this type only carries it, compares it and prints it as hex.
+//! The digest is BLAKE3 ([`ContentHash::of`]): the hash `tp index` records for every file and
+//! chunk, so a library user's records compare with the CLI's.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,19 +23,21 @@ impl ContentHash {
         &self.0
     }
 
-    /// A cheap, non-cryptographic digest for tests and doc examples (FNV-1a, spread over 32
-    /// bytes). Real indexes use BLAKE3 through `turboprop-storage`.
+    /// The BLAKE3 digest of `data`: what `tp index` records for a file's and a chunk's
+    /// content, and compares to tell whether they changed.
+    ///
+    /// ```
+    /// use turboprop_types::ContentHash;
+    ///
+    /// // The published BLAKE3 digest of the empty input.
+    /// assert_eq!(
+    ///     ContentHash::of(b"").to_hex(),
+    ///     "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    /// );
+    /// assert_ne!(ContentHash::of(b"a"), ContentHash::of(b"b"));
+    /// ```
     pub fn of(data: &[u8]) -> Self {
-        let mut out = [0u8; 32];
-        for (lane, chunk) in out.chunks_mut(8).enumerate() {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ (lane as u64).wrapping_mul(0x9e37_79b9);
-            for &b in data {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            chunk.copy_from_slice(&h.to_le_bytes());
-        }
-        ContentHash(out)
+        ContentHash(*blake3::hash(data).as_bytes())
     }
 
     /// The digest as 64 lowercase hex characters.
