@@ -21,8 +21,8 @@ pub fn load_installed(m: &Installed) -> Result<Box<dyn Embedder>> {
 }
 
 /// The encoder arithmetic `TURBOPROP_PRECISION` asks for: `f32` (the default) or `int8`
-/// (faster where the CPU has VNNI, slightly less exact; see the README's performance
-/// section for why it is not the default).
+/// (faster where the CPU has VNNI, slightly less exact; see docs/performance.md,
+/// "The int8 encoder", for why it is not the default).
 pub fn precision() -> Result<Precision> {
     match std::env::var("TURBOPROP_PRECISION").as_deref() {
         Err(_) | Ok("" | "f32") => Ok(Precision::F32),

