@@ -2,22 +2,27 @@
 //! collects file changes, and commits them as a new generation: new files under fresh names,
 //! synced and checked, then the manifest replaced atomically, then old files collected.
 
+mod apply;
+mod changes;
+mod plan;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    check_space_key, space_file, space_key, write_delete_set, DeleteEntry, Directory, IndexDir,
-    LockWait, Manifest, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentSpace,
-    SegmentWriter, SpaceEntry, SpaceMeta, StorageError, WriterLock, MANIFEST_FILE, VECTORS_FILE,
+    check_space_key, space_key, Directory, IndexDir, LockWait, Manifest, ModelGuard, ReadMode,
+    SpaceEntry, StorageError, WriterLock,
 };
 use turboprop_types::{
     ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
 };
 
 use crate::error::{IndexError, Result};
-use crate::reader::{non_finite, Index, LiveSegment, SegmentDamage};
+use crate::reader::{Index, LiveSegment, SegmentDamage};
+use apply::copied_spaces;
+use changes::Changes;
+use plan::compaction_plan;
 
 /// What an index is built with; a writer refuses to mix two specs in one index.
 ///
@@ -625,6 +630,7 @@ impl IndexWriter {
         }
     }
 
+    /// Plans the commit (the files' moves and deletes, then the compaction) and applies it.
     fn write_new_generation(&mut self) -> Result<(CommitStats, Option<Manifest>)> {
         if !self.has_changes() {
             let stats = self.base.as_ref().map(Index::stats);
@@ -645,36 +651,6 @@ impl IndexWriter {
             ..CommitStats::default()
         };
         let segments: &[LiveSegment] = self.base.as_ref().map_or(&[], |b| b.live_segments());
-        // The base's manifest entries, one per segment, in the same order.
-        let base_entries: &[SegmentEntry] =
-            self.base.as_ref().map_or(&[], |b| &b.manifest().segments);
-
-        // Where each live file is now.
-        let mut live: HashMap<&str, (usize, usize)> = HashMap::new();
-        for (s, seg) in segments.iter().enumerate() {
-            for (i, f) in seg.live_files()? {
-                live.insert(f.record.path(), (s, i));
-            }
-        }
-
-        // Deletions per segment: start from each segment's current delete set.
-        let mut deletes: Vec<Option<PendingDeletes>> = (0..segments.len()).map(|_| None).collect();
-        let mut delete = |s: usize, i: usize| -> Result<()> {
-            let seg = &segments[s];
-            let pending = match &mut deletes[s] {
-                Some(p) => p,
-                slot => slot.insert(PendingDeletes::from_existing(seg)),
-            };
-            let range = seg.reader.file_rows(i)?;
-            let rows = u32::try_from(range.end - range.start).map_err(|_| {
-                StorageError::corrupt(seg.reader.dir(), "file with more than 2^32 rows")
-            })?;
-            pending.files.insert(i as u32, rows);
-            for (term, count) in seg.reader.file_terms(i)? {
-                *pending.removed.entry(term).or_default() += count;
-            }
-            Ok(())
-        };
 
         // Which base segments hold every space of the spec (only those can be copied from).
         let complete: Vec<bool> = match &self.base {
@@ -683,281 +659,18 @@ impl IndexWriter {
                 .collect(),
             None => Vec::new(),
         };
-
-        // What the new segment receives, by path.
-        let mut incoming: BTreeMap<&str, Incoming<'_>> = BTreeMap::new();
-        for (path, change) in &self.changes {
-            let old = live.get(path.as_str()).copied();
-            match change {
-                Change::Put { record, chunks } => {
-                    if let Some((s, i)) = old {
-                        delete(s, i)?;
-                    }
-                    stats.files_written += 1;
-                    stats.chunks_written += chunks.len() as u64;
-                    incoming.insert(path, Incoming::New(record, chunks));
-                }
-                Change::Touch(record) => match old {
-                    // A file of a segment lacking a space stays where it is until it is
-                    // filled; its new stat is recorded then.
-                    Some((s, i)) if complete[s] => {
-                        delete(s, i)?;
-                        incoming.insert(path, Incoming::Copy(record.clone(), s, i));
-                    }
-                    _ => {}
-                },
-                Change::Fill { record, spaces } => {
-                    if let Some((s, i)) = old {
-                        let rows = segments[s].reader.file_rows(i)?;
-                        let rows = rows.end - rows.start;
-                        if let Some(bad) = spaces.iter().find(|v| v.len() as u64 != rows) {
-                            return Err(IndexError::InvalidVector {
-                                what: path.clone(),
-                                reason: format!(
-                                    "{} vectors to fill a file of {rows} chunks",
-                                    bad.len()
-                                ),
-                            });
-                        }
-                        delete(s, i)?;
-                        stats.files_written += 1;
-                        incoming.insert(path, Incoming::Fill(record.clone(), s, i, spaces));
-                    }
-                }
-                Change::Remove => {
-                    if let Some((s, i)) = old {
-                        delete(s, i)?;
-                        stats.files_removed += 1;
-                    }
-                }
-            }
-        }
+        let mut changes = Changes::plan(segments, complete, &self.changes, &mut stats)?;
 
         // Compaction: segments with too many deleted rows (or none live) are merged into the
         // new segment; so are all but the largest when there are too many segments.
-        let live_rows = |s: usize| -> u64 {
-            let rows = segments[s].reader.rows() as u64;
-            rows - deletes[s].as_ref().map_or_else(
-                || segments[s].deletes.as_ref().map_or(0, |d| d.rows()),
-                PendingDeletes::rows,
-            )
-        };
-        let policy = &self.compaction;
-        let mut merge = vec![false; segments.len()];
-        for (s, seg) in segments.iter().enumerate() {
-            let rows = seg.reader.rows() as u64;
-            let dead = rows - live_rows(s);
-            // A segment lacking a space is never copied: its files are filled instead, and it
-            // goes when none is left.
-            merge[s] = live_rows(s) == 0
-                || (complete[s] && dead as f64 > policy.max_deleted_ratio * rows as f64);
-        }
-        let kept = merge.iter().filter(|m| !**m).count();
-        let adds_segment =
-            !incoming.is_empty() || merge.iter().zip(0..).any(|(m, s)| *m && live_rows(s) > 0);
-        if kept + usize::from(adds_segment) > policy.max_segments as usize {
-            let largest = (0..segments.len())
-                .filter(|&s| !merge[s])
-                .max_by_key(|&s| (live_rows(s), std::cmp::Reverse(s)));
-            // With room for only one segment, the largest is merged too.
-            let keep_largest = policy.max_segments >= 2;
-            for (s, m) in merge.iter_mut().enumerate() {
-                if !(keep_largest && Some(s) == largest) && complete[s] {
-                    *m = true;
-                }
-            }
-        }
-        for (s, seg) in segments.iter().enumerate() {
-            if !merge[s] {
-                continue;
-            }
-            stats.segments_merged += 1;
-            for (i, f) in seg.live_files()? {
-                let deleted_now = deletes[s]
-                    .as_ref()
-                    .is_some_and(|p| p.files.contains_key(&(i as u32)));
-                if !deleted_now {
-                    incoming.insert(f.record.path(), Incoming::Copy(f.record.clone(), s, i));
-                }
-            }
-        }
+        let merge = compaction_plan(
+            &changes.segment_facts(),
+            !changes.incoming.is_empty(),
+            &self.compaction,
+        );
+        changes.take_merged(&merge, &mut stats)?;
 
-        // Write the new segment, if it holds anything.
-        let mut entries: Vec<SegmentEntry> = Vec::new();
-        for (s, base_entry) in base_entries.iter().enumerate() {
-            if merge[s] {
-                continue;
-            }
-            let mut entry = base_entry.clone();
-            // Keep only the spaces the new manifest lists, made by the same models.
-            let base_spaces = &self
-                .base
-                .as_ref()
-                .map_or(&[][..], |b| &b.manifest().spaces[..]);
-            entry.spaces.retain(|sp| {
-                let was = base_spaces.iter().find(|e| e.key == sp.key);
-                let now = self.space_entries.iter().find(|e| e.key == sp.key);
-                matches!((was, now), (Some(a), Some(b)) if a.model == b.model)
-            });
-            if let Some(p) = &deletes[s] {
-                let name = IndexDir::delete_set_name(&entry.name, generation);
-                let store = self.dir.directory();
-                write_delete_set(store, &name, &p.files, &p.removed)?;
-                stats.bytes_written += store.file_len(&name)?;
-                entry.deletes = Some(DeleteEntry {
-                    name,
-                    files: p.files.len() as u64,
-                    rows: p.rows(),
-                });
-            }
-            entries.push(entry);
-        }
-        if !incoming.is_empty() {
-            let name = IndexDir::segment_name(generation);
-            let metas: Vec<SpaceMeta> = self
-                .space_entries
-                .iter()
-                .map(|e| SpaceMeta {
-                    key: e.key.clone(),
-                    dimensions: e.model.dimensions,
-                })
-                .collect();
-            let keys: Vec<&str> = metas.iter().map(|m| m.key.as_str()).collect();
-            let mut writer = SegmentWriter::create_with_spaces(
-                self.dir.directory(),
-                &name,
-                self.spec.model.dimensions,
-                &metas,
-            )?;
-            for item in incoming.values() {
-                match item {
-                    Incoming::New(record, chunks) => {
-                        let terms = file_terms(chunks);
-                        let rows = chunks.iter().map(|c| NewRow {
-                            line_start: c.line_start,
-                            line_end: c.line_end,
-                            byte_start: c.byte_start,
-                            byte_end: c.byte_end,
-                            hash: c.hash,
-                            vector: &c.vector,
-                        });
-                        let spaces: Vec<Vec<f32>> = (0..metas.len())
-                            .map(|k| chunks.iter().flat_map(|c| c.spaces[k].clone()).collect())
-                            .collect();
-                        let spaces: Vec<&[f32]> = spaces.iter().map(Vec::as_slice).collect();
-                        writer.add_file_with_spaces((*record).clone(), rows, &terms, &spaces)?;
-                    }
-                    Incoming::Copy(record, s, i) => {
-                        let reader = &segments[*s].reader;
-                        let spaces = copied_spaces(reader, *i, &keys)?;
-                        copy_file(&mut writer, reader, *i, record.clone(), &spaces)?;
-                    }
-                    Incoming::Fill(record, s, i, vectors) => {
-                        let spaces: Vec<Vec<f32>> =
-                            vectors.iter().map(|rows| rows.concat()).collect();
-                        let spaces: Vec<&[f32]> = spaces.iter().map(Vec::as_slice).collect();
-                        copy_file(
-                            &mut writer,
-                            &segments[*s].reader,
-                            *i,
-                            record.clone(),
-                            &spaces,
-                        )?;
-                    }
-                }
-            }
-            let summary = writer.finish()?;
-            stats.bytes_written += summary.bytes;
-            let store = self.dir.directory();
-            let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
-            let codes =
-                crate::quant::write_codes(store, &name, None, written.vectors(), written.dims())?;
-            stats.bytes_written += codes.bytes;
-            let mut seg_spaces = Vec::with_capacity(metas.len());
-            for (k, meta) in metas.iter().enumerate() {
-                let space_codes = crate::quant::write_codes(
-                    store,
-                    &name,
-                    Some(&meta.key),
-                    written.space_vectors(k),
-                    meta.dimensions as usize,
-                )?;
-                stats.bytes_written += space_codes.bytes;
-                seg_spaces.push(SegmentSpace {
-                    key: meta.key.clone(),
-                    codes: space_codes.bits,
-                    codes8: space_codes.int8,
-                    planes: space_codes.bits,
-                });
-            }
-            entries.push(SegmentEntry {
-                name,
-                rows: summary.rows,
-                files: summary.files,
-                deletes: None,
-                codes: codes.bits,
-                codes8: codes.int8,
-                planes: codes.bits,
-                spaces: seg_spaces,
-            });
-        }
-
-        let manifest = Manifest {
-            generation,
-            updated_at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            model: self.spec.model.clone(),
-            chunking: self.spec.chunking.clone(),
-            spaces: self.space_entries.clone(),
-            segments: entries,
-        };
-        stats.files = manifest.files();
-        stats.chunks = manifest.rows();
-        stats.segments = manifest.segments.len();
-        // Rows copied from a base file that shrank under its mapping would be zeros.
-        if let Some(base) = &self.base {
-            base.check_intact()?;
-        }
-        // The commit point. Before this line a crash leaves the previous generation; after
-        // it, the new one.
-        self.dir.commit(&self.lock, &manifest)?;
-        stats.bytes_written += self.dir.directory().file_len(MANIFEST_FILE)?;
-        Ok((stats, Some(manifest)))
-    }
-}
-
-/// A file going into the new segment.
-enum Incoming<'a> {
-    /// New chunks from the caller.
-    New(&'a FileRecord, &'a Vec<NewChunk>),
-    /// Rows copied from base segment `.1`, file `.2`, under a (possibly updated) record.
-    Copy(FileRecord, usize, usize),
-    /// Rows copied like `Copy`, with new vectors in every space of the spec.
-    Fill(FileRecord, usize, usize, &'a Vec<Vec<Vec<f32>>>),
-}
-
-/// A segment's delete set being extended by this commit.
-struct PendingDeletes {
-    files: BTreeMap<u32, u32>,
-    removed: BTreeMap<TermId, u32>,
-}
-
-impl PendingDeletes {
-    fn from_existing(seg: &LiveSegment) -> Self {
-        let mut p = PendingDeletes {
-            files: BTreeMap::new(),
-            removed: BTreeMap::new(),
-        };
-        if let Some(d) = &seg.deletes {
-            p.files.extend(d.files().iter());
-            p.removed.extend(d.removed_terms().iter());
-        }
-        p
-    }
-
-    fn rows(&self) -> u64 {
-        self.files.values().map(|&r| u64::from(r)).sum()
+        self.apply(generation, &merge, &changes, stats)
     }
 }
 
@@ -980,85 +693,4 @@ fn check_vector(what: &str, v: &[f32], dims: usize) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// The vectors of file `i` of `reader` in the spaces `keys`, each back to back.
-fn copied_spaces<'r>(reader: &'r SegmentReader, i: usize, keys: &[&str]) -> Result<Vec<&'r [f32]>> {
-    let range = reader.file_rows(i)?;
-    let (first, end) = (range.start as usize, range.end as usize);
-    keys.iter()
-        .map(|key| {
-            let k = reader.space_index(key).ok_or_else(|| {
-                StorageError::corrupt(reader.dir(), format!("no vectors of space {key}"))
-            })?;
-            let d = reader.spaces()[k].dimensions as usize;
-            let rows = reader
-                .space_vectors(k)
-                .get(first * d..end * d)
-                .ok_or_else(|| {
-                    StorageError::corrupt(
-                        reader.dir(),
-                        format!("rows of space {key} out of bounds"),
-                    )
-                })?;
-            if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
-                let path = reader.dir().join(space_file(VECTORS_FILE, Some(key)));
-                return Err(non_finite(&path, first + at / d.max(1)).into());
-            }
-            Ok(rows)
-        })
-        .collect()
-}
-
-/// Copies file `i` of `reader` (vectors, chunk records, terms) into `writer`, with `spaces`
-/// as its vectors in the writer's additional spaces.
-fn copy_file(
-    writer: &mut SegmentWriter<'_>,
-    reader: &SegmentReader,
-    i: usize,
-    record: FileRecord,
-    spaces: &[&[f32]],
-) -> Result<()> {
-    let range = reader.file_rows(i)?;
-    // Never carry damage forward: the rows must match the hash recorded when written.
-    reader.verify_file_rows(i)?;
-    let terms = reader.file_terms(i)?;
-    let (first, end) = (range.start as usize, range.end as usize);
-    let mut rows = Vec::with_capacity(end - first);
-    for row in first..end {
-        let rec = reader.chunk(row)?;
-        let vector = reader.vector(row).ok_or_else(|| {
-            StorageError::corrupt(reader.dir(), format!("row {row} out of bounds"))
-        })?;
-        // A checksum says the bytes are as written, not that they are a vector.
-        if vector.iter().any(|v| !v.is_finite()) {
-            return Err(non_finite(&reader.dir().join(VECTORS_FILE), row).into());
-        }
-        rows.push(NewRow {
-            line_start: rec.line_start,
-            line_end: rec.line_end,
-            byte_start: rec.byte_start,
-            byte_end: rec.byte_end,
-            hash: rec.hash,
-            vector,
-        });
-    }
-    writer.add_file_with_spaces(record, rows, &terms, spaces)?;
-    Ok(())
-}
-
-/// For each distinct term of a file, the number of its chunks that contain it.
-fn file_terms(chunks: &[NewChunk]) -> Vec<(TermId, u32)> {
-    let mut counts: HashMap<TermId, u32> = HashMap::new();
-    for c in chunks {
-        let mut seen: Vec<TermId> = c.terms.clone();
-        seen.sort_unstable();
-        seen.dedup();
-        for t in seen {
-            *counts.entry(t).or_default() += 1;
-        }
-    }
-    let mut v: Vec<(TermId, u32)> = counts.into_iter().collect();
-    v.sort_unstable();
-    v
 }
