@@ -39,6 +39,25 @@ pub struct SegmentDamage {
 }
 
 impl Index {
+    /// Checks every byte of every live file against its checksum, every record, and every
+    /// vector value (NaN and infinity are damage; see [`Self::damaged_segments`]), then
+    /// `config.yaml`; returns the problems found (empty when the index is intact).
+    pub fn verify(&self) -> Vec<IndexError> {
+        let mut problems: Vec<IndexError> = self
+            .damaged_segments()
+            .into_iter()
+            .flat_map(|d| d.problems)
+            .collect();
+        if let Err(e) = self.dir.read_config() {
+            problems.push(e.into());
+        }
+        // Zeros read from a file that shrank under its mapping are not damage to report.
+        match self.check_intact() {
+            Ok(()) => problems,
+            Err(changed) => vec![changed],
+        }
+    }
+
     /// Checks every segment of the index for damage: every byte of every file against its
     /// checksum, every chunk and file record, every vector value (NaN and infinity are
     /// damage), and that no file is live in two segments. Returns the damaged segments
