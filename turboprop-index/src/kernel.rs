@@ -28,6 +28,7 @@
 //! One file per kernel: [`dot_rows`], [`dot()`] and [`sum`] in `dot`; [`hamming_rows`] and
 //! [`hamming_rows_hist`] in `hamming`; [`PlaneCounts`] in `planes`; [`add_columns_i8`] in
 //! `int8`. Each holds its portable loop, and its x86-64 half sits in its own `x86` child.
+#![allow(unsafe_code)]
 
 use std::sync::OnceLock;
 
@@ -56,7 +57,7 @@ impl Isa {
     /// The instruction set the kernels use (detected once, then cached): the best this CPU
     /// has, up to AVX2. The AVX-512 path is used only when `TURBOPROP_ISA=avx512` asks for it:
     /// on the one AVX-512 machine it was measured on besides ours it was slower than AVX2
-    /// (see the README's performance section), and a path is the default only where it was
+    /// (see docs/performance.md), and a path is the default only where it was
     /// measured faster. `TURBOPROP_ISA=portable|avx2` caps it, for comparisons.
     pub fn detect() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();

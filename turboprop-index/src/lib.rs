@@ -35,6 +35,8 @@
 //! assert!((hits[0].score - 0.96).abs() < 1e-6);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+// unsafe code only in the modules that allow it (ARCHITECTURE.md; tests/tidy.rs).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod diff;
