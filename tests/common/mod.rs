@@ -16,14 +16,18 @@
 // Tests fail loudly; `unwrap` on a test's own set-up is the clearest way to say so.
 #![allow(clippy::unwrap_used)]
 
+mod corpus;
 mod process;
 mod sandbox;
+
+#[allow(unused_imports)]
+pub use corpus::Corpus;
 
 #[allow(unused_imports)]
 pub use process::{Run, Running, RUN_TIMEOUT};
 pub use sandbox::Sandbox;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -32,6 +36,9 @@ use serde_json::Value;
 
 /// The `tp` binary under test.
 pub const TP: &str = env!("CARGO_BIN_EXE_tp");
+
+/// Files of the poker fixture that are indexed (EXPECTED.md: "26 files").
+pub const FIXTURE_FILES: u64 = 26;
 
 /// The poker fixture (`tests/fixtures/poker/`, see its `EXPECTED.md`).
 pub fn fixture_dir() -> PathBuf {
@@ -184,4 +191,80 @@ pub fn only_segment(sb: &Sandbox) -> PathBuf {
 pub fn set_mtime(path: &Path, time: SystemTime) {
     let f = fs::OpenOptions::new().write(true).open(path).unwrap();
     f.set_modified(time).unwrap();
+}
+
+/// `tp search QUERY --output json --limit 20` in `repo`, which must succeed, as an [`Answer`].
+pub fn answer(sb: &Sandbox, repo: &Path, query: &str) -> Answer {
+    let out = sb
+        .tp_at(
+            repo,
+            &["search", query, "--output", "json", "--limit", "20"],
+        )
+        .ok();
+    answer_of(&out)
+}
+
+/// A search's hits, comparable across copies of a repository: (score rounded to 3 decimals,
+/// negated so the best sorts first; file; first line; last line), sorted. Sorting makes hits
+/// of equal rounded score compare as a set (ties are broken by storage order, which differs
+/// between copies that committed the same content in different steps).
+pub type Answer = Vec<(i64, String, u64, u64)>;
+
+pub fn answer_of(out: &Run) -> Answer {
+    let mut hits: Answer = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad JSON line {l:?}: {e}", out.args));
+            let score = v["score"].as_f64().unwrap();
+            (
+                -((score * 1000.0).round() as i64),
+                v["file"].as_str().unwrap().to_owned(),
+                v["line_start"].as_u64().unwrap(),
+                v["line_end"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    hits.sort();
+    hits
+}
+
+/// The body of `manifest.json` (after its one-line header), parsed.
+pub fn manifest(repo: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(index_dir(repo).join("manifest.json")).unwrap();
+    let (_, body) = text.split_once('\n').unwrap();
+    serde_json::from_str(body).unwrap()
+}
+
+pub fn index_dir(repo: &Path) -> PathBuf {
+    repo.join(".turboprop/index")
+}
+
+/// Every file under `root` outside `.turboprop/`, by `/`-separated relative path, with its
+/// bytes.
+pub fn sources(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let p = entry.path();
+            let ty = entry.file_type().unwrap();
+            if ty.is_dir() {
+                if entry.file_name() != ".turboprop" {
+                    walk(&p, root, out);
+                }
+            } else if ty.is_file() {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
 }

@@ -193,24 +193,7 @@ impl Sandbox {
 
     /// Every file of the repository outside `.turboprop/`, with its bytes.
     pub fn sources(&self) -> BTreeMap<String, Vec<u8>> {
-        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-            for entry in fs::read_dir(dir).unwrap() {
-                let entry = entry.unwrap();
-                let p = entry.path();
-                let ty = entry.file_type().unwrap();
-                if ty.is_dir() {
-                    if entry.file_name() != ".turboprop" {
-                        walk(&p, root, out);
-                    }
-                } else if ty.is_file() {
-                    let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                    out.insert(rel, fs::read(&p).unwrap());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.root, &self.root, &mut out);
-        out
+        super::sources(&self.root)
     }
 
     /// Replaces the sandbox's absolute paths in `s` with `[REPO]` / `[HOME]`.

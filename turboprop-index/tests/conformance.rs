@@ -5,6 +5,9 @@
 //! generation, the writer lock, and damaged bytes reported as damage naming the file.
 //! Below the suite, tests across the backends: both write the same bytes, and the committed
 //! format-1 fixture opens in both.
+//!
+//! Longer than the ~800 lines files are held to, on purpose: it is one list of properties that
+//! every backend must have, read and extended in one place.
 
 // Tests fail loudly; `unwrap` on a test's own set-up is the clearest way to say so.
 #![allow(clippy::unwrap_used)]
