@@ -1,18 +1,16 @@
 //! Kernel, search, open and commit benchmarks on synthetic, embedding-like vectors (points
-//! near a low-dimensional latent space plus noise, normalized: `turboprop_index::synthetic`),
+//! near a low-dimensional latent space plus noise, normalized: `turboprop_index::LatentSpace`),
 //! built through the real writer; and search on the built-in lexical embedder's sparse
 //! vectors of synthetic text (int8 codes).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use turboprop::embed::BuiltinEmbedder;
-use turboprop::index::kernel::{
-    add_columns_i8, dot_rows, hamming_rows_hist, sum, Isa, PlaneCounts,
-};
-use turboprop::index::synthetic::LatentSpace;
+use turboprop::index::internals::{add_columns_i8, dot_rows, hamming_rows_hist, sum, PlaneCounts};
 use turboprop::index::{
     FileFilter, Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk, SearchOptions,
     Strategy, WriterOptions,
 };
+use turboprop::index::{Isa, LatentSpace};
 use turboprop::types::{ChunkingConfig, ContentHash, Embedder, FileRecord};
 
 const DIMS: usize = 384;
@@ -298,7 +296,7 @@ fn kernels(c: &mut Criterion) {
         // 8 KiB here; they are laid 64 bytes further apart than that, as in a segment whose
         // row count is not a multiple of 32,768 (planes a multiple of 4 KiB apart share
         // the L1 cache's sets and run about 2.5x slower: see docs/format.md).
-        let planes = turboprop::index::quant::bit_planes(&codes, rows, DIMS);
+        let planes = turboprop::index::internals::bit_planes(&codes, rows, DIMS);
         let plane_words = rows.div_ceil(64);
         let stride = plane_words + 8;
         let mut spaced = vec![0u64; DIMS * stride];

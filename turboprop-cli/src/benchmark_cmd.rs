@@ -14,11 +14,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
-use turboprop_index::kernel::Isa;
-use turboprop_index::synthetic::LatentSpace;
 use turboprop_index::{
-    fast_candidates, Hit, Index, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
-    SearchOptions, Strategy, WriterOptions,
+    fast_candidates, Hit, Index, IndexSpec, IndexWriter, Isa, LatentSpace, LockWait, ModelGuard,
+    NewChunk, SearchOptions, Strategy, WriterOptions,
 };
 use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
 

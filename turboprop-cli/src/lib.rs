@@ -3,6 +3,26 @@
 //!
 //! Exit codes: 0 on success (also when a search finds nothing), 2 on any error, usage errors
 //! included. A closed pipe (`tp search ... | head -1`) is not an error.
+//!
+//! A program can run `tp` ([`run_from`]) and search the index as `tp search` does
+//! ([`Searcher`]):
+//!
+//! ```
+//! use std::process::ExitCode;
+//! use turboprop_cli::{run_from, Mode, Searcher};
+//! use turboprop_index::SearchOptions;
+//!
+//! let repo = tempfile::tempdir()?;
+//! std::fs::write(repo.path().join("pot.py"), "def split_pot(winners):\n    return winners\n")?;
+//! let path = repo.path().to_string_lossy().into_owned();
+//! let code = run_from(["tp", "index", "--repo", &path, "--model", "builtin"]);
+//! assert_eq!(code, ExitCode::SUCCESS);
+//!
+//! let searcher = Searcher::open(repo.path())?;
+//! let hits = searcher.search("split the pot", Mode::Lexical, &SearchOptions::default())?;
+//! assert_eq!(hits[0].chunk.file(), "pot.py");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod args;

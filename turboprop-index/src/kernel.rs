@@ -13,19 +13,7 @@
 //! so little per byte that it also asks for its codes 2 KiB ahead (x86-64), so it does not
 //! stall at each 4 KiB page, where the hardware prefetcher stops.
 //!
-//! ```
-//! use turboprop_index::kernel::{dot_rows, Isa};
-//!
-//! let query = [0.6f32, 0.8];
-//! let rows = [1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8];
-//! let mut scores = [0.0f32; 3];
-//! dot_rows(Isa::detect(), &query, &rows, &mut scores);
-//! for (got, want) in scores.iter().zip([0.6, 0.8, 1.0]) {
-//!     assert!((got - want).abs() < 1e-6);
-//! }
-//! ```
-//!
-//! One file per kernel: [`dot_rows`], [`dot()`] and [`sum`] in `dot`; [`hamming_rows`] and
+//! One file per kernel: [`dot_rows`], [`dot()`] and [`sum`] in `dot`; [`hamming_rows_hist`] and
 //! [`hamming_rows_hist`] in `hamming`; [`PlaneCounts`] in `planes`; [`add_columns_i8`] in
 //! `int8`. Each holds its portable loop, and its x86-64 half sits in its own `x86` child.
 #![allow(unsafe_code)]
@@ -38,7 +26,7 @@ mod int8;
 mod planes;
 
 pub use dot::{dot, dot_rows, sum};
-pub use hamming::{hamming_rows, hamming_rows_hist};
+pub use hamming::hamming_rows_hist;
 pub use int8::add_columns_i8;
 pub use planes::{PlaneCounts, MAX_PLANES};
 
@@ -73,7 +61,7 @@ impl Isa {
     /// `asked` (see [`Isa::detect`]).
     ///
     /// ```
-    /// use turboprop_index::kernel::Isa;
+    /// use turboprop_index::Isa;
     ///
     /// assert_eq!(Isa::choose(Isa::Avx512, None), Isa::Avx2);
     /// assert_eq!(Isa::choose(Isa::Avx512, Some("avx512")), Isa::Avx512);
@@ -147,4 +135,21 @@ pub fn prefetch<T>(data: &[T]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
+}
+
+/// The examples of the documentation above, run as tests (the module is not public API).
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    #[test]
+    fn dot_products_of_one_query_against_rows() {
+        let query = [0.6f32, 0.8];
+        let rows = [1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8];
+        let mut scores = [0.0f32; 3];
+        dot_rows(Isa::detect(), &query, &rows, &mut scores);
+        for (got, want) in scores.iter().zip([0.6, 0.8, 1.0]) {
+            assert!((got - want).abs() < 1e-6);
+        }
+    }
 }

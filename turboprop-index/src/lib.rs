@@ -43,11 +43,11 @@ mod diff;
 mod error;
 mod filter;
 mod fusion;
-pub mod kernel;
-pub mod quant;
+mod kernel;
+mod quant;
 mod reader;
-pub mod sparse;
-pub mod synthetic;
+mod sparse;
+mod synthetic;
 mod topk;
 mod writer;
 
@@ -55,12 +55,22 @@ pub use diff::{Confirmed, Diff, FileStatus, ScannedFile};
 pub use error::{IndexError, Result};
 pub use filter::FileFilter;
 pub use fusion::{hybrid_scores, LEXICAL_WEIGHT};
-pub use kernel::dot;
+pub use kernel::{dot, Isa};
 pub use reader::{
     fast_candidates, Hit, Index, IndexStats, SearchOptions, SegmentDamage, SpaceQuery, Strategy,
-    FAST_MIN_ROWS, MIN_SHARE_PER_HIT, POOL_FACTOR,
+    FAST_MIN_ROWS,
 };
-pub use topk::{Scored, TopK};
+pub use synthetic::LatentSpace;
+
+/// The scoring kernels and the code layouts, for turboprop's own benchmarks (feature
+/// `internals`, which the root package's benches turn on). Not part of the API: they change
+/// with the search's tuning.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::kernel::{add_columns_i8, dot_rows, hamming_rows_hist, sum, PlaneCounts};
+    pub use crate::quant::bit_planes;
+}
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};
 pub use writer::{
     BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, ReusableVectors, WriterOptions,

@@ -72,16 +72,6 @@ pub fn plane_count(dims: usize) -> usize {
 /// as a pool of 5,000 did with all 96 counted once (a pool of 3,000 then kept 99.3%). The
 /// distances are finer, too, so fewer rows tie at a pool's edge: about 3,400 rows in a
 /// pool of 3,000 against 3,600 with all counted once.
-///
-/// ```
-/// use turboprop_index::quant::{doubled_planes, plane_count};
-///
-/// assert_eq!((plane_count(384), doubled_planes(384)), (96, 48));
-/// // Up to 96 dimensions every plane is read, each counted once.
-/// assert_eq!((plane_count(64), doubled_planes(64)), (64, 0));
-/// // Never a distance above 255.
-/// assert_eq!(plane_count(1024) + doubled_planes(1024), 255);
-/// ```
 pub fn doubled_planes(dims: usize) -> usize {
     let planes = plane_count(dims);
     match planes < dims {
@@ -114,15 +104,6 @@ pub fn encode(v: &[f32], center: &[f32], out: &mut [u64]) {
 /// Tables of partial sums of a query, one per byte of a code, for the asymmetric estimate
 /// `Σ_{j: bit j set} query[j]` of a 1-bit code (a monotone function of the estimated dot
 /// product `query · sign(row − centre)` within one segment).
-///
-/// ```
-/// use turboprop_index::quant::{encode, words, ByteTables};
-/// let query = [0.5f32, -0.25, 0.125, 1.0];
-/// let tables = ByteTables::new(&query);
-/// let mut code = vec![0u64; words(4)];
-/// encode(&[1.0, 1.0, -1.0, 1.0], &[0.0; 4], &mut code); // bits 0, 1 and 3
-/// assert_eq!(tables.score(&code), 0.5 - 0.25 + 1.0);
-/// ```
 #[derive(Debug, Clone)]
 pub struct ByteTables {
     /// 256 sums for each byte of a code, byte `k` covering dimensions `8k..8k + 8`.
@@ -569,5 +550,29 @@ mod tests {
                 .sum();
             assert!((f64::from(tables.score(&code)) - want).abs() < 1e-4);
         }
+    }
+}
+
+/// The examples of the documentation above, run as tests (the module is not public API).
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    #[test]
+    fn byte_tables_sum_the_query_at_the_set_bits() {
+        let query = [0.5f32, -0.25, 0.125, 1.0];
+        let tables = ByteTables::new(&query);
+        let mut code = vec![0u64; words(4)];
+        encode(&[1.0, 1.0, -1.0, 1.0], &[0.0; 4], &mut code); // bits 0, 1 and 3
+        assert_eq!(tables.score(&code), 0.5 - 0.25 + 1.0);
+    }
+
+    #[test]
+    fn planes_read_and_doubled_by_dimensions() {
+        assert_eq!((plane_count(384), doubled_planes(384)), (96, 48));
+        // Up to 96 dimensions every plane is read, each counted once.
+        assert_eq!((plane_count(64), doubled_planes(64)), (64, 0));
+        // Never a distance above 255.
+        assert_eq!(plane_count(1024) + doubled_planes(1024), 255);
     }
 }

@@ -25,8 +25,8 @@ pub(crate) use check::non_finite;
 pub use check::SegmentDamage;
 mod exact;
 mod fast;
+pub use fast::fast_candidates;
 use fast::FastCodes;
-pub use fast::{fast_candidates, MIN_SHARE_PER_HIT, POOL_FACTOR};
 mod fused;
 pub use fused::SpaceQuery;
 mod intact;
@@ -69,9 +69,9 @@ pub struct SearchOptions<'a> {
     /// Exact, fast, or chosen by size.
     pub strategy: Strategy,
     /// On the fast path, about how many rows to re-rank exactly (over 1-bit codes each
-    /// segment re-ranks its share, at least [`MIN_SHARE_PER_HIT`] × `limit` or all its
-    /// rows). `0` picks [`fast_candidates`] for 1-bit codes and
-    /// [`crate::sparse::fast_candidates`] for int8 codes.
+    /// segment re-ranks its share, at least 10 × `limit` or all its rows). `0` picks
+    /// [`fast_candidates`] for 1-bit codes and 20 × `limit`, at least 200, for the int8
+    /// codes of sparse vectors.
     pub candidates: usize,
 }
 

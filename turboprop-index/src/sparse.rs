@@ -40,13 +40,6 @@ const BUCKETS: usize = 1024;
 /// Writes the int8 code of `v` into `out` (same length) and returns its scale: `out[j] =
 /// round(v[j] / scale)` with `scale = max |v| / 127`, so `v[j] ≈ scale · out[j]`, exact zeros
 /// stay zero, and an all-zero row has scale 0.
-///
-/// ```
-/// let mut code = [0i8; 3];
-/// let scale = turboprop_index::sparse::encode(&[0.5, 0.0, -0.2], &mut code);
-/// assert_eq!(code, [127, 0, -51]);
-/// assert!((scale * 127.0 - 0.5).abs() < 1e-7);
-/// ```
 pub fn encode(v: &[f32], out: &mut [i8]) -> f32 {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     if max == 0.0 || !max.is_finite() {
@@ -383,5 +376,19 @@ mod tests {
         assert!(bucket(0.2) < bucket(0.3));
         assert_eq!(bucket(1.0), bucket(7.0));
         assert_eq!(usize::from(bucket(7.0)), BUCKETS - 1);
+    }
+}
+
+/// The examples of the documentation above, run as tests (the module is not public API).
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    #[test]
+    fn encoding_keeps_the_sign_and_the_scale() {
+        let mut code = [0i8; 3];
+        let scale = encode(&[0.5, 0.0, -0.2], &mut code);
+        assert_eq!(code, [127, 0, -51]);
+        assert!((scale * 127.0 - 0.5).abs() < 1e-7);
     }
 }

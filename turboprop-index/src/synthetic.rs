@@ -6,7 +6,7 @@
 //! from a seed, and any row can be made on its own (so rows are generated in parallel).
 //!
 //! ```
-//! use turboprop_index::synthetic::LatentSpace;
+//! use turboprop_index::LatentSpace;
 //!
 //! let space = LatentSpace::new(384, 42);
 //! let v = space.vector(7);

@@ -43,7 +43,7 @@ fn exact_and_fast(index: &Index, heap: &Index, q: &[f32]) -> (Vec<Hit>, Vec<Hit>
 
 /// 400 files `src/fNNNN.<extension(N)>` of 50 embedding-like rows each from `space`.
 fn latent_files(
-    space: &turboprop_index::synthetic::LatentSpace,
+    space: &turboprop_index::LatentSpace,
     extension: impl Fn(u64) -> &'static str,
 ) -> Vec<(String, Vec<Vec<f32>>)> {
     (0..400)
@@ -59,7 +59,7 @@ fn latent_files(
 /// depend on threads or on how the index is read.
 #[test]
 fn the_fast_path_finds_the_exact_top_hits() {
-    let space = turboprop_index::synthetic::LatentSpace::new(384, 7);
+    let space = turboprop_index::LatentSpace::new(384, 7);
     let files = latent_files(&space, |_| "rs");
     let tmp = tempfile::tempdir().expect("tempdir");
     let index = write(&tmp.path().join("index"), &files);
@@ -94,7 +94,7 @@ fn the_fast_path_finds_the_exact_top_hits() {
 /// exact top 10, the same on one thread as on all.
 #[test]
 fn the_fast_path_with_a_filter_leaves_out_the_rows_between_runs() {
-    let space = turboprop_index::synthetic::LatentSpace::new(384, 13);
+    let space = turboprop_index::LatentSpace::new(384, 13);
     let files = latent_files(&space, |f| ["rs", "md"][f as usize % 2]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let index = write(&tmp.path().join("index"), &files);
@@ -170,7 +170,7 @@ fn sparse_segments_get_int8_codes_and_dense_ones_bit_codes() {
         index.search(&q, &exact).expect("exact")
     );
 
-    let space = turboprop_index::synthetic::LatentSpace::new(64, 3);
+    let space = turboprop_index::LatentSpace::new(64, 3);
     let dense: Vec<(String, Vec<Vec<f32>>)> = (0..20)
         .map(|f| {
             (
@@ -208,7 +208,7 @@ fn lexical_vector(terms: &[(u64, f32)]) -> Vec<f32> {
 /// mode.
 #[test]
 fn the_fast_path_finds_the_exact_top_hits_when_they_crowd_into_one_block() {
-    use turboprop_index::synthetic::LatentSpace;
+    use turboprop_index::LatentSpace;
     let space = LatentSpace::new(384, 11);
     let q = space.query(3);
     let near = |i: u64| -> Vec<f32> {
@@ -362,7 +362,7 @@ fn manifests_without_int8_codes_still_open() {
 #[test]
 fn manifests_without_bit_planes_still_open_and_search_the_codes() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let space = turboprop_index::synthetic::LatentSpace::new(64, 9);
+    let space = turboprop_index::LatentSpace::new(64, 9);
     let files: Vec<(String, Vec<Vec<f32>>)> = (0..40)
         .map(|f| {
             (
@@ -407,7 +407,7 @@ fn manifests_without_bit_planes_still_open_and_search_the_codes() {
 /// byte is named by verify. Never a panic.
 #[test]
 fn damaged_codes_are_named() {
-    let space = turboprop_index::synthetic::LatentSpace::new(64, 5);
+    let space = turboprop_index::LatentSpace::new(64, 5);
     let dense: Vec<(String, Vec<Vec<f32>>)> = (0..30)
         .map(|f| {
             (

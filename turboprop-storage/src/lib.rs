@@ -37,6 +37,9 @@ mod deletes;
 mod directory;
 mod document;
 mod error;
+// Test machinery (compiled to nothing without the `failpoints` feature), public for the
+// index's failpoint tests only.
+#[doc(hidden)]
 pub mod failpoint;
 mod header;
 mod layout;

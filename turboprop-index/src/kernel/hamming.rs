@@ -8,12 +8,15 @@ use super::Isa;
 mod x86;
 
 /// Hamming distances of one code of `query.len()` 64-bit words against `out.len()` codes
-/// stored one after the other in `codes`.
+/// stored one after the other in `codes` (the tests' reference for the histogram's
+/// distances).
+#[cfg(test)]
 pub fn hamming_rows(isa: Isa, query: &[u64], codes: &[u64], out: &mut [u16]) {
     hamming_rows_hist(isa, query, codes, out, &mut [0]);
 }
 
-/// As [`hamming_rows`], also counting each distance into `hist` (`hist[d] += 1`; distances
+/// Hamming distances of one code of `query.len()` 64-bit words against `out.len()` codes
+/// stored one after the other in `codes`, each also counted into `hist` (`hist[d] += 1`; distances
 /// past the end of `hist` count into its last slot; an empty `hist` counts nothing).
 /// Counting while the distances are computed hides the counter updates behind the
 /// popcounts.

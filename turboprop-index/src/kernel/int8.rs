@@ -14,16 +14,6 @@ mod x86;
 /// for the rest), in plain f32 multiplies and adds on every instruction set, so every
 /// version gives bit-identical sums. This is the scan of the int8 codes of sparse vectors:
 /// a sparse query touches only the columns of its few non-zero dimensions.
-///
-/// ```
-/// use turboprop_index::kernel::{add_columns_i8, Isa};
-///
-/// let a = [1u8, 2, 0xff]; // 1, 2, -1
-/// let b = [0u8, 3, 4];
-/// let mut acc = [0.5f32; 3];
-/// add_columns_i8(Isa::detect(), &[2.0, 0.5], &[&a, &b], &mut acc);
-/// assert_eq!(acc, [2.5, 6.0, 0.5]);
-/// ```
 pub fn add_columns_i8(isa: Isa, weights: &[f32], columns: &[&[u8]], acc: &mut [f32]) {
     let k = weights.len().min(columns.len());
     let n = columns[..k]
@@ -96,5 +86,22 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// The examples of the documentation above, run as tests (the module is not public API).
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    #[test]
+    fn adding_two_weighted_columns() {
+        use crate::kernel::Isa;
+
+        let a = [1u8, 2, 0xff]; // 1, 2, -1
+        let b = [0u8, 3, 4];
+        let mut acc = [0.5f32; 3];
+        add_columns_i8(Isa::detect(), &[2.0, 0.5], &[&a, &b], &mut acc);
+        assert_eq!(acc, [2.5, 6.0, 0.5]);
     }
 }

@@ -33,18 +33,6 @@ const PLANE_RUN: usize = 512;
 /// counter bits against the distance, so a search never spends time on each of the many
 /// rows that are far. A search reads only the planes of the dimensions that matter most
 /// to its query: a fraction of the codes' bytes.
-///
-/// ```
-/// use turboprop_index::kernel::{Isa, PlaneCounts};
-///
-/// // Three rows, two planes: rows 0 and 2 have bit 1 in plane 0, row 2 in plane 1.
-/// let (p0, p1) = ([0b101u64], [0b100u64]);
-/// // The query has bit 1 in plane 0 and bit 0 in plane 1.
-/// let counts = PlaneCounts::new(Isa::detect(), &[&p0, &p1], &[!0, 0], 0, 3);
-/// assert_eq!((0..3).map(|r| counts.count(r)).collect::<Vec<_>>(), [0, 1, 1]);
-/// assert_eq!(counts.count_within(0), 1);
-/// assert_eq!(counts.rows_within(1), [0, 1, 2]);
-/// ```
 #[derive(Debug, Clone)]
 pub struct PlaneCounts {
     /// Per word of 64 rows, the eight bits of their counts, lowest first.
@@ -61,6 +49,7 @@ pub struct PlaneCounts {
 
 impl PlaneCounts {
     /// Counts rows `first..first + rows` of `planes` against the query bits `flips`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(
         isa: Isa,
         planes: &[&[u64]],
@@ -74,15 +63,6 @@ impl PlaneCounts {
     /// Like [`Self::new`], but a mismatch in one of the first `doubled` planes counts
     /// twice: for planes ordered by how much they matter to the query. `doubled` is
     /// bounded so that no count exceeds [`MAX_PLANES`] (at most `MAX_PLANES - planes`).
-    ///
-    /// ```
-    /// use turboprop_index::kernel::{Isa, PlaneCounts};
-    ///
-    /// // Row 0 differs from the query in plane 0 only, row 1 in plane 1 only.
-    /// let (p0, p1) = ([0b01u64], [0b10u64]);
-    /// let counts = PlaneCounts::weighted(Isa::detect(), &[&p0, &p1], &[0, 0], 1, 0, 2);
-    /// assert_eq!((counts.count(0), counts.count(1)), (2, 1));
-    /// ```
     pub fn weighted(
         isa: Isa,
         planes: &[&[u64]],
@@ -123,6 +103,7 @@ impl PlaneCounts {
     }
 
     /// Rows in the run.
+    #[cfg(any(test, feature = "internals"))]
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -487,5 +468,37 @@ mod tests {
             let near = want.iter().filter(|&&c| c <= 21).count();
             assert_eq!(counts.count_within(21), near, "{isa:?}");
         }
+    }
+}
+
+/// The examples of the documentation above, run as tests (the module is not public API).
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    #[test]
+    fn the_doubled_plane_counts_twice() {
+        use crate::kernel::Isa;
+
+        // Row 0 differs from the query in plane 0 only, row 1 in plane 1 only.
+        let (p0, p1) = ([0b01u64], [0b10u64]);
+        let counts = PlaneCounts::weighted(Isa::detect(), &[&p0, &p1], &[0, 0], 1, 0, 2);
+        assert_eq!((counts.count(0), counts.count(1)), (2, 1));
+    }
+
+    #[test]
+    fn counting_three_rows_over_two_planes() {
+        use crate::kernel::Isa;
+
+        // Three rows, two planes: rows 0 and 2 have bit 1 in plane 0, row 2 in plane 1.
+        let (p0, p1) = ([0b101u64], [0b100u64]);
+        // The query has bit 1 in plane 0 and bit 0 in plane 1.
+        let counts = PlaneCounts::new(Isa::detect(), &[&p0, &p1], &[!0, 0], 0, 3);
+        assert_eq!(
+            (0..3).map(|r| counts.count(r)).collect::<Vec<_>>(),
+            [0, 1, 1]
+        );
+        assert_eq!(counts.count_within(0), 1);
+        assert_eq!(counts.rows_within(1), [0, 1, 2]);
     }
 }

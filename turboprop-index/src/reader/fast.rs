@@ -21,7 +21,7 @@ mod tests;
 /// The number of rows the fast path re-ranks exactly by default on 1-bit codes, for `limit`
 /// hits out of `rows` (1/2000 of the rows, at least 50 per hit): each costs one random read
 /// of an f32 row. On `tp benchmark`'s vectors this keeps recall@10 at or above 0.99 from
-/// 100k to 1M rows. (Int8 codes: [`crate::sparse::fast_candidates`].)
+/// 100k to 1M rows. (Int8 codes: 20 × `limit`, at least 200.)
 pub fn fast_candidates(limit: usize, rows: usize) -> usize {
     (limit.saturating_mul(50)).max(rows / 2000)
 }
@@ -32,12 +32,12 @@ pub fn fast_candidates(limit: usize, rows: usize) -> usize {
 /// 1M `tp benchmark` vectors that keeps recall@10 at 0.995, as ten did before. (Segments
 /// without planes use the distance over every dimension, which keeps 0.993 offline with a
 /// pool of six times the share, 0.996 with ten.)
-pub const POOL_FACTOR: usize = 6;
+pub(crate) const POOL_FACTOR: usize = 6;
 
 /// On the fast path over 1-bit codes, the fewest rows a segment re-ranks per hit asked for
 /// (or all its rows), however small its part of the index: a small segment of recent
 /// changes may hold all the best hits.
-pub const MIN_SHARE_PER_HIT: usize = 10;
+pub(crate) const MIN_SHARE_PER_HIT: usize = 10;
 
 /// A run of rows of one segment: (segment, rows).
 type Block = (usize, Range<usize>);
