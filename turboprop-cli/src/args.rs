@@ -1,5 +1,7 @@
 //! Command-line arguments: the raw flags as clap parses them. Validation into settings the
-//! library understands happens in each command (`index.rs`, `search.rs`, ...).
+//! library understands happens in each command (`index_cmd.rs`, `search_cmd.rs`, ...). Every
+//! subcommand's arguments are here, so the command modules depend on this one, never the
+//! other way round.
 
 use std::path::PathBuf;
 
@@ -26,9 +28,9 @@ pub enum Command {
     /// Check every byte of the index against its checksums.
     Verify(RepoArg),
     /// List, inspect, import and download embedding models.
-    Model(crate::model_cmd::ModelArgs),
+    Model(ModelArgs),
     /// Measure search on this machine with a synthetic index built in a temporary folder.
-    Benchmark(crate::benchmark_cmd::BenchmarkArgs),
+    Benchmark(BenchmarkArgs),
     /// Serve the repository to coding agents over MCP (stdio): search, status, index and
     /// read tools, the model and index kept loaded, the index kept fresh as files change.
     Mcp(ResidentArgs),
@@ -210,4 +212,68 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `tp model`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+/// The `tp model` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// List the built-in model and the installed ones, with dimensions and size.
+    List(RepoArg),
+    /// Show one model's settings and files.
+    Info {
+        /// The model's name (e.g. all-MiniLM-L6-v2, or builtin).
+        name: String,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Copy a model folder (model.safetensors, tokenizer.json, config.json) into the cache.
+    Import {
+        /// The model folder.
+        path: PathBuf,
+        /// The name to install it under (default: the folder's name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Download a model from the Hugging Face hub into the cache.
+    Download {
+        /// The model's name (e.g. all-MiniLM-L6-v2) or hub repository (org/name).
+        name: String,
+    },
+}
+
+/// `tp benchmark`.
+#[derive(Debug, Args)]
+pub struct BenchmarkArgs {
+    /// Vectors (chunks) in the synthetic index.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub vectors: usize,
+    /// Dimensions of each vector.
+    #[arg(long, default_value_t = 384, value_name = "D")]
+    pub dim: usize,
+    /// Queries to time (each runs exact and fast).
+    #[arg(long, default_value_t = 200, value_name = "Q")]
+    pub queries: usize,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub limit: usize,
+    /// Chunks per synthetic file (sets how many files the index holds).
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    pub chunks_per_file: usize,
+    /// Seed of the synthetic vectors and queries.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Build the index inside this folder (default: the system's temporary folder).
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// Output format: a report for people, or one JSON object.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }

@@ -7,11 +7,9 @@
 //! space with a shared offset and noise, normalized. Queries are fresh points of the same
 //! distribution.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
 use turboprop_index::{
@@ -20,36 +18,7 @@ use turboprop_index::{
 };
 use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
 
-use crate::args::OutputFormat;
-
-/// `tp benchmark`.
-#[derive(Debug, Args)]
-pub struct BenchmarkArgs {
-    /// Vectors (chunks) in the synthetic index.
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
-    pub vectors: usize,
-    /// Dimensions of each vector.
-    #[arg(long, default_value_t = 384, value_name = "D")]
-    pub dim: usize,
-    /// Queries to time (each runs exact and fast).
-    #[arg(long, default_value_t = 200, value_name = "Q")]
-    pub queries: usize,
-    /// Hits per query.
-    #[arg(long, default_value_t = 10, value_name = "K")]
-    pub limit: usize,
-    /// Chunks per synthetic file (sets how many files the index holds).
-    #[arg(long, default_value_t = 12, value_name = "N")]
-    pub chunks_per_file: usize,
-    /// Seed of the synthetic vectors and queries.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Build the index inside this folder (default: the system's temporary folder).
-    #[arg(long, value_name = "PATH")]
-    pub dir: Option<PathBuf>,
-    /// Output format: a report for people, or one JSON object.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-}
+use crate::args::{BenchmarkArgs, OutputFormat};
 
 /// What `tp benchmark --output json` prints.
 #[derive(Debug, Serialize)]

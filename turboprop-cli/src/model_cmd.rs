@@ -6,53 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
 use turboprop_embed::{
     BertEmbedder, BertOptions, BuiltinEmbedder, ModelDir, DEFAULT_MAX_TOKENS, OPTIONAL_FILES,
     REQUIRED_FILES,
 };
 use turboprop_types::Embedder;
 
-use crate::args::RepoArg;
+use crate::args::{ModelArgs, ModelCommand, RepoArg};
 use crate::model_store::{
     canonical_name, check_name, check_sha256, how_to_install, known, offline_route,
     user_models_dir, ModelStore, Source, KNOWN,
 };
-
-/// `tp model`.
-#[derive(Debug, Args)]
-pub struct ModelArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: ModelCommand,
-}
-
-/// The `tp model` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ModelCommand {
-    /// List the built-in model and the installed ones, with dimensions and size.
-    List(RepoArg),
-    /// Show one model's settings and files.
-    Info {
-        /// The model's name (e.g. all-MiniLM-L6-v2, or builtin).
-        name: String,
-        #[command(flatten)]
-        repo: RepoArg,
-    },
-    /// Copy a model folder (model.safetensors, tokenizer.json, config.json) into the cache.
-    Import {
-        /// The model folder.
-        path: PathBuf,
-        /// The name to install it under (default: the folder's name).
-        #[arg(long, value_name = "NAME")]
-        name: Option<String>,
-    },
-    /// Download a model from the Hugging Face hub into the cache.
-    Download {
-        /// The model's name (e.g. all-MiniLM-L6-v2) or hub repository (org/name).
-        name: String,
-    },
-}
 
 /// Runs `tp model`.
 pub fn run(args: &ModelArgs) -> Result<()> {
