@@ -67,7 +67,7 @@ fn tiny_model_is_deterministic_and_independent_of_batching_and_order() {
     let all = e.embed_documents(&TEXTS).expect("embeds");
     let again = e.embed_documents(&TEXTS).expect("embeds");
     assert_eq!(all, again, "same input, same bits");
-    // Alone (no padding) vs in a batch with longer texts (padded): the mask must hide padding.
+    // Alone vs packed into a batch with longer texts: attention must stay within each text.
     for (i, t) in TEXTS.iter().enumerate() {
         let alone = e.embed_documents(&[t]).expect("embeds");
         assert!(
@@ -201,7 +201,7 @@ fn minilm_matches_sentence_transformers() {
         .expect("the model folder in TURBOPROP_TEST_MINILM loads");
         assert_eq!(e.dimensions(), 384);
         let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
-        // All at once (batched, padded, reordered) and one at a time.
+        // All at once (batched, packed, reordered) and one at a time.
         let batched = e.embed_documents(&texts).expect("embeds");
         let mut worst = 1f32;
         let mut below = Vec::new();
