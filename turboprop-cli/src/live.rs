@@ -248,19 +248,9 @@ impl Live {
     /// Waits until an update that began after request `ticket` has finished, or `timeout`
     /// passed; returns whether it had.
     pub fn wait_covered(&self, ticket: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut s = self.lock_state();
-        while s.covered < ticket && !s.stop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            s = match self.wake.wait_timeout(s, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        s.covered >= ticket
+        self.wait_until(timeout, |s| {
+            (s.covered >= ticket || s.stop).then_some(s.covered >= ticket)
+        })
     }
 
     /// After [`Live::wait_covered`]: waits until nothing seen is waiting to be indexed, or
@@ -269,15 +259,23 @@ impl Live {
     /// update (a debounce later) finds the file unchanged and clears it, and an answer after
     /// that is fresh.
     pub fn wait_settled(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |s| {
+            let settled =
+                s.running.is_none() && !s.full && s.dirty.is_empty() && s.covered >= s.requested;
+            // A failed update is reported by status; waiting longer would not help.
+            let failed = s.last.as_ref().is_some_and(|l| l.error.is_some());
+            (settled || failed || s.stop).then_some(settled || failed)
+        })
+    }
+
+    /// Waits on the state until `done` gives an answer, woken by every change of it, or
+    /// `timeout` passed (false).
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> Option<bool>) -> bool {
         let deadline = Instant::now() + timeout;
         let mut s = self.lock_state();
         loop {
-            let failed = s.last.as_ref().is_some_and(|l| l.error.is_some());
-            let settled =
-                s.running.is_none() && !s.full && s.dirty.is_empty() && s.covered >= s.requested;
-            if settled || failed || s.stop {
-                // A failed update is reported by status; waiting longer would not help.
-                return settled || failed;
+            if let Some(answer) = done(&s) {
+                return answer;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
