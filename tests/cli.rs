@@ -185,6 +185,49 @@ fn index_summary_text_is_stable() {
 // Search quality and the JSON contract
 // ---------------------------------------------------------------------------------------------
 
+/// No two hits of any search overlap in lines (every search output is checked by
+/// `parse_hits`; here over random repositories of files from one line to several windows
+/// long, and random queries of their words, up to a limit past the number of chunks).
+#[test]
+fn no_hit_overlaps_another_in_random_repositories() {
+    const WORDS: &[&str] = &[
+        "split", "pot", "winner", "deck", "shuffle", "card", "river", "blind", "raise", "fold",
+        "chip", "stack", "dealer", "table", "seat", "timer",
+    ];
+    let mut config = proptest::test_runner::Config::with_cases(12);
+    config.failure_persistence = None;
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let case = (
+        proptest::collection::vec((1usize..160, any_seed()), 1..6),
+        proptest::collection::vec(proptest::collection::vec(0..WORDS.len(), 1..4), 1..4),
+        1usize..40,
+    );
+    runner
+        .run(&case, |(files, queries, limit)| {
+            let sb = Sandbox::empty();
+            for (f, (lines, seed)) in files.iter().enumerate() {
+                let mut rng = Rng(*seed);
+                let text: String = (0..*lines)
+                    .map(|_| format!("{} {}\n", rng.pick(WORDS), rng.pick(WORDS)))
+                    .collect();
+                sb.write(&format!("src/f{f}.rs"), text);
+            }
+            sb.tp(&["index"]).ok();
+            for words in queries {
+                let query: Vec<&str> = words.iter().map(|&w| WORDS[w]).collect();
+                // parse_hits asserts that no two hits overlap.
+                let hits = sb.search(&query.join(" "), &["--limit", &limit.to_string()]);
+                proptest::prop_assert!(hits.len() <= limit);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn any_seed() -> impl proptest::strategy::Strategy<Value = u64> {
+    proptest::prelude::any::<u64>()
+}
+
 #[test]
 fn expected_queries_find_their_file_in_the_top_3() {
     let sb = Sandbox::indexed_poker();
@@ -267,8 +310,10 @@ fn threshold_drops_hits_below_it() {
 #[test]
 fn limit_caps_the_number_of_hits() {
     let sb = Sandbox::indexed_poker();
-    assert_eq!(sb.search("poker", &["--limit", "7"]).len(), 7);
-    assert_eq!(sb.search("poker", &[]).len(), 10, "--limit defaults to 10");
+    let query = "rank a poker hand";
+    assert!(sb.search(query, &["--limit", "1000"]).len() > 10);
+    assert_eq!(sb.search(query, &["--limit", "7"]).len(), 7);
+    assert_eq!(sb.search(query, &[]).len(), 10, "--limit defaults to 10");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,7 +616,7 @@ fn closed_stdout_pipe_is_not_an_error() {
     // Far more output than a pipe buffers (64 KiB), so tp is still writing when the pipe
     // closes.
     let mut big = String::new();
-    for i in 0..4000 {
+    for i in 0..8000 {
         big.push_str(&format!(
             "// rank a poker hand, line {i}, with padding to make it long\n"
         ));

@@ -140,6 +140,15 @@ pub fn parse_hits(stdout: &str) -> Vec<Value> {
         last_score = score;
         assert!(h["content"].is_string());
     }
+    // No two hits of one search overlap in lines (DESIGN.md).
+    for (i, a) in hits.iter().enumerate() {
+        for b in &hits[..i] {
+            let overlap = a["file"] == b["file"]
+                && a["line_start"].as_u64() <= b["line_end"].as_u64()
+                && b["line_start"].as_u64() <= a["line_end"].as_u64();
+            assert!(!overlap, "two hits overlap:\n{b}\n{a}");
+        }
+    }
     hits
 }
 

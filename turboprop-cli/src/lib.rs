@@ -38,6 +38,7 @@ mod model_cmd;
 mod model_store;
 mod models;
 mod output;
+mod overlap;
 mod repo;
 mod search_cmd;
 mod snippet;

@@ -13,6 +13,7 @@ pub use crate::args::Mode;
 use crate::args::{OutputFormat, SearchArgs};
 use crate::models;
 use crate::output::{json_hit, text_hit};
+use crate::overlap::{first_fetch, without_overlaps};
 use crate::repo::Repo;
 use crate::snippet::Snippets;
 
@@ -154,8 +155,35 @@ impl Searcher {
         Ok(self.index.search_fused(&queries, opts, fuse)?)
     }
 
-    /// The best chunks for `query` in `mode`, best first.
+    /// The best chunks for `query` in `mode`, best first, no two of them overlapping in
+    /// lines (of two overlapping chunks of one file the lower-ranked one is left out and the
+    /// next chunk takes its place; see `overlap.rs`).
     pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
+        if opts.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut fetch = first_fetch(opts.limit);
+        loop {
+            let ranked = self.ranked(
+                query,
+                mode,
+                &SearchOptions {
+                    limit: fetch,
+                    ..opts.clone()
+                },
+            )?;
+            let exhausted = ranked.len() < fetch;
+            let hits = without_overlaps(ranked, opts.limit);
+            if hits.len() == opts.limit || exhausted {
+                return Ok(hits);
+            }
+            fetch = fetch.saturating_mul(4);
+        }
+    }
+
+    /// The best chunks for `query` in `mode`, best first, as the index ranks them (windows of
+    /// one file may overlap).
+    fn ranked(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
         let index = &self.index;
         let model = match (mode, self.has_model()) {
             (Mode::Lexical, _) => None,
