@@ -52,6 +52,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
+pub use crate::overlap::Found;
 pub use crate::search_cmd::{Mode, Searcher, HYBRID_DEPTH};
 
 /// Runs `tp` with the process's arguments and returns its exit code.

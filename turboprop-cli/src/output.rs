@@ -4,8 +4,8 @@
 
 use std::io::{self, Write};
 
+use crate::overlap::Found;
 use serde::Serialize;
-use turboprop_index::Hit;
 
 use crate::escape::{escape_control, escape_line};
 
@@ -28,7 +28,7 @@ struct JsonHit<'a> {
 }
 
 /// One JSON Lines record, as DESIGN.md fixes it.
-pub fn json_hit(hit: &Hit, rank: usize, snippet: &Snippet) -> String {
+pub fn json_hit(hit: &Found, rank: usize, snippet: &Snippet) -> String {
     let record = JsonHit {
         file: hit.chunk.file(),
         line_start: hit.chunk.line_start(),
@@ -52,7 +52,7 @@ const SHOWN_LINES: usize = 8;
 /// with their line numbers.
 pub fn text_hit(
     out: &mut impl Write,
-    hit: &Hit,
+    hit: &Found,
     snippet: &Snippet,
     query: &str,
     color: bool,

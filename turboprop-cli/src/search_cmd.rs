@@ -13,7 +13,7 @@ pub use crate::args::Mode;
 use crate::args::{OutputFormat, SearchArgs};
 use crate::models;
 use crate::output::{json_hit, text_hit};
-use crate::overlap::{first_fetch, without_overlaps};
+use crate::overlap::{first_fetch, merge_overlaps, Found};
 use crate::repo::Repo;
 use crate::snippet::Snippets;
 
@@ -156,9 +156,8 @@ impl Searcher {
     }
 
     /// The best chunks for `query` in `mode`, best first, no two of them overlapping in
-    /// lines (of two overlapping chunks of one file the lower-ranked one is left out and the
-    /// next chunk takes its place; see `overlap.rs`).
-    pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Hit>> {
+    /// lines: overlapping chunks of one file are merged into one hit (see `overlap.rs`).
+    pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Found>> {
         if opts.limit == 0 {
             return Ok(Vec::new());
         }
@@ -173,9 +172,9 @@ impl Searcher {
                 },
             )?;
             let exhausted = ranked.len() < fetch;
-            let hits = without_overlaps(ranked, opts.limit);
-            if hits.len() == opts.limit || exhausted {
-                return Ok(hits);
+            let found = merge_overlaps(ranked, opts.limit);
+            if found.len() == opts.limit || exhausted {
+                return Ok(found);
             }
             fetch = fetch.saturating_mul(4);
         }

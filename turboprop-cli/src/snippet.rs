@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use turboprop_index::Hit;
+use crate::overlap::Found;
 use turboprop_storage::{open_beneath, StorageError};
 use turboprop_types::ContentHash;
 
@@ -48,7 +48,7 @@ impl<'a> Snippets<'a> {
 
     /// The hit's text as the file holds it now; when the file changed since it was indexed,
     /// the same lines as they read now, marked stale, with a warning.
-    pub fn snippet(&mut self, hit: &Hit) -> Snippet {
+    pub fn snippet(&mut self, hit: &Found) -> Snippet {
         let path = hit.chunk.file().to_owned();
         let none = Snippet {
             text: String::new(),
@@ -72,7 +72,22 @@ impl<'a> Snippets<'a> {
                         .read_to_end(&mut bytes)
                 })
                 .is_ok();
-            if read && ContentHash::of(&bytes) == hit.chunk.hash() {
+            // Every part's bytes as they were indexed (a merged hit's parts overlap within
+            // its range).
+            let intact = |part: &turboprop_types::ChunkMeta| {
+                let r = part.bytes();
+                let at = |b: u64| {
+                    b.checked_sub(range.start)
+                        .and_then(|d| usize::try_from(d).ok())
+                };
+                match (at(r.start), at(r.end)) {
+                    (Some(s), Some(e)) if s <= e && e <= bytes.len() => {
+                        ContentHash::of(&bytes[s..e]) == part.hash()
+                    }
+                    _ => false,
+                }
+            };
+            if read && hit.parts.iter().all(intact) {
                 return Snippet {
                     text: String::from_utf8_lossy(&bytes).into_owned(),
                     stale: false,
