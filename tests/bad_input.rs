@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 mod common;
@@ -176,32 +176,21 @@ fn unreadable_files_and_folders_are_skipped_with_a_warning() {
     set_mode("secret", 0o000);
     let privileged = fs::read(sb.path("rust/src/locked.rs")).is_ok();
     let run = if privileged {
-        let mut cmd = sb.command(&["index"]);
-        let unprivileged = Command::new("setpriv")
-            .args(["--bounding-set", "-dac_override,-dac_read_search", "true"])
-            .status();
-        assert!(
-            unprivileged.is_ok_and(|s| s.success()),
-            "this test runs as a user who reads mode-000 files and needs setpriv(1) (util-linux) to drop that privilege"
-        );
-        let mut priv_cmd = Command::new("setpriv");
-        priv_cmd
-            .args([
-                "--bounding-set",
-                "-dac_override,-dac_read_search",
-                TP,
-                "index",
-            ])
-            .current_dir(&sb.root)
-            .stdin(Stdio::null());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => priv_cmd.env(k, v),
-                None => priv_cmd.env_remove(k),
-            };
-        }
-        cmd = priv_cmd;
-        Running::run(cmd, "setpriv ... tp index".into()).contract()
+        // setpriv(1) (util-linux) runs tp without the two capabilities that bypass permissions.
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--bounding-set",
+            "-dac_override,-dac_read_search",
+            TP,
+            "index",
+        ])
+        .current_dir(&sb.root);
+        sb.isolate(&mut cmd);
+        Running::run(
+            cmd,
+            "setpriv --bounding-set -dac_override,-dac_read_search tp index".into(),
+        )
+        .contract()
     } else {
         sb.tp(&["index"])
     };

@@ -198,7 +198,7 @@ fn no_hit_overlaps_another_in_random_repositories() {
     config.failure_persistence = None;
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let case = (
-        proptest::collection::vec((1usize..160, any_seed()), 1..6),
+        proptest::collection::vec((1usize..160, proptest::prelude::any::<u64>()), 1..6),
         proptest::collection::vec(proptest::collection::vec(0..WORDS.len(), 1..4), 1..4),
         1usize..40,
     );
@@ -222,10 +222,6 @@ fn no_hit_overlaps_another_in_random_repositories() {
             Ok(())
         })
         .unwrap();
-}
-
-fn any_seed() -> impl proptest::strategy::Strategy<Value = u64> {
-    proptest::prelude::any::<u64>()
 }
 
 #[test]

@@ -253,18 +253,24 @@ impl Live {
         })
     }
 
-    /// After [`Live::wait_covered`]: waits until nothing seen is waiting to be indexed, or
-    /// the last update failed, or `timeout` passed; returns false only when it timed out.
-    /// The events of a write can arrive after the pass that already indexed it; the next
-    /// update (a debounce later) finds the file unchanged and clears it, and an answer after
-    /// that is fresh.
-    pub fn wait_settled(&self, timeout: Duration) -> bool {
+    /// Waits until an update that began after request `ticket` has finished and nothing seen
+    /// since is waiting to be indexed (or that update failed), or `timeout` passed; returns
+    /// false only when it timed out. The events of a write can arrive after the pass that
+    /// already indexed it; the next update (a debounce later) finds the file unchanged and
+    /// clears it, and an answer after that is fresh.
+    pub fn wait_fresh(&self, ticket: u64, timeout: Duration) -> bool {
         self.wait_until(timeout, |s| {
+            if s.stop {
+                return Some(s.covered >= ticket);
+            }
+            if s.covered < ticket {
+                return None;
+            }
             let settled =
                 s.running.is_none() && !s.full && s.dirty.is_empty() && s.covered >= s.requested;
             // A failed update is reported by status; waiting longer would not help.
             let failed = s.last.as_ref().is_some_and(|l| l.error.is_some());
-            (settled || failed || s.stop).then_some(settled || failed)
+            (settled || failed).then_some(true)
         })
     }
 

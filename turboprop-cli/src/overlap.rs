@@ -9,10 +9,10 @@
 //! 85.4% on the tuning crates, 92.6% -> 81.4% held out). A merged hit keeps every part's
 //! lines, and its snippet is checked against every part's hash.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use turboprop_index::Hit;
-use turboprop_types::ChunkMeta;
+use turboprop_types::{ChunkMeta, ContentHash};
 
 /// A hit as `tp search` shows it: one chunk, or overlapping chunks of one file merged.
 #[derive(Debug, Clone)]
@@ -44,15 +44,7 @@ impl Found {
     /// Takes `other`'s parts in (its score is not better: it ranks lower).
     fn absorb(&mut self, other: Found) {
         self.parts.extend(other.parts);
-        let lines = self.parts.iter().map(|p| p.line_start()).min().unwrap_or(1)
-            ..=self.parts.iter().map(|p| p.line_end()).max().unwrap_or(1);
-        let bytes: Range<u64> = self
-            .parts
-            .iter()
-            .map(|p| p.bytes().start)
-            .min()
-            .unwrap_or(0)
-            ..self.parts.iter().map(|p| p.bytes().end).max().unwrap_or(0);
+        let (lines, bytes) = span(self.parts.iter());
         let best = &self.parts[0];
         if let Ok(span) = ChunkMeta::new(
             best.file(),
@@ -64,6 +56,33 @@ impl Found {
             self.chunk = span;
         }
     }
+
+    /// Whether `bytes`, read now at this hit's byte range, still hold every part as it was
+    /// indexed (each part's bytes against its hash).
+    pub fn parts_intact(&self, bytes: &[u8]) -> bool {
+        let start = self.chunk.bytes().start;
+        let at = |b: u64| b.checked_sub(start).and_then(|d| usize::try_from(d).ok());
+        self.parts.iter().all(|part| {
+            let r = part.bytes();
+            match (at(r.start), at(r.end)) {
+                (Some(s), Some(e)) if s <= e && e <= bytes.len() => {
+                    ContentHash::of(&bytes[s..e]) == part.hash()
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+/// The lines and bytes `parts` span together.
+fn span<'a>(
+    parts: impl Iterator<Item = &'a ChunkMeta> + Clone,
+) -> (RangeInclusive<u32>, Range<u64>) {
+    let lines = parts.clone().map(ChunkMeta::line_start).min().unwrap_or(1)
+        ..=parts.clone().map(ChunkMeta::line_end).max().unwrap_or(1);
+    let bytes = parts.clone().map(|p| p.bytes().start).min().unwrap_or(0)
+        ..parts.map(|p| p.bytes().end).max().unwrap_or(0);
+    (lines, bytes)
 }
 
 /// A merged hit spans at most this many times its longest part's lines (120 lines of
@@ -106,11 +125,10 @@ pub fn merge_overlaps(hits: Vec<Hit>, limit: usize) -> Vec<Found> {
 /// Whether `chunk` merged with `groups` would span more than [`MAX_SPAN_PARTS`] times the
 /// longest part.
 fn too_long<'a>(chunk: &ChunkMeta, groups: impl Iterator<Item = &'a Found> + Clone) -> bool {
-    let parts = || groups.clone().flat_map(|g| g.parts.iter()).chain([chunk]);
-    let longest = parts().map(ChunkMeta::line_count).max().unwrap_or(1);
-    let start = parts().map(ChunkMeta::line_start).min().unwrap_or(1);
-    let end = parts().map(ChunkMeta::line_end).max().unwrap_or(1);
-    u64::from(end - start + 1) > u64::from(longest) * u64::from(MAX_SPAN_PARTS)
+    let parts = groups.flat_map(|g| g.parts.iter()).chain([chunk]);
+    let longest = parts.clone().map(ChunkMeta::line_count).max().unwrap_or(1);
+    let (lines, _) = span(parts);
+    u64::from(lines.end() - lines.start() + 1) > u64::from(longest) * u64::from(MAX_SPAN_PARTS)
 }
 
 /// How many ranked hits to ask for to fill `limit` after merging: each window overlaps at
@@ -123,7 +141,6 @@ pub fn first_fetch(limit: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use turboprop_types::ContentHash;
 
     fn hit(file: &str, start: u32, end: u32, score: f32) -> Hit {
         let bytes = u64::from(start) * 10..u64::from(end) * 10;

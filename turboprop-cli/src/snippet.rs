@@ -9,7 +9,6 @@ use std::path::Path;
 
 use crate::overlap::Found;
 use turboprop_storage::{open_beneath, StorageError};
-use turboprop_types::ContentHash;
 
 use crate::escape::escape_control;
 use crate::output::Snippet;
@@ -72,22 +71,8 @@ impl<'a> Snippets<'a> {
                         .read_to_end(&mut bytes)
                 })
                 .is_ok();
-            // Every part's bytes as they were indexed (a merged hit's parts overlap within
-            // its range).
-            let intact = |part: &turboprop_types::ChunkMeta| {
-                let r = part.bytes();
-                let at = |b: u64| {
-                    b.checked_sub(range.start)
-                        .and_then(|d| usize::try_from(d).ok())
-                };
-                match (at(r.start), at(r.end)) {
-                    (Some(s), Some(e)) if s <= e && e <= bytes.len() => {
-                        ContentHash::of(&bytes[s..e]) == part.hash()
-                    }
-                    _ => false,
-                }
-            };
-            if read && hit.parts.iter().all(intact) {
+            // A merged hit is checked part by part (see `Found::parts_intact`).
+            if read && hit.parts_intact(&bytes) {
                 return Snippet {
                     text: String::from_utf8_lossy(&bytes).into_owned(),
                     stale: false,

@@ -266,10 +266,7 @@ pub fn search(live: &Live, p: SearchParams) -> ToolResult {
     let mut waited = None;
     if p.wait_for_index == Some(true) {
         let ticket = live.request_full();
-        let deadline = std::time::Instant::now() + SEARCH_WAIT;
-        let covered = live.wait_covered(ticket, SEARCH_WAIT);
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        waited = Some(covered && live.wait_settled(left));
+        waited = Some(live.wait_fresh(ticket, SEARCH_WAIT));
     }
     let opts = SearchOptions {
         limit: limit as usize,
