@@ -23,7 +23,7 @@
 //! Opening a segment reads headers and the small `metadata.json`, never a per-file record:
 //! a search reads only the records of the files it returns. Segments of format 1 (written
 //! before `files.bin` existed) keep their file list inside `metadata.json`; it is parsed
-//! whole when they are opened, and compaction rewrites them in format 2.
+//! whole when they are opened, and compaction rewrites them in the current format.
 //!
 //! Segments of format 4 (what this build writes) add `symbols.bin` and `symtext.bin`: the
 //! optional symbol (`Table::deal`) and kind (`method`) of each row; format 2 and 3 segments
