@@ -39,6 +39,8 @@ fn build(path: &std::path::Path) {
                 vector: vec![0.5; 8],
                 terms: Vec::new(),
                 spaces: Vec::new(),
+                symbol: None,
+                kind: None,
             };
             let record = FileRecord::new(name, 1, 1, hash).expect("record");
             w.put_file(record, vec![chunk]).expect("put");

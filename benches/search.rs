@@ -56,6 +56,8 @@ fn put(w: &mut IndexWriter, f: usize, vs: Vec<Vec<f32>>) {
             vector,
             terms: Vec::new(),
             spaces: Vec::new(),
+            symbol: None,
+            kind: None,
         })
         .collect();
     w.put_file(record, chunks).expect("put");

@@ -28,6 +28,7 @@
 //! let chunk = NewChunk {
 //!     line_start: 1, line_end: 1, byte_start: 0, byte_end: text.len() as u64,
 //!     hash: ContentHash::of(text.as_bytes()), vector, terms, spaces: vec![],
+//!     symbol: None, kind: None,
 //! };
 //! let record = FileRecord::new("pot.py", text.len() as u64, 0, ContentHash::of(text.as_bytes()))?;
 //! writer.put_file(record, vec![chunk])?;

@@ -236,6 +236,8 @@ fn synthetic_file(
             vector: space.vector((first + i) as u64),
             terms: Vec::new(),
             spaces: Vec::new(),
+            symbol: None,
+            kind: None,
         })
         .collect();
     Ok((record, chunks))

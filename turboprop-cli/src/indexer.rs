@@ -784,6 +784,8 @@ fn read_and_chunk(
             vector: Vec::new(),
             terms: Vec::new(),
             spaces: Vec::new(),
+            symbol: None,
+            kind: None,
         })
         .collect();
     Ok(Read::Chunked {

@@ -19,6 +19,7 @@
 //! let chunk = |line: u32, v: [f32; 3]| NewChunk {
 //!     line_start: line, line_end: line + 9, byte_start: 0, byte_end: 100,
 //!     hash: ContentHash::of(&line.to_le_bytes()), vector: v.to_vec(), terms: vec![], spaces: vec![],
+//!     symbol: None, kind: None,
 //! };
 //!
 //! // Create, fill and commit.

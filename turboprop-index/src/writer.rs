@@ -15,7 +15,8 @@ use turboprop_storage::{
     SpaceEntry, StorageError, WriterLock,
 };
 use turboprop_types::{
-    ChunkingConfig, CompactionConfig, ContentHash, FileRecord, IndexConfig, TermId,
+    check_kind, check_symbol, ChunkingConfig, CompactionConfig, ContentHash, FileRecord,
+    IndexConfig, TermId,
 };
 
 use crate::error::{IndexError, Result};
@@ -133,6 +134,12 @@ pub struct NewChunk {
     pub terms: Vec<TermId>,
     /// The chunk's vector in each additional space of the spec, in order (empty without).
     pub spaces: Vec<Vec<f32>>,
+    /// The symbol the chunk defines (`Table::deal`), from a syntax-aware chunker: 1 to
+    /// 1,024 bytes (see [`turboprop_types::check_symbol`]), or `None`.
+    pub symbol: Option<String>,
+    /// The symbol's kind (`method`): 1 to 32 characters of `a-z`, `0-9`, `_` and `-` (see
+    /// [`turboprop_types::check_kind`]), or `None`.
+    pub kind: Option<String>,
 }
 
 #[derive(Debug)]
@@ -536,6 +543,13 @@ impl IndexWriter {
                 return Err(IndexError::InvalidVector {
                     what: record.path().to_owned(),
                     reason: "chunk with an invalid line or byte range".to_owned(),
+                });
+            }
+            let symbol = c.symbol.as_deref().map_or(Ok(()), check_symbol);
+            if let Err(e) = symbol.and_then(|()| c.kind.as_deref().map_or(Ok(()), check_kind)) {
+                return Err(IndexError::InvalidVector {
+                    what: record.path().to_owned(),
+                    reason: format!("chunk at line {}: {e}", c.line_start),
                 });
             }
         }

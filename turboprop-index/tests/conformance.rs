@@ -159,6 +159,8 @@ fn put(w: &mut IndexWriter, path: &str, version: u64, chunks: u32) {
             vector: vector(chunk_seed(seed, i)),
             terms: vec![(seed % 7) as TermId, 100 + i, 999],
             spaces: Vec::new(),
+            symbol: None,
+            kind: None,
         })
         .collect();
     w.put_file(record, chunks).unwrap();
@@ -967,7 +969,7 @@ fn compaction_rewrites_format_1_segments_in_the_current_format() {
     let reader = SegmentReader::open(&*mem, name, ReadMode::Heap).unwrap();
     assert_eq!(
         reader.format_version(),
-        turboprop_storage::SEGMENT_FORMAT_VERSION
+        turboprop_storage::SYMBOLS_FORMAT_VERSION
     );
     assert!(mem
         .exists(&join_name(name, turboprop_storage::FILES_FILE))

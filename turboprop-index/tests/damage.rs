@@ -36,6 +36,8 @@ fn commit_file(dir: &Arc<dyn Directory>, path: &str, vector: [f32; 4]) {
         vector: vector.to_vec(),
         terms: vec![],
         spaces: vec![],
+        symbol: None,
+        kind: None,
     };
     writer.put_file(record, vec![chunk]).expect("put");
     writer.commit().expect("commit");

@@ -45,6 +45,8 @@ fn put(w: &mut IndexWriter, name: &str, v: [f32; 2], n: u32) {
             vector: v.to_vec(),
             terms: vec![i, 99],
             spaces: Vec::new(),
+            symbol: None,
+            kind: None,
         })
         .collect();
     w.put_file(record, chunks).expect("put");

@@ -108,6 +108,9 @@ fn put(writer: &mut IndexWriter, path: &str, chunks: u32, seed: u32) {
             vector: unit(seed * 7 + i, DIMS),
             terms: vec![seed % 5, 7 + i, 100 + seed],
             spaces: vec![unit(seed * 3 + i, SPACE_DIMS)],
+            // Symbols and kinds on some chunks, so symtext.bin has bytes to damage too.
+            symbol: (i % 2 == 0).then(|| format!("Item{seed}::f{i}")),
+            kind: (i % 3 != 2).then(|| "method".to_owned()),
         })
         .collect();
     writer.put_file(record, chunks).expect("put");

@@ -68,6 +68,8 @@ fn chunks(f: u64, spaces: &[u64]) -> Vec<NewChunk> {
                 .iter()
                 .map(|&m| vector(m * 1_000_000 + f * 16 + c, SECOND))
                 .collect(),
+            symbol: None,
+            kind: None,
         })
         .collect()
 }

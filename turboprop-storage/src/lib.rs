@@ -18,7 +18,8 @@
 //! let mut seg = SegmentWriter::create(dir.directory(), &name, 2)?;
 //! let record = FileRecord::new("src/pot.py", 10, 0, ContentHash::of(b"..."))?;
 //! let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
-//!                    hash: ContentHash::of(b"..."), vector: &[0.6, 0.8] };
+//!                    hash: ContentHash::of(b"..."), vector: &[0.6, 0.8],
+//!                    symbol: None, kind: None };
 //! seg.add_file(record, [row], &[(42, 1)])?;
 //! seg.finish()?;
 //!
@@ -67,8 +68,8 @@ pub use open::{check_real_dir, open_beneath, open_regular, read_bounded, EntryKi
 pub use segment::{
     check_space_key, space_file, space_key, ChunkRecord, NewRow, SegmentFile, SegmentReader,
     SegmentSummary, SegmentWriter, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN,
-    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, TERMS_FILE,
-    VECTORS_FILE,
+    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, SYMBOLS_FILE,
+    SYMBOLS_FORMAT_VERSION, SYMTEXT_FILE, TERMS_FILE, VECTORS_FILE,
 };
 pub use sigbus::FaultWatch;
 pub use table::{Table, TableKind, TableWriter};

@@ -9,7 +9,9 @@
 //!   df.bin         chunks of the segment containing each term (table, for query weights)
 //!   files.bin      one 128-byte record per file: row, term and path ranges, stat, hashes
 //!   paths.bin      the files' UTF-8 paths back to back     (table of 1-byte records)
-//!   metadata.json  dimensions, rows, file count, spaces   (document, segment format 2 or 3)
+//!   symbols.bin    one 16-byte record per chunk: its symbol and kind in symtext.bin (format 4)
+//!   symtext.bin    the chunks' symbols and kinds back to back (table of 1-byte records)
+//!   metadata.json  dimensions, rows, file count, spaces   (document, segment format 2 to 4)
 //!   vectors.<key>.bin  rows of f32 of an additional vector space (format 3), e.g. a
 //!                  transformer model's vectors beside the built-in lexical ones
 //! ```
@@ -21,7 +23,11 @@
 //! Opening a segment reads headers and the small `metadata.json`, never a per-file record:
 //! a search reads only the records of the files it returns. Segments of format 1 (written
 //! before `files.bin` existed) keep their file list inside `metadata.json`; it is parsed
-//! whole when they are opened, and compaction rewrites them in format 2.
+//! whole when they are opened, and compaction rewrites them in the current format.
+//!
+//! Segments of format 4 (what this build writes) add `symbols.bin` and `symtext.bin`: the
+//! optional symbol (`Table::deal`) and kind (`method`) of each row; format 2 and 3 segments
+//! still open, with no symbols.
 //!
 //! This module holds the file names, format versions and space keys; `records` the
 //! on-disk records, `writer` and `reader` the two sides, and `v1` what only format 1
@@ -31,8 +37,11 @@ use serde::{Deserialize, Serialize};
 
 mod reader;
 mod records;
+mod symbols;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_symbols;
 mod v1;
 mod writer;
 
@@ -55,18 +64,31 @@ pub const FILES_FILE: &str = "files.bin";
 /// The files' paths back to back (segment format 2).
 pub const PATHS_FILE: &str = "paths.bin";
 
-/// The segment format this build writes, carried by the header line of `metadata.json`:
-/// 2 keeps the files in `files.bin` and `paths.bin`, read in place; 1 (still read) kept them
-/// as a JSON list inside `metadata.json`, parsed whole on open.
+/// The symbols of the rows (segment format 4).
+pub const SYMBOLS_FILE: &str = "symbols.bin";
+/// The symbols' and kinds' text back to back (segment format 4).
+pub const SYMTEXT_FILE: &str = "symtext.bin";
+
+/// The segment format of files in `files.bin` and `paths.bin`, read in place (still read;
+/// format 1 kept them as a JSON list inside `metadata.json`, parsed whole on open). Carried,
+/// like every format, by the header line of `metadata.json`.
 pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 
 /// The segment format of segments with additional vector spaces: format 2 plus the spaces
-/// listed in `metadata.json`. Segments without them are still written as format 2, which
-/// older builds read.
+/// listed in `metadata.json` (written before format 4; still read).
 pub const SPACES_FORMAT_VERSION: u32 = 3;
 
+/// The segment format this build writes: format 3 (additional spaces optional) plus each
+/// row's symbol and kind in `symbols.bin` and `symtext.bin`, and the rows hash covering them.
+pub const SYMBOLS_FORMAT_VERSION: u32 = 4;
+
 /// Segment formats this build reads.
-const READABLE_FORMATS: [u32; 3] = [1, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION];
+const READABLE_FORMATS: [u32; 4] = [
+    1,
+    SEGMENT_FORMAT_VERSION,
+    SPACES_FORMAT_VERSION,
+    SYMBOLS_FORMAT_VERSION,
+];
 
 /// An additional vector space of a segment: the vectors of the same rows made by another
 /// model, in `vectors.<key>.bin`.
@@ -150,3 +172,6 @@ const ALL_FILES: [&str; 7] = [
     PATHS_FILE,
     METADATA_FILE,
 ];
+
+/// The files format 4 adds to [`ALL_FILES`].
+const SYMBOL_FILES: [&str; 2] = [SYMBOLS_FILE, SYMTEXT_FILE];

@@ -41,6 +41,12 @@ pub enum TableKind {
     Files,
     /// `paths.bin`: the UTF-8 paths of a segment's files back to back, one byte per record.
     Paths,
+    /// `symbols.bin`: one 16-byte record per row of a segment (format 4): where the row's
+    /// symbol and kind are in `symtext.bin` and their lengths.
+    Symbols,
+    /// `symtext.bin`: the symbols and kinds of a segment's rows back to back, one byte per
+    /// record.
+    SymbolText,
 }
 
 impl TableKind {
@@ -57,6 +63,8 @@ impl TableKind {
             TableKind::Planes => b"TPPLANES",
             TableKind::Files => b"TPFILES\0",
             TableKind::Paths => b"TPPATHS\0",
+            TableKind::Symbols => b"TPSYMBOL",
+            TableKind::SymbolText => b"TPSYMTXT",
         }
     }
 
@@ -73,6 +81,8 @@ impl TableKind {
             TableKind::Planes => "vector code planes",
             TableKind::Files => "file records",
             TableKind::Paths => "file paths",
+            TableKind::Symbols => "symbol records",
+            TableKind::SymbolText => "symbol text",
         }
     }
 
@@ -84,7 +94,8 @@ impl TableKind {
             TableKind::Terms | TableKind::DocFreq | TableKind::Deletes | TableKind::Planes => 8,
             TableKind::Codes => u64::from(width).div_ceil(64) * 8,
             TableKind::Files => 128,
-            TableKind::Paths | TableKind::Codes8 => 1,
+            TableKind::Symbols => 16,
+            TableKind::Paths | TableKind::Codes8 | TableKind::SymbolText => 1,
         }
     }
 }

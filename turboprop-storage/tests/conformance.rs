@@ -356,6 +356,8 @@ fn segment_round_trip(b: &Backend) {
         byte_end: i as u64 * 50 + 50,
         hash: ContentHash::of(&[i as u8]),
         vector: v,
+        symbol: None,
+        kind: None,
     };
     w.add_file(
         record("a.rs"),
@@ -385,6 +387,8 @@ fn segment_round_trip(b: &Backend) {
             "files.bin",
             "metadata.json",
             "paths.bin",
+            "symbols.bin",
+            "symtext.bin",
             "terms.bin",
             "vectors.bin"
         ]
@@ -403,7 +407,8 @@ fn segment_round_trip(b: &Backend) {
         assert_eq!(r.vector(2), Some(&V[2][..]));
         assert_eq!(r.vector(3), None);
         assert_eq!(r.file_count(), 3);
-        assert_eq!(r.format_version(), 2);
+        assert_eq!(r.format_version(), 4);
+        assert_eq!(r.chunk_symbol(2).unwrap(), (None, None));
         assert_eq!(r.file_path(2).unwrap(), "b.rs");
         assert_eq!(r.file_rows(0).unwrap(), 0..2);
         assert_eq!(r.file_rows(1).unwrap(), 2..2);

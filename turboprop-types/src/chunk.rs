@@ -31,6 +31,60 @@ pub enum MetaError {
         /// One past the last byte.
         end: u64,
     },
+    /// A chunk's symbol is empty or longer than [`MAX_SYMBOL_BYTES`].
+    #[error("invalid symbol of {len} bytes: expected 1 to 1024 bytes of UTF-8")]
+    BadSymbol {
+        /// Bytes of the symbol.
+        len: usize,
+    },
+    /// A chunk's kind is empty, longer than [`MAX_KIND_BYTES`], or holds other characters
+    /// than `a-z`, `0-9`, `_` and `-`.
+    #[error("invalid chunk kind {0:?}: expected 1 to 32 characters of a-z, 0-9, _ and -")]
+    BadKind(String),
+}
+
+/// The longest symbol of a chunk, in bytes of UTF-8 (`Table::deal`).
+pub const MAX_SYMBOL_BYTES: usize = 1024;
+
+/// The longest kind of a chunk, in bytes (`method`).
+pub const MAX_KIND_BYTES: usize = 32;
+
+/// Checks a chunk's symbol: 1 to [`MAX_SYMBOL_BYTES`] bytes.
+///
+/// ```
+/// use turboprop_types::check_symbol;
+/// assert!(check_symbol("Table::deal").is_ok());
+/// assert!(check_symbol("").is_err());
+/// assert!(check_symbol(&"x".repeat(1025)).is_err());
+/// ```
+pub fn check_symbol(symbol: &str) -> Result<(), MetaError> {
+    if symbol.is_empty() || symbol.len() > MAX_SYMBOL_BYTES {
+        Err(MetaError::BadSymbol { len: symbol.len() })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a chunk's kind: 1 to [`MAX_KIND_BYTES`] characters of `a-z`, `0-9`, `_` and `-`.
+///
+/// ```
+/// use turboprop_types::check_kind;
+/// assert!(check_kind("method").is_ok());
+/// assert!(check_kind("trait_impl-2").is_ok());
+/// assert!(check_kind("Method").is_err());
+/// assert!(check_kind("").is_err());
+/// ```
+pub fn check_kind(kind: &str) -> Result<(), MetaError> {
+    let ok = !kind.is_empty()
+        && kind.len() <= MAX_KIND_BYTES
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(MetaError::BadKind(kind.to_owned()))
+    }
 }
 
 /// Checks that `path` is a normalized repository-relative path: not empty, no leading `/`,
@@ -65,6 +119,12 @@ pub struct ChunkMeta {
     byte_start: u64,
     byte_end: u64,
     hash: ContentHash,
+    /// The symbol the chunk defines (`Table::deal`), from a syntax-aware chunker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    symbol: Option<String>,
+    /// What the symbol is (`method`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
 }
 
 impl ChunkMeta {
@@ -97,7 +157,45 @@ impl ChunkMeta {
             byte_start: bytes.start,
             byte_end: bytes.end,
             hash,
+            symbol: None,
+            kind: None,
         })
+    }
+
+    /// This chunk with the symbol it defines and the symbol's kind (each checked by
+    /// [`check_symbol`] and [`check_kind`]); `None` for none.
+    ///
+    /// ```
+    /// use turboprop_types::{ChunkMeta, ContentHash};
+    /// let c = ChunkMeta::new("src/table.rs", 3, 9, 10..90, ContentHash::of(b"x"))?
+    ///     .with_symbol(Some("Table::deal".into()), Some("method".into()))?;
+    /// assert_eq!((c.symbol(), c.kind()), (Some("Table::deal"), Some("method")));
+    /// # Ok::<(), turboprop_types::MetaError>(())
+    /// ```
+    pub fn with_symbol(
+        mut self,
+        symbol: Option<String>,
+        kind: Option<String>,
+    ) -> Result<Self, MetaError> {
+        if let Some(s) = &symbol {
+            check_symbol(s)?;
+        }
+        if let Some(k) = &kind {
+            check_kind(k)?;
+        }
+        self.symbol = symbol;
+        self.kind = kind;
+        Ok(self)
+    }
+
+    /// The symbol the chunk defines, if its chunker knew one.
+    pub fn symbol(&self) -> Option<&str> {
+        self.symbol.as_deref()
+    }
+
+    /// The kind of the chunk's symbol (`function`, `method`), if known.
+    pub fn kind(&self) -> Option<&str> {
+        self.kind.as_deref()
     }
 
     /// The file, relative to the repository root, with `/` separators.
@@ -208,6 +306,29 @@ mod tests {
         assert!(ChunkMeta::new("a.rs", 3, 3, backwards, h).is_err());
         let c = ChunkMeta::new("a.rs", 3, 3, 0..0, h).expect("valid");
         assert_eq!(c.line_count(), 1);
+    }
+
+    #[test]
+    fn symbols_are_checked() {
+        let c = ChunkMeta::new("a.rs", 1, 2, 0..1, ContentHash::default()).expect("valid");
+        assert_eq!((c.symbol(), c.kind()), (None, None));
+        let json = serde_json::to_string(&c).expect("json");
+        assert!(!json.contains("symbol") && !json.contains("kind"), "{json}");
+        let back: ChunkMeta = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, c);
+        assert!(c.clone().with_symbol(Some(String::new()), None).is_err());
+        assert!(c.clone().with_symbol(Some("é".repeat(513)), None).is_err());
+        assert!(c.clone().with_symbol(None, Some("Fn".into())).is_err());
+        assert!(c.clone().with_symbol(None, Some("x".repeat(33))).is_err());
+        let s = c
+            .with_symbol(Some("Täble::deal".into()), Some("method".into()))
+            .expect("valid");
+        assert_eq!(
+            (s.symbol(), s.kind()),
+            (Some("Täble::deal"), Some("method"))
+        );
+        let json = serde_json::to_string(&s).expect("json");
+        assert_eq!(serde_json::from_str::<ChunkMeta>(&json).expect("parse"), s);
     }
 
     #[test]

@@ -26,7 +26,10 @@ mod embed;
 mod hash;
 mod window;
 
-pub use chunk::{check_path, ChunkMeta, FileRecord, MetaError};
+pub use chunk::{
+    check_kind, check_path, check_symbol, ChunkMeta, FileRecord, MetaError, MAX_KIND_BYTES,
+    MAX_SYMBOL_BYTES,
+};
 pub use config::{
     ChunkingConfig, CompactionConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION,
 };

@@ -82,6 +82,7 @@ impl Index {
     /// writer.put_file(record, vec![NewChunk {
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
     ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
+    ///     symbol: None, kind: None,
     /// }])?;
     /// writer.commit()?;
     ///
@@ -164,7 +165,11 @@ fn segment_problems(seg: &LiveSegment) -> Vec<IndexError> {
         }
     }
     for row in 0..seg.reader.rows() {
-        if let Err(e) = seg.reader.chunk(row) {
+        if let Err(e) = seg
+            .reader
+            .chunk(row)
+            .and(seg.reader.chunk_symbol(row).map(|_| ()))
+        {
             problems.push(e.into());
             break;
         }

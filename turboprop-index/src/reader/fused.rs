@@ -49,6 +49,7 @@ impl Index {
     ///     writer.put_file(FileRecord::new(path, 10, 0, hash)?, vec![NewChunk {
     ///         line_start: 1, line_end: 1, byte_start: 0, byte_end: 10, hash,
     ///         vector: words.to_vec(), terms: vec![], spaces: vec![meaning.to_vec()],
+    ///         symbol: None, kind: None,
     ///     }])?;
     /// }
     /// writer.commit()?;

@@ -43,6 +43,7 @@ impl Index {
     /// writer.put_file(record, vec![NewChunk {
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
     ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
+    ///     symbol: None, kind: None,
     /// }])?;
     /// writer.commit()?;
     ///
@@ -145,6 +146,8 @@ mod tests {
                         vector,
                         terms: vec![],
                         spaces: vec![],
+                        symbol: None,
+                        kind: None,
                     }
                 })
                 .collect();

@@ -115,9 +115,11 @@ impl Index {
 
     pub(super) fn hit(&self, s: Scored) -> Result<Hit> {
         let seg = &self.segments[s.segment as usize].reader;
-        // Reads this row's chunk record and its file's record and path, nothing else.
+        // Reads this row's chunk and symbol records and its file's record and path, nothing
+        // else.
         let rec = seg.chunk(s.row as usize)?;
         let path = seg.file_path(rec.file as usize)?;
+        let (symbol, kind) = seg.chunk_symbol(s.row as usize)?;
         let chunk = ChunkMeta::new(
             path,
             rec.line_start,
@@ -125,6 +127,7 @@ impl Index {
             rec.byte_start..rec.byte_end,
             rec.hash,
         )
+        .and_then(|c| c.with_symbol(symbol.map(str::to_owned), kind.map(str::to_owned)))
         .map_err(|source| IndexError::BadMeta {
             path: seg.dir().to_path_buf(),
             source,

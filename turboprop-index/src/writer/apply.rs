@@ -139,6 +139,8 @@ impl IndexWriter {
                         byte_end: c.byte_end,
                         hash: c.hash,
                         vector: &c.vector,
+                        symbol: c.symbol.as_deref(),
+                        kind: c.kind.as_deref(),
                     });
                     let spaces: Vec<Vec<f32>> = (0..metas.len())
                         .map(|k| chunks.iter().flat_map(|c| c.spaces[k].clone()).collect())
@@ -233,7 +235,7 @@ pub(super) fn copied_spaces<'r>(
         .collect()
 }
 
-/// Copies file `i` of `reader` (vectors, chunk records, terms) into `writer`, with `spaces`
+/// Copies file `i` of `reader` (vectors, chunk records, symbols, terms) into `writer`, with `spaces`
 /// as its vectors in the writer's additional spaces.
 fn copy_file(
     writer: &mut SegmentWriter<'_>,
@@ -257,6 +259,7 @@ fn copy_file(
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(non_finite(&reader.dir().join(VECTORS_FILE), row).into());
         }
+        let (symbol, kind) = reader.chunk_symbol(row)?;
         rows.push(NewRow {
             line_start: rec.line_start,
             line_end: rec.line_end,
@@ -264,6 +267,8 @@ fn copy_file(
             byte_end: rec.byte_end,
             hash: rec.hash,
             vector,
+            symbol,
+            kind,
         });
     }
     writer.add_file_with_spaces(record, rows, &terms, spaces)?;

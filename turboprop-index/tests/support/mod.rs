@@ -41,6 +41,8 @@ pub fn chunk(i: u32, vector: Vec<f32>) -> NewChunk {
         vector,
         terms: vec![i, 1000],
         spaces: Vec::new(),
+        symbol: None,
+        kind: None,
     }
 }
 

@@ -9,10 +9,12 @@ use std::sync::OnceLock;
 use turboprop_types::{check_path, ContentHash, FileRecord};
 
 use super::records::{rows_hash, ChunkRecord, MetaV2, RawFile, SegmentFile, FILE_RECORD_LEN};
+use super::symbols::{hash_row, SymbolTables};
 use super::v1::MetaV1;
 use super::{
     check_space_key, space_file, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, METADATA_FILE,
-    PATHS_FILE, READABLE_FORMATS, SPACES_FORMAT_VERSION, TERMS_FILE, VECTORS_FILE,
+    PATHS_FILE, READABLE_FORMATS, SPACES_FORMAT_VERSION, SYMBOLS_FORMAT_VERSION, TERMS_FILE,
+    VECTORS_FILE,
 };
 use crate::directory::{join_name, Directory};
 use crate::document::document_body_versioned;
@@ -48,6 +50,8 @@ pub struct SegmentReader {
     /// Additional vector spaces (format 3) and their tables.
     spaces: Vec<SpaceMeta>,
     space_tables: Vec<Table>,
+    /// `symbols.bin` and `symtext.bin` (format 4); `None` before.
+    symbols: Option<SymbolTables>,
 }
 
 #[derive(Debug)]
@@ -75,7 +79,8 @@ impl SegmentReader {
     /// let dir = MemDirectory::new();
     /// let mut w = SegmentWriter::create(&dir, "seg-00000001", 2)?;
     /// let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
-    ///                    hash: ContentHash::of(b"x"), vector: &[0.6, 0.8] };
+    ///                    hash: ContentHash::of(b"x"), vector: &[0.6, 0.8],
+    ///                    symbol: Some("Table::deal"), kind: Some("method") };
     /// w.add_file(FileRecord::new("a.rs", 10, 0, ContentHash::of(b"a"))?, [row, row], &[])?;
     /// w.add_file(FileRecord::new("b.rs", 10, 0, ContentHash::of(b"b"))?, [row], &[])?;
     /// w.finish()?;
@@ -87,6 +92,7 @@ impl SegmentReader {
     /// assert!(!r.is_materialized(), "nothing per file was parsed");
     /// assert_eq!(r.files()?.len(), 2);
     /// assert!(r.is_materialized());
+    /// assert_eq!(r.chunk_symbol(2)?, (Some("Table::deal"), Some("method")));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(store: &dyn Directory, name: &str, mode: ReadMode) -> Result<SegmentReader> {
@@ -122,7 +128,12 @@ impl SegmentReader {
                 meta.spaces,
             )
         };
-        if (format == SPACES_FORMAT_VERSION) == spaces.is_empty() {
+        let spaces_fit = match format {
+            SPACES_FORMAT_VERSION => !spaces.is_empty(),
+            SYMBOLS_FORMAT_VERSION => true,
+            _ => spaces.is_empty(),
+        };
+        if !spaces_fit {
             return Err(StorageError::corrupt(
                 meta_path,
                 format!("segment format {format} with {} spaces", spaces.len()),
@@ -152,6 +163,11 @@ impl SegmentReader {
         } else {
             None
         };
+        let symbols = if format >= SYMBOLS_FORMAT_VERSION {
+            Some(SymbolTables::open(store, name, mode)?)
+        } else {
+            None
+        };
         let file_count = usize::try_from(file_count).map_err(|_| {
             StorageError::corrupt(meta_path, format!("{file_count} files in one segment"))
         })?;
@@ -169,6 +185,7 @@ impl SegmentReader {
             meta_len: meta_bytes.bytes().len() as u64,
             spaces,
             space_tables,
+            symbols,
         };
         reader.check_shape(rows)?;
         if let Some(list) = list {
@@ -233,6 +250,9 @@ impl SegmentReader {
                 return Err(StorageError::corrupt(table.path(), "misaligned rows"));
             }
         }
+        if let Some(symbols) = &self.symbols {
+            symbols.check_shape(rows)?;
+        }
         if let Some(t) = &self.tables {
             let files = t.files.header();
             if files.count != self.file_count as u64 || files.extra != rows {
@@ -277,6 +297,7 @@ impl SegmentReader {
             .into_iter()
             .chain(self.tables.iter().flat_map(|t| [&t.files, &t.paths]))
             .chain(&self.space_tables)
+            .chain(self.symbols.iter().flat_map(SymbolTables::tables))
         {
             table.check_intact()?;
         }
@@ -288,7 +309,8 @@ impl SegmentReader {
         &self.dir
     }
 
-    /// The segment format version: 2 for segments written by this build, 1 for older ones.
+    /// The segment format version: 4 for segments written by this build; 1 to 3 for older
+    /// ones.
     pub fn format_version(&self) -> u32 {
         self.format
     }
@@ -378,6 +400,20 @@ impl SegmentReader {
             ));
         }
         Ok(rec)
+    }
+
+    /// The symbol (`Table::deal`) and kind (`method`) of row `row`, each `None` where the
+    /// chunk has none and always both for segments of a format before 4. O(1): reads the
+    /// row's record of `symbols.bin` and its text, checked (an error names `symbols.bin`).
+    pub fn chunk_symbol(&self, row: usize) -> Result<(Option<&str>, Option<&str>)> {
+        match &self.symbols {
+            Some(symbols) => symbols.get(row),
+            None if row < self.rows() => Ok((None, None)),
+            None => Err(StorageError::corrupt(
+                self.chunks.path(),
+                format!("no record for row {row}"),
+            )),
+        }
     }
 
     /// Where the file records are (`files.bin`, or `metadata.json` for format 1).
@@ -631,12 +667,24 @@ impl SegmentReader {
             h.update(bytes);
             space_hashes.push(h);
         }
-        if rows_hash(vh, ch, space_hashes) != layout.rows_hash {
+        let symbols_hash = match &self.symbols {
+            None => None,
+            Some(symbols) => {
+                let mut h = blake3::Hasher::new();
+                for row in first..end {
+                    let (symbol, kind) = symbols.get(row)?;
+                    hash_row(&mut h, symbol, kind);
+                }
+                Some(h)
+            }
+        };
+        if rows_hash(vh, ch, space_hashes, symbols_hash) != layout.rows_hash {
             // Name the table whose checksum fails too, if one does (reads it whole, but only
             // on this error path).
             for table in [&self.vectors, &self.chunks]
                 .into_iter()
                 .chain(&self.space_tables)
+                .chain(self.symbols.iter().flat_map(SymbolTables::tables))
             {
                 table.verify()?;
             }
@@ -680,7 +728,11 @@ impl SegmentReader {
             t.files.verify()?;
             t.paths.verify()?;
         }
-        for t in &self.space_tables {
+        for t in self
+            .space_tables
+            .iter()
+            .chain(self.symbols.iter().flat_map(SymbolTables::tables))
+        {
             t.verify()?;
         }
         self.files().map(|_| ())
@@ -702,6 +754,11 @@ impl SegmentReader {
                 .as_ref()
                 .map_or(0, |t| t.files.file_len() + t.paths.file_len())
             + self.meta_len
-            + self.space_tables.iter().map(Table::file_len).sum::<u64>()
+            + self
+                .space_tables
+                .iter()
+                .chain(self.symbols.iter().flat_map(SymbolTables::tables))
+                .map(|t| t.file_len())
+                .sum::<u64>()
     }
 }

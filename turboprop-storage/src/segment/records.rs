@@ -73,7 +73,8 @@ pub struct SegmentFile {
     pub terms_start: u64,
     /// Number of term-count pairs.
     pub terms_len: u64,
-    /// BLAKE3 of the file's rows: its vectors' bytes, then its chunk records' bytes. Checked
+    /// BLAKE3 of the file's rows: its vectors' bytes, then its chunk records' bytes (and
+    /// the other spaces' vectors, and in format 4 the rows' symbols and kinds). Checked
     /// before rows are copied into a new segment, so damage is never carried forward.
     pub rows_hash: ContentHash,
 }
@@ -167,17 +168,22 @@ impl RawFile {
     }
 }
 
-/// The per-file rows hash: BLAKE3 over the digests of the vectors, the chunk records and
-/// then the vectors of each additional space, in the segment's space order.
+/// The per-file rows hash: BLAKE3 over the digests of the vectors, the chunk records,
+/// then the vectors of each additional space, in the segment's space order, and (format 4)
+/// last the rows' symbols and kinds by content (see `symbols::hash_row`).
 pub(super) fn rows_hash(
     vectors: blake3::Hasher,
     chunks: blake3::Hasher,
     spaces: Vec<blake3::Hasher>,
+    symbols: Option<blake3::Hasher>,
 ) -> ContentHash {
     let mut h = blake3::Hasher::new();
     h.update(vectors.finalize().as_bytes());
     h.update(chunks.finalize().as_bytes());
     for s in spaces {
+        h.update(s.finalize().as_bytes());
+    }
+    if let Some(s) = symbols {
         h.update(s.finalize().as_bytes());
     }
     ContentHash::from_bytes(*h.finalize().as_bytes())

@@ -13,17 +13,32 @@ use crate::header::HEADER_LEN;
 use crate::mmap::ReadMode;
 use crate::table::{Table, TableKind, TableWriter};
 
-const SEG: &str = "seg-00000001";
+pub(super) const SEG: &str = "seg-00000001";
 
 /// A file's (term, count) pairs.
 type Terms = &'static [(u32, u32)];
 
-fn record(path: &str, size: u64) -> FileRecord {
+pub(super) fn record(path: &str, size: u64) -> FileRecord {
     FileRecord::new(path, size, -7, ContentHash::of(path.as_bytes())).expect("record")
 }
 
-/// A segment of 5 files (one empty, one with a non-ASCII path), 2 dimensions.
-fn write(dir: &dyn Directory) {
+/// The symbol and kind of chunk `i` of a file in the segments [`write`] writes.
+pub(super) fn symbol_of(i: u32) -> (Option<&'static str>, Option<&'static str>) {
+    match i % 3 {
+        0 => (Some("Täble::deal"), Some("method")),
+        1 => (None, None),
+        _ => (Some("fn_2"), None),
+    }
+}
+
+/// A segment of 5 files (one empty, one with a non-ASCII path), 2 dimensions, format 4
+/// with the symbols of [`symbol_of`].
+pub(super) fn write(dir: &dyn Directory) {
+    write_in_format(dir, true);
+}
+
+/// [`write`] in format 4 (`symbols`) or in format 2 as written before format 4.
+pub(super) fn write_in_format(dir: &dyn Directory, symbols: bool) {
     static V: [f32; 2] = [0.6, 0.8];
     let row = |i: u32| NewRow {
         line_start: i + 1,
@@ -32,8 +47,15 @@ fn write(dir: &dyn Directory) {
         byte_end: u64::from(i) + 1,
         hash: ContentHash::of(&[i as u8]),
         vector: &V,
+        symbol: symbol_of(i).0.filter(|_| symbols),
+        kind: symbol_of(i).1.filter(|_| symbols),
     };
-    let mut w = SegmentWriter::create(dir, SEG, 2).expect("create");
+    let mut w = if symbols {
+        SegmentWriter::create(dir, SEG, 2)
+    } else {
+        SegmentWriter::create_without_symbols(dir, SEG, 2, &[])
+    }
+    .expect("create");
     let files: [(&str, u32, Terms); 5] = [
         ("a/one.rs", 2, &[(1, 2), (3, 1)]),
         ("a/twö.rs", 1, &[(2, 1)]),
@@ -53,17 +75,22 @@ fn write(dir: &dyn Directory) {
     assert_eq!((summary.files, summary.rows), (5, 7));
 }
 
-fn open(dir: &dyn Directory) -> Result<SegmentReader> {
+pub(super) fn open(dir: &dyn Directory) -> Result<SegmentReader> {
     SegmentReader::open(dir, SEG, ReadMode::Mmap)
 }
 
-fn name(file: &str) -> String {
+pub(super) fn name(file: &str) -> String {
     join_name(SEG, file)
 }
 
 /// Rewrites table `file` of the segment with `edit` applied to its payload and a valid
 /// header, so only the checks of the records themselves can catch the damage.
-fn rewrite(dir: &dyn Directory, file: &str, kind: TableKind, edit: impl FnOnce(&mut Vec<u8>)) {
+pub(super) fn rewrite(
+    dir: &dyn Directory,
+    file: &str,
+    kind: TableKind,
+    edit: impl FnOnce(&mut Vec<u8>),
+) {
     let t = Table::open(dir, &name(file), kind, ReadMode::Heap).expect("open");
     let extra = t.header().extra;
     let mut payload = t.payload().to_vec();
@@ -76,7 +103,7 @@ fn rewrite(dir: &dyn Directory, file: &str, kind: TableKind, edit: impl FnOnce(&
 }
 
 /// Calls every accessor on every file and row; returns the errors (none may panic).
-fn exercise(r: &SegmentReader) -> Vec<StorageError> {
+pub(super) fn exercise(r: &SegmentReader) -> Vec<StorageError> {
     let mut errors = Vec::new();
     for i in 0..r.file_count() + 1 {
         errors.extend(r.file_rows(i).err());
@@ -87,12 +114,13 @@ fn exercise(r: &SegmentReader) -> Vec<StorageError> {
     }
     for row in 0..r.rows() + 1 {
         errors.extend(r.chunk(row).err());
+        errors.extend(r.chunk_symbol(row).err());
     }
     errors.extend(r.files().err());
     errors
 }
 
-fn names(err: &StorageError, dir: &dyn Directory, file: &str) -> bool {
+pub(super) fn names(err: &StorageError, dir: &dyn Directory, file: &str) -> bool {
     err.to_string()
         .contains(&*dir.location(&name(file)).to_string_lossy())
 }
@@ -106,7 +134,7 @@ fn file_records_round_trip_without_materializing() {
         write(dir);
         for mode in [ReadMode::Mmap, ReadMode::Heap] {
             let r = SegmentReader::open(dir, SEG, mode).expect("open");
-            assert_eq!(r.format_version(), SEGMENT_FORMAT_VERSION);
+            assert_eq!(r.format_version(), SYMBOLS_FORMAT_VERSION);
             assert_eq!(r.file_count(), 5);
             assert_eq!(r.file_path(1).expect("path"), "a/twö.rs");
             assert_eq!(r.file_rows(3).expect("rows"), 3..6);
@@ -126,7 +154,7 @@ fn file_records_round_trip_without_materializing() {
             }
             assert_eq!(files[1].record.mtime_ns(), -7);
             r.verify().expect("intact");
-            assert!(exercise(&r).len() >= 5, "only file 5 and row 7 are missing");
+            assert!(exercise(&r).len() >= 6, "only file 5 and row 7 are missing");
         }
     }
 }
@@ -317,7 +345,7 @@ fn truncated_or_missing_file_tables_fail_to_open_naming_the_file() {
 #[test]
 fn format_1_segments_with_the_list_in_metadata_json_still_open() {
     let dir = MemDirectory::new();
-    write(&dir);
+    write_in_format(&dir, false);
     let files = open(&dir).expect("open").files().expect("files").to_vec();
     // Turn the segment into format 1: the list in metadata.json, no file tables.
     for f in [FILES_FILE, PATHS_FILE, METADATA_FILE] {
@@ -342,14 +370,14 @@ fn format_1_segments_with_the_list_in_metadata_json_still_open() {
     r.verify().expect("intact");
     // A format this build does not know is refused, naming the file.
     dir.remove(&name(METADATA_FILE)).expect("remove");
-    let doc = encode_document_version(&path, "metadata", 4, &meta).expect("encode");
+    let doc = encode_document_version(&path, "metadata", 5, &meta).expect("encode");
     dir.write_new(&name(METADATA_FILE), &doc).expect("write");
-    let err = open(&dir).expect_err("format 4");
+    let err = open(&dir).expect_err("format 5");
     assert!(matches!(
         err,
         StorageError::UnsupportedVersion {
-            found: 4,
-            supported: 3,
+            found: 5,
+            supported: 4,
             ..
         }
     ));

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use turboprop_types::{ContentHash, FileRecord};
 
 use super::records::{rows_hash, ChunkRecord, MetaV2, RawFile};
+use super::symbols::{check_row, SymbolWriter};
 use super::{
     check_space_key, space_file, SpaceMeta, ALL_FILES, CHUNKS_FILE, DF_FILE, FILES_FILE,
-    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, TERMS_FILE,
-    VECTORS_FILE,
+    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION,
+    SYMBOLS_FORMAT_VERSION, SYMBOL_FILES, TERMS_FILE, VECTORS_FILE,
 };
 use crate::directory::{join_name, Directory};
 use crate::document::encode_document_version;
@@ -18,7 +19,7 @@ use crate::mmap::f32_as_bytes;
 use crate::table::{TableKind, TableWriter};
 use crate::termstats::write_doc_freq;
 
-/// A chunk to be written: its location, digest and vector.
+/// A chunk to be written: its location, digest, vector, and the symbol it defines.
 #[derive(Debug, Clone, Copy)]
 pub struct NewRow<'a> {
     /// First line, 1-based.
@@ -33,6 +34,11 @@ pub struct NewRow<'a> {
     pub hash: ContentHash,
     /// The chunk's vector (the segment's dimensions, finite values).
     pub vector: &'a [f32],
+    /// The symbol the chunk defines (`Table::deal`): 1 to 1,024 bytes, or `None`.
+    pub symbol: Option<&'a str>,
+    /// The symbol's kind (`method`): 1 to 32 characters of `a-z`, `0-9`, `_` and `-`, or
+    /// `None`.
+    pub kind: Option<&'a str>,
 }
 
 /// What a finished segment holds.
@@ -65,6 +71,9 @@ pub struct SegmentWriter<'a> {
     df: BTreeMap<u32, u32>,
     /// Additional vector spaces and their tables.
     spaces: Vec<(SpaceMeta, TableWriter<'a>)>,
+    /// `symbols.bin` and `symtext.bin` (format 4); `None` only for the tests' segments of
+    /// the formats before it.
+    symbols: Option<SymbolWriter<'a>>,
 }
 
 impl<'a> SegmentWriter<'a> {
@@ -81,6 +90,28 @@ impl<'a> SegmentWriter<'a> {
         name: &str,
         dims: u32,
         spaces: &[SpaceMeta],
+    ) -> Result<SegmentWriter<'a>> {
+        Self::create_in_format(store, name, dims, spaces, true)
+    }
+
+    /// A writer of the formats before 4 (2, or 3 with `spaces`): no symbols, and the rows
+    /// hash as it was. For tests that old segments still open and verify.
+    #[cfg(test)]
+    pub(super) fn create_without_symbols(
+        store: &'a dyn Directory,
+        name: &str,
+        dims: u32,
+        spaces: &[SpaceMeta],
+    ) -> Result<SegmentWriter<'a>> {
+        Self::create_in_format(store, name, dims, spaces, false)
+    }
+
+    fn create_in_format(
+        store: &'a dyn Directory,
+        name: &str,
+        dims: u32,
+        spaces: &[SpaceMeta],
+        symbols: bool,
     ) -> Result<SegmentWriter<'a>> {
         let dir = store.location(name);
         for (i, s) in spaces.iter().enumerate() {
@@ -115,6 +146,11 @@ impl<'a> SegmentWriter<'a> {
                     Ok((s.clone(), table(&file, TableKind::Vectors, s.dimensions)?))
                 })
                 .collect::<Result<_>>()?,
+            symbols: if symbols {
+                Some(SymbolWriter::create(store, name)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -158,7 +194,16 @@ impl<'a> SegmentWriter<'a> {
         let first_row = self.vectors.count();
         let mut vectors_hash = blake3::Hasher::new();
         let mut chunks_hash = blake3::Hasher::new();
+        let mut symbols_hash = blake3::Hasher::new();
         for row in rows {
+            let chunk = self.vectors.count() - first_row;
+            check_row(&self.dir, record.path(), chunk, row.symbol, row.kind)?;
+            if self.symbols.is_none() && (row.symbol.is_some() || row.kind.is_some()) {
+                return Err(StorageError::corrupt(
+                    &self.dir,
+                    "a symbol written to a segment of a format before 4",
+                ));
+            }
             if row.vector.len() != self.dims as usize {
                 return Err(StorageError::corrupt(
                     self.dir.join(VECTORS_FILE),
@@ -188,6 +233,9 @@ impl<'a> SegmentWriter<'a> {
             let encoded = chunk.encode();
             self.chunks.push(&encoded)?;
             chunks_hash.update(&encoded);
+            if let Some(symbols) = &mut self.symbols {
+                symbols.push(row.symbol, row.kind, &mut symbols_hash)?;
+            }
         }
         let file_rows = self.vectors.count() - first_row;
         let mut space_hashes = Vec::with_capacity(spaces.len());
@@ -242,7 +290,13 @@ impl<'a> SegmentWriter<'a> {
             size: record.size(),
             mtime_ns: record.mtime_ns(),
             hash: *record.hash().as_bytes(),
-            rows_hash: *rows_hash(vectors_hash, chunks_hash, space_hashes).as_bytes(),
+            rows_hash: *rows_hash(
+                vectors_hash,
+                chunks_hash,
+                space_hashes,
+                self.symbols.as_ref().map(|_| symbols_hash),
+            )
+            .as_bytes(),
         };
         self.paths.push_records(record.path().as_bytes())?;
         self.files.push(&raw.encode())?;
@@ -264,6 +318,7 @@ impl<'a> SegmentWriter<'a> {
             paths,
             df,
             spaces,
+            symbols,
         } = self;
         let rows = vectors.count();
         let file_count = files.count();
@@ -278,7 +333,13 @@ impl<'a> SegmentWriter<'a> {
             table.finish(0)?;
             space_metas.push(meta);
         }
-        let format = if space_metas.is_empty() {
+        let with_symbols = symbols.is_some();
+        if let Some(symbols) = symbols {
+            symbols.finish(rows)?;
+        }
+        let format = if with_symbols {
+            SYMBOLS_FORMAT_VERSION
+        } else if space_metas.is_empty() {
             SEGMENT_FORMAT_VERSION
         } else {
             SPACES_FORMAT_VERSION
@@ -299,6 +360,11 @@ impl<'a> SegmentWriter<'a> {
         let mut bytes = 0;
         for file in ALL_FILES {
             bytes += store.file_len(&join_name(&name, file))?;
+        }
+        if with_symbols {
+            for file in SYMBOL_FILES {
+                bytes += store.file_len(&join_name(&name, file))?;
+            }
         }
         for s in &meta.spaces {
             bytes += store.file_len(&join_name(&name, &space_file(VECTORS_FILE, Some(&s.key))))?;

@@ -86,6 +86,8 @@ fn index_of(dims: u32, files: u64, vector: impl Fn(u64) -> Vec<f32>) -> Index {
                     vector: vector(i),
                     terms: Vec::new(),
                     spaces: Vec::new(),
+                    symbol: None,
+                    kind: None,
                 }
             })
             .collect();
