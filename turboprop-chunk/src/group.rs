@@ -8,7 +8,9 @@
 //!   whole lines within the budget;
 //! - a unit of at least `min` tokens is a chunk of its own;
 //! - smaller units are grouped with their neighbours until the group reaches `min` tokens or
-//!   the next unit would not fit in `max`;
+//!   the next unit would not fit in `max`; a group of statements (no definition) left under
+//!   `min` (before a unit that stands alone, or at the end) joins the chunk this scope made just
+//!   before it when both fit in `max`;
 //! - *glue* (a split definition's signature lines, its closing brace, lone punctuation) never
 //!   stands alone if it fits with a neighbour: leading glue joins the next chunk, trailing glue
 //!   the previous one of the same scope.
@@ -141,7 +143,32 @@ struct Grouper<'a, S> {
     out: Vec<Piece>,
 }
 
+/// The last piece a scope flushed itself (not a nested split's), which a small group after it
+/// may join.
+#[derive(Default)]
+struct Own(Option<usize>);
+
 impl<S> Grouper<'_, S> {
+    /// Flushes `group`, or adds it to the scope's previous piece when it is small, holds no
+    /// definition and both fit in the budget.
+    fn flush_small(&mut self, group: &mut Group, scope: &Scope, own: &mut Own) {
+        let Some((_, last)) = group.rows else {
+            return;
+        };
+        let small = self.tokens(group) < self.min && group.def.is_none();
+        if small && own.0.is_some() && own.0 == self.out.len().checked_sub(1) {
+            if let Some(prev) = self.out.last_mut() {
+                if self.lines.tokens(prev.first, last) <= self.max {
+                    prev.last = last;
+                    *group = Group::default();
+                    return;
+                }
+            }
+        }
+        self.flush(group, scope);
+        own.0 = self.out.len().checked_sub(1);
+    }
+
     fn tokens(&self, group: &Group) -> usize {
         group.rows.map_or(0, |(f, l)| self.lines.tokens(f, l))
     }
@@ -169,6 +196,7 @@ impl<S> Grouper<'_, S> {
         S: Splitter<P>,
     {
         let scope_start = self.out.len();
+        let mut own = Own::default();
         let mut group = carry;
         for unit in units {
             let t = self.lines.tokens(unit.first, unit.last);
@@ -176,7 +204,7 @@ impl<S> Grouper<'_, S> {
                 let carry = if group.glue_only {
                     std::mem::take(&mut group)
                 } else {
-                    self.flush(&mut group, scope);
+                    self.flush_small(&mut group, scope, &mut own);
                     Group::default()
                 };
                 let split = if depth < MAX_DEPTH {
@@ -190,6 +218,7 @@ impl<S> Grouper<'_, S> {
                     }
                     _ => self.pack(&unit, scope, carry),
                 }
+                own.0 = None;
                 continue;
             }
             if t >= self.min {
@@ -197,20 +226,24 @@ impl<S> Grouper<'_, S> {
                     if group.glue_only && self.tokens(&group) + t <= self.max {
                         group.add(unit.first, unit.last, unit.def.as_ref(), unit.glue);
                         self.flush(&mut group, scope);
+                        own.0 = self.out.len().checked_sub(1);
                         continue;
                     }
-                    self.flush(&mut group, scope);
+                    self.flush_small(&mut group, scope, &mut own);
                 }
                 group.add(unit.first, unit.last, unit.def.as_ref(), unit.glue);
                 self.flush(&mut group, scope);
+                own.0 = self.out.len().checked_sub(1);
                 continue;
             }
             if group.rows.is_some() && self.tokens(&group) + t > self.max {
                 self.flush(&mut group, scope);
+                own.0 = self.out.len().checked_sub(1);
             }
             group.add(unit.first, unit.last, unit.def.as_ref(), unit.glue);
             if self.tokens(&group) >= self.min {
                 self.flush(&mut group, scope);
+                own.0 = self.out.len().checked_sub(1);
             }
         }
         if let Some((_, last)) = group.rows {
@@ -222,7 +255,7 @@ impl<S> Grouper<'_, S> {
                     }
                 }
             }
-            self.flush(&mut group, scope);
+            self.flush_small(&mut group, scope, &mut own);
         }
     }
 

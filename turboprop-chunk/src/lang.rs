@@ -166,8 +166,7 @@ pub(crate) fn definition<'t>(
     }
     let field_name = |field: &str| node.child_by_field_name(field).map(|n| name_text(n, text));
     let body = node.child_by_field_name("body");
-    let (label, name, body): (&'static str, Option<String>, Option<Node<'t>>) = match (lang, kind)
-    {
+    let (label, name, body): (&'static str, Option<String>, Option<Node<'t>>) = match (lang, kind) {
         (Lang::Rust, "function_item" | "function_signature_item") => {
             ("function", field_name("name"), body)
         }
@@ -359,8 +358,14 @@ fn last_named_child(node: Node<'_>) -> Option<Node<'_>> {
 fn declarator_name(mut node: Node<'_>, text: &[u8]) -> Option<String> {
     for _ in 0..16 {
         match node.kind() {
-            "identifier" | "field_identifier" | "qualified_identifier" | "destructor_name"
-            | "operator_name" | "type_identifier" | "template_function" | "primitive_type" => {
+            "identifier"
+            | "field_identifier"
+            | "qualified_identifier"
+            | "destructor_name"
+            | "operator_name"
+            | "type_identifier"
+            | "template_function"
+            | "primitive_type" => {
                 return Some(name_text(node, text));
             }
             _ => {}

@@ -38,7 +38,10 @@ struct Sections<'a> {
 impl Sections<'_> {
     /// Row `row` without its line ending, lossy UTF-8.
     fn row(&self, row: usize) -> String {
-        let bytes = self.text.get(self.lines.bytes(row, row)).unwrap_or_default();
+        let bytes = self
+            .text
+            .get(self.lines.bytes(row, row))
+            .unwrap_or_default();
         String::from_utf8_lossy(bytes)
             .trim_end_matches(['\n', '\r'])
             .to_owned()
@@ -236,14 +239,20 @@ mod tests {
 
     #[test]
     fn headings_and_fences() {
-        assert_eq!(Sections::heading("## Install ##"), Some((2, "Install".into())));
+        assert_eq!(
+            Sections::heading("## Install ##"),
+            Some((2, "Install".into()))
+        );
         assert_eq!(Sections::heading("#hashtag"), None);
         assert_eq!(Sections::heading("    # code"), None);
         assert_eq!(Sections::heading("#"), Some((1, String::new())));
         assert_eq!(Sections::heading("# C#"), Some((1, "C#".into())));
         let text = b"# A\n```\n# not a heading\n```\n## B\n";
         let lines = Lines::new(text);
-        let s = Sections { text, lines: &lines };
+        let s = Sections {
+            text,
+            lines: &lines,
+        };
         let rows: Vec<usize> = s.headings().iter().map(|h| h.0).collect();
         assert_eq!(rows, vec![0, 4]);
     }

@@ -123,7 +123,12 @@ impl<'a> Cutter<'a> {
 
     /// Units of the sibling `nodes`: comments and attributes with no blank line before the
     /// next node join it; a comment on the row where the previous unit ends joins that one.
-    fn units<'t>(&self, nodes: &[Node<'t>], at: Where, prefix: Option<&str>) -> Vec<Unit<Payload<'t>>> {
+    fn units<'t>(
+        &self,
+        nodes: &[Node<'t>],
+        at: Where,
+        prefix: Option<&str>,
+    ) -> Vec<Unit<Payload<'t>>> {
         let mut units: Vec<Unit<Payload<'t>>> = Vec::new();
         let mut pending: Vec<Node<'t>> = Vec::new();
         for &node in nodes {
@@ -166,7 +171,7 @@ impl<'a> Cutter<'a> {
                     symbol: join(prefix, &d.name),
                     kind: d.kind,
                 }),
-                glue: !node.is_named(),
+                glue: !node.is_named() || node.kind() == "access_specifier",
                 payload: Payload {
                     nodes: all,
                     at,
@@ -249,11 +254,7 @@ impl<'t> Splitter<Payload<'t>> for Cutter<'_> {
             .max(info.sig_start + 1);
         let head_last = self.lines.row_of(head_end - 1).max(unit.first);
         let mut units = vec![self.glue(unit.first, head_last)];
-        units.extend(self.children_units(
-            &[body],
-            Where::inside(def.kind),
-            Some(&def.symbol),
-        ));
+        units.extend(self.children_units(&[body], Where::inside(def.kind), Some(&def.symbol)));
         let covered = units.iter().map(|u| u.last).max().unwrap_or(head_last);
         if covered < unit.last {
             units.push(self.glue(covered + 1, unit.last));

@@ -66,9 +66,15 @@ pub fn check(chunked: &Chunked, text: &[u8]) -> Result<(), String> {
                 return Err(format!("piece outside its line: {c:?}"));
             }
         } else if c.bytes != (first.start..last.end) {
-            return Err(format!("bytes {:?} are not lines {c:?}", first.start..last.end));
+            return Err(format!(
+                "bytes {:?} are not lines {c:?}",
+                first.start..last.end
+            ));
         }
-        if text[c.bytes.clone()].iter().all(|b| b.is_ascii_whitespace()) {
+        if text[c.bytes.clone()]
+            .iter()
+            .all(|b| b.is_ascii_whitespace())
+        {
             return Err(format!("blank chunk: {c:?}"));
         }
         if let Some(p) = prev {
