@@ -404,10 +404,10 @@ fn bit_flipped_vector_payload_is_named_by_verify() {
 #[test]
 fn index_update_does_not_launder_a_damaged_vector_payload() {
     let sb = Sandbox::indexed_poker();
-    // Row 0 is the first chunk of the first file in path order: README.md's table.
+    // Row 0 is the first chunk of the first file in path order: README.md's opening lines.
     let query = [
         "search",
-        "rust python typescript go bash directory language",
+        "a small no-limit texas hold'em stack split by responsibility",
         "--output",
         "json",
         "--limit",

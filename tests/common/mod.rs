@@ -119,11 +119,25 @@ pub fn parse_hits(stdout: &str) -> Vec<Value> {
     for (i, h) in hits.iter().enumerate() {
         let obj = h.as_object().expect("a hit is a JSON object");
         let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["file", "line_start", "line_end", "score", "content", "rank"]),
-            "{h}"
+        let required =
+            BTreeSet::from(["file", "line_start", "line_end", "score", "content", "rank"]);
+        // `symbol` and `kind` are added where the chunker knew them (DESIGN.md: fields are
+        // added, never renamed or removed).
+        let known = &required | &BTreeSet::from(["symbol", "kind"]);
+        assert!(
+            required.is_subset(&keys) && keys.is_subset(&known),
+            "keys {keys:?} of {h}"
         );
+        if let Some(symbol) = obj.get("symbol") {
+            assert!(symbol.as_str().is_some_and(|s| !s.is_empty()), "{h}");
+        }
+        if let Some(kind) = obj.get("kind") {
+            let kind = kind.as_str().expect("kind is a string");
+            assert!(
+                !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{h}"
+            );
+        }
         let file = h["file"].as_str().unwrap();
         assert!(
             !file.starts_with('/') && !file.contains('\\') && !file.contains("./"),

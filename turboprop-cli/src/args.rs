@@ -66,6 +66,7 @@ impl ResidentArgs {
             rebuild: false,
             no_wait: false,
             watch: false,
+            verbose: false,
         }
     }
 }
@@ -103,6 +104,10 @@ pub struct IndexArgs {
     /// After indexing, keep the index fresh while files change (as tp watch does).
     #[arg(long, conflicts_with = "rebuild")]
     pub watch: bool,
+    /// Also say which files were cut into line windows although a grammar exists (a parse
+    /// error, a file too large to parse, a minified line).
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// Output formats.

@@ -17,7 +17,7 @@ use crate::repo::Repo;
 pub fn run(args: &IndexArgs) -> Result<()> {
     let started = Instant::now();
     let repo = Repo::locate(args.repo.repo.as_deref())?;
-    let report = StderrReport::new(&repo);
+    let report = StderrReport::new(&repo).verbose(args.verbose);
     let updater = Updater::prepare(repo, args, &report)?;
     if args.watch {
         return crate::watch_cmd::watch(updater);
@@ -80,6 +80,7 @@ pub fn summary_line(s: &Summary, elapsed: Duration) -> String {
 pub struct StderrReport {
     index_dir: String,
     progress: Mutex<Option<Progress>>,
+    verbose: bool,
 }
 
 impl StderrReport {
@@ -88,7 +89,13 @@ impl StderrReport {
         StderrReport {
             index_dir: escape_control(&repo.index_dir.display().to_string()).into_owned(),
             progress: Mutex::new(None),
+            verbose: false,
         }
+    }
+
+    /// This report, printing details too (`tp index --verbose`).
+    pub fn verbose(self, verbose: bool) -> StderrReport {
+        StderrReport { verbose, ..self }
     }
 
     /// Clears the progress bar.
@@ -108,6 +115,12 @@ impl Report for StderrReport {
 
     fn note(&self, message: &str) {
         eprintln!("{}", escape_control(message));
+    }
+
+    fn detail(&self, message: &str) {
+        if self.verbose {
+            self.note(&format!("note: {message}"));
+        }
     }
 
     fn planned(&self, _files: usize, bytes: u64) {

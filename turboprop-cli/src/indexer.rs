@@ -16,11 +16,12 @@ use turboprop_index::{
 };
 use turboprop_storage::IndexDir;
 use turboprop_types::{
-    line_windows, ChunkingConfig, ContentHash, Embedder, FileRecord, IndexConfig,
+    ChunkMethod, ChunkingConfig, ContentHash, Embedder, FileRecord, IndexConfig,
 };
 
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
+use crate::chunking::{chunk_source, embed_text};
 use crate::discover::{discover, read_source, Candidate, DiscoverOptions, SkipReason};
 use crate::models;
 use crate::repo::{explain, Repo};
@@ -124,7 +125,7 @@ impl Updater {
             (embedder.model_id() != lexical.model_id()).then(|| Arc::from(embedder));
         let spec = IndexSpec {
             model: guard(&lexical)?,
-            chunking: config.chunking.clone(),
+            chunking: crate::chunking::recorded(&config.chunking),
             spaces: model
                 .as_deref()
                 .map(guard)
@@ -210,13 +211,15 @@ impl Updater {
         let rebuilding = matches!(writer.base_state(), BaseState::Rebuild);
         match writer.base_state() {
             BaseState::SpecChanged { old } => report.note(&format!(
-                "note: the index was built with {} ({} dims, {}-line chunks); re-indexing every file with {} ({} dims, {}-line chunks)",
+                "note: the index was built with {} ({} dims, {}{}); re-indexing every file with {} ({} dims, {}{})",
                 old.model.id,
                 old.model.dimensions,
-                old.chunking.lines,
+                old.chunking.describe(),
+                rules(&old.chunking),
                 writer.spec().model.id,
                 writer.spec().model.dimensions,
-                writer.spec().chunking.lines
+                writer.spec().chunking.describe(),
+                rules(&writer.spec().chunking),
             )),
             BaseState::Rebuild => report.note("rebuilding the index from scratch"),
             BaseState::Empty | BaseState::Reused => {}
@@ -252,6 +255,14 @@ impl Updater {
             }
             other => other,
         }
+    }
+}
+
+/// `, chunking rules N` where syntax-aware chunks name the version of their rules.
+fn rules(chunking: &ChunkingConfig) -> String {
+    match chunking.method {
+        ChunkMethod::Syntax => format!(", chunking rules {}", chunking.rules),
+        ChunkMethod::Windows => String::new(),
     }
 }
 
@@ -315,6 +326,9 @@ pub trait Report: Sync {
     fn warn(&self, message: &str);
     /// Something worth knowing (a rebuild, the model in use), as the line to show.
     fn note(&self, message: &str);
+    /// A detail for `tp index --verbose` (a file cut into line windows because its parse
+    /// failed), as the line to show.
+    fn detail(&self, _message: &str) {}
     /// The update found `files` files (`bytes` bytes) to read and embed.
     fn planned(&self, files: usize, bytes: u64);
     /// `files` more files (`bytes` bytes, `chunks` chunks) are done.
@@ -448,6 +462,9 @@ fn update(
         };
         let embedded = embed_group(group, chunking, embedders, &opts, &reuse)?;
         reused += embedded.reused;
+        for note in &embedded.notes {
+            report.detail(note);
+        }
         speed.bytes += bytes;
         let first = speed.chunks == 0;
         speed.chunks += embedded.chunks;
@@ -505,6 +522,8 @@ struct Group<'a> {
     chunks: usize,
     /// Chunks whose model vectors were reused.
     reused: usize,
+    /// Why files with a grammar were not cut by it.
+    notes: Vec<String>,
 }
 
 /// Model vectors of indexed chunks, by file and chunk hash (see
@@ -534,6 +553,13 @@ fn embed_group<'a>(
             ))
         })
         .collect::<Result<_>>()?;
+    let notes = read
+        .iter()
+        .filter_map(|(_, _, r)| match r {
+            Read::Chunked { note, .. } => note.clone(),
+            _ => None,
+        })
+        .collect();
     let texts = |fills: bool| -> Vec<&str> {
         read.iter()
             .flat_map(|(_, _, r)| match r {
@@ -553,6 +579,10 @@ fn embed_group<'a>(
                 fill: false,
                 ..
             } => {
+                // Kept by the chunk's own bytes. A piece of a split definition is embedded
+                // with its enclosing signatures too, which are not part of that check: a
+                // renamed class keeps its methods' model vectors until they change (their
+                // lexical vectors are always made afresh).
                 let of_file = reuse.get(&c.rel_path);
                 chunks
                     .iter()
@@ -637,6 +667,7 @@ fn embed_group<'a>(
                     chunks,
                     texts,
                     fill: false,
+                    ..
                 } => {
                     let n = texts.len();
                     let spaces: Vec<Vec<Vec<f32>>> = match model_new.as_mut() {
@@ -674,6 +705,7 @@ fn embed_group<'a>(
         outcomes,
         chunks,
         reused,
+        notes,
     })
 }
 
@@ -744,6 +776,9 @@ enum Read {
         texts: Vec<String>,
         /// Unchanged content needing only the model's vectors.
         fill: bool,
+        /// Why a file with a grammar was cut into line windows (or runs of lines), for
+        /// `tp index --verbose`.
+        note: Option<String>,
     },
     /// Stat changed, content did not.
     Touched(FileRecord),
@@ -768,24 +803,26 @@ fn read_and_chunk(
     if same && !fill {
         return Ok(Read::Touched(record));
     }
-    let windows = line_windows(&source.bytes, chunking);
-    let texts = windows
+    let chunked = chunk_source(&c.rel_path, &source.bytes, chunking);
+    let texts = chunked
+        .chunks
         .iter()
-        .map(|w| String::from_utf8_lossy(&source.bytes[w.bytes.clone()]).into_owned())
+        .map(|ch| embed_text(ch, &source.bytes))
         .collect();
-    let chunks = windows
+    let chunks = chunked
+        .chunks
         .iter()
-        .map(|w| NewChunk {
-            line_start: w.line_start,
-            line_end: w.line_end,
-            byte_start: w.bytes.start as u64,
-            byte_end: w.bytes.end as u64,
-            hash: ContentHash::of(&source.bytes[w.bytes.clone()]),
+        .map(|ch| NewChunk {
+            line_start: ch.line_start,
+            line_end: ch.line_end,
+            byte_start: ch.bytes.start as u64,
+            byte_end: ch.bytes.end as u64,
+            hash: ContentHash::of(&source.bytes[ch.bytes.clone()]),
             vector: Vec::new(),
             terms: Vec::new(),
             spaces: Vec::new(),
-            symbol: None,
-            kind: None,
+            symbol: ch.symbol.clone(),
+            kind: ch.kind.map(str::to_owned),
         })
         .collect();
     Ok(Read::Chunked {
@@ -793,5 +830,6 @@ fn read_and_chunk(
         chunks,
         texts,
         fill: same,
+        note: chunked.note,
     })
 }

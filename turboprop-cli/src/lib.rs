@@ -28,6 +28,7 @@
 mod args;
 mod batching;
 mod benchmark_cmd;
+mod chunking;
 mod discover;
 pub mod escape;
 mod index_cmd;
@@ -52,6 +53,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
+pub use crate::chunking::chunk_source;
 pub use crate::overlap::Found;
 pub use crate::search_cmd::{Mode, Searcher, HYBRID_DEPTH};
 

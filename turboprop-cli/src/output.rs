@@ -25,9 +25,14 @@ struct JsonHit<'a> {
     score: f64,
     content: &'a str,
     rank: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
 }
 
-/// One JSON Lines record, as DESIGN.md fixes it.
+/// One JSON Lines record, as DESIGN.md fixes it, with the chunk's `symbol` and `kind` where
+/// its chunker knew them.
 pub fn json_hit(hit: &Found, rank: usize, snippet: &Snippet) -> String {
     let record = JsonHit {
         file: hit.chunk.file(),
@@ -36,6 +41,8 @@ pub fn json_hit(hit: &Found, rank: usize, snippet: &Snippet) -> String {
         score: round4(hit.score),
         content: &snippet.text,
         rank,
+        symbol: hit.chunk.symbol(),
+        kind: hit.chunk.kind(),
     };
     // Serializing a struct of strings and numbers cannot fail.
     serde_json::to_string(&record).unwrap_or_default()
@@ -48,7 +55,7 @@ fn round4(x: f32) -> f64 {
 /// Lines of context shown per hit in text output.
 const SHOWN_LINES: usize = 8;
 
-/// A hit for people: `path:start-end  score`, then the most relevant lines of the chunk
+/// A hit for people: `path:start-end  kind symbol  score`, then the most relevant lines of the chunk
 /// with their line numbers.
 pub fn text_hit(
     out: &mut impl Write,
@@ -67,9 +74,15 @@ pub fn text_hit(
     } else {
         ""
     };
+    let symbol = match (hit.chunk.kind(), hit.chunk.symbol()) {
+        (Some(kind), Some(symbol)) => format!("  {kind} {}", escape_control(symbol)),
+        (None, Some(symbol)) => format!("  {}", escape_control(symbol)),
+        (Some(kind), None) => format!("  {kind}"),
+        (None, None) => String::new(),
+    };
     writeln!(
         out,
-        "{bold}{}:{}-{}{reset}  {dim}score {:.3}{stale}{reset}",
+        "{bold}{}:{}-{}{reset}{symbol}  {dim}score {:.3}{stale}{reset}",
         escape_control(hit.chunk.file()),
         hit.chunk.line_start(),
         hit.chunk.line_end(),

@@ -1,7 +1,10 @@
 //! No two hits of one search overlap in lines (DESIGN.md, "Output"). Line windows overlap
 //! their neighbours by design (40 lines, 10 shared), so an index ranks two windows of one
 //! function side by side. Overlapping hits of one file are **merged** into one hit spanning
-//! their lines, with the best of their scores, in the place of the best of them.
+//! their lines, with the best of their scores, in the place of the best of them. So are the
+//! pieces of one definition that syntax-aware chunking split to fit the model's token budget
+//! (the same symbol and kind, next to each other): a hit shows as much of the function as
+//! matched, in one piece.
 //!
 //! Merged rather than the lower one dropped, by measurement: the function a doc-comment query
 //! names often starts in the second of two windows while its comment is in the first, and
@@ -14,7 +17,8 @@ use std::ops::{Range, RangeInclusive};
 use turboprop_index::Hit;
 use turboprop_types::{ChunkMeta, ContentHash};
 
-/// A hit as `tp search` shows it: one chunk, or overlapping chunks of one file merged.
+/// A hit as `tp search` shows it: one chunk, or overlapping chunks of one file merged (with
+/// the symbol and kind of the best of them).
 #[derive(Debug, Clone)]
 pub struct Found {
     /// The lines and bytes shown: the union of [`Found::parts`]. (Its hash is the best
@@ -35,10 +39,24 @@ impl Found {
         }
     }
 
-    fn overlaps(&self, chunk: &ChunkMeta) -> bool {
-        self.chunk.file() == chunk.file()
-            && chunk.line_start() <= self.chunk.line_end()
-            && self.chunk.line_start() <= chunk.line_end()
+    /// Whether `chunk` belongs in this hit: it overlaps its lines, or it is another piece of
+    /// the definition this hit shows (same symbol and kind, at most [`PIECE_GAP`] lines
+    /// away).
+    fn joins(&self, chunk: &ChunkMeta) -> bool {
+        if self.chunk.file() != chunk.file() {
+            return false;
+        }
+        let near = |gap: u32| {
+            chunk.line_start() <= self.chunk.line_end().saturating_add(gap)
+                && self.chunk.line_start() <= chunk.line_end().saturating_add(gap)
+        };
+        near(0)
+            || (chunk.symbol().is_some()
+                && near(PIECE_GAP + 1)
+                && self
+                    .parts
+                    .iter()
+                    .any(|p| p.symbol() == chunk.symbol() && p.kind() == chunk.kind()))
     }
 
     /// Takes `other`'s parts in (its score is not better: it ranks lower).
@@ -52,7 +70,13 @@ impl Found {
             *lines.end(),
             bytes,
             best.hash(),
-        ) {
+        )
+        .and_then(|span| {
+            span.with_symbol(
+                best.symbol().map(str::to_owned),
+                best.kind().map(str::to_owned),
+            )
+        }) {
             self.chunk = span;
         }
     }
@@ -85,13 +109,18 @@ fn span<'a>(
     (lines, bytes)
 }
 
+/// Blank lines that may lie between two pieces of one split definition (the chunker leaves
+/// blank lines between chunks out of both).
+const PIECE_GAP: u32 = 3;
+
 /// A merged hit spans at most this many times its longest part's lines (120 lines of
 /// 40-line windows); a hit that would stretch one further is left out instead, so a query
 /// matching every window of a long file does not answer with the whole file.
 const MAX_SPAN_PARTS: u32 = 3;
 
-/// The hits of `hits` (best first) with overlapping hits of one file merged, at most `limit`
-/// of them. A hit that overlaps several earlier ones joins them into one, in the place of
+/// The hits of `hits` (best first) with overlapping hits of one file, and neighbouring pieces
+/// of one definition, merged, at most `limit` of them. A hit that joins several earlier ones
+/// joins them into one, in the place of
 /// the best (or is left out when that would span more than [`MAX_SPAN_PARTS`] times the
 /// longest part); once `limit` hits are kept, the first hit that overlaps none of them ends
 /// the list.
@@ -99,7 +128,7 @@ pub fn merge_overlaps(hits: Vec<Hit>, limit: usize) -> Vec<Found> {
     let mut kept: Vec<Found> = Vec::with_capacity(limit.min(hits.len()));
     for hit in hits {
         let touched: Vec<usize> = (0..kept.len())
-            .filter(|&i| kept[i].overlaps(&hit.chunk))
+            .filter(|&i| kept[i].joins(&hit.chunk))
             .collect();
         if !touched.is_empty() && too_long(&hit.chunk, touched.iter().map(|&i| &kept[i])) {
             continue;
@@ -234,5 +263,40 @@ mod tests {
         assert_eq!(merge_overlaps(hits.clone(), 10).len(), 3);
         assert_eq!(merge_overlaps(hits, 2).len(), 2);
         assert!(merge_overlaps(Vec::new(), 4).is_empty());
+    }
+
+    fn piece(file: &str, start: u32, end: u32, score: f32, symbol: &str, kind: &str) -> Hit {
+        let mut h = hit(file, start, end, score);
+        h.chunk = h
+            .chunk
+            .with_symbol(Some(symbol.to_owned()), Some(kind.to_owned()))
+            .expect("symbol");
+        h
+    }
+
+    #[test]
+    fn neighbouring_pieces_of_one_definition_merge_and_other_definitions_do_not() {
+        let hits = vec![
+            piece("pot.py", 25, 44, 0.9, "split_pot", "function"),
+            piece("pot.py", 47, 54, 0.8, "split_pot", "function"),
+            // Next to split_pot, but another definition.
+            piece("pot.py", 55, 70, 0.7, "award_pots", "function"),
+            // The same symbol further away: not a neighbouring piece.
+            piece("pot.py", 90, 99, 0.6, "split_pot", "function"),
+            // The same lines in another file.
+            piece("deck.py", 45, 54, 0.5, "split_pot", "function"),
+        ];
+        let found = merge_overlaps(hits, 10);
+        assert_eq!(
+            spans(&found),
+            [
+                ("pot.py".to_owned(), 25, 54, 2),
+                ("pot.py".to_owned(), 55, 70, 1),
+                ("pot.py".to_owned(), 90, 99, 1),
+                ("deck.py".to_owned(), 45, 54, 1),
+            ]
+        );
+        assert_eq!(found[0].chunk.symbol(), Some("split_pot"));
+        assert_eq!(found[0].chunk.kind(), Some("function"));
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use turboprop_types::{ChunkingConfig, IndexConfig};
+use turboprop_types::{ChunkMethod, ChunkingConfig, IndexConfig};
 
 use crate::atomic::TEMP_PREFIX;
 use crate::directory::{Directory, FsDirectory};
@@ -154,7 +154,9 @@ pub struct Manifest {
     pub updated_at_ms: u64,
     /// The model the vectors were made with.
     pub model: ModelGuard,
-    /// The chunking the rows were cut with.
+    /// The chunking the rows were cut with. A manifest written before `method` existed
+    /// records windows: its rows were all cut into them ([`recorded_chunking`]).
+    #[serde(deserialize_with = "recorded_chunking")]
     pub chunking: ChunkingConfig,
     /// Additional vector spaces beside the primary `model`'s, each with its own model
     /// guard. Segments that lack one of them (written before it was added) are not searched
@@ -229,6 +231,21 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// The chunking a manifest records. Manifests written before syntax-aware chunking have no
+/// `method`: their rows were cut into line windows, which is what they are read as (the
+/// default `method` of `config.yaml`, where it may be left out, is syntax).
+fn recorded_chunking<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<ChunkingConfig, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let legacy = value.get("method").is_none();
+    let mut chunking = ChunkingConfig::deserialize(value).map_err(serde::de::Error::custom)?;
+    if legacy {
+        chunking.method = ChunkMethod::Windows;
+    }
+    Ok(chunking)
 }
 
 /// The deepest nesting in a YAML text: flow brackets (`[`, `{`) and block sequences opened

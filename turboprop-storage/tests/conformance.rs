@@ -21,7 +21,7 @@ use turboprop_storage::{
     ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentWriter, StorageError, Table,
     TableKind, TableWriter, CONFIG_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_PREFIX, VERSION_FILE,
 };
-use turboprop_types::{ChunkingConfig, ContentHash, FileRecord, IndexConfig};
+use turboprop_types::{ChunkMethod, ChunkingConfig, ContentHash, FileRecord, IndexConfig};
 
 /// A directory of one backend, with whatever keeps it alive.
 struct Backend {
@@ -563,4 +563,37 @@ fn index_dir_commit_and_garbage_collection(b: &Backend) {
     assert_eq!(index.collect_garbage(&lock, None).unwrap(), 2);
     assert!(!index.has_data().expect("exists"));
     assert!(index.has_turboprop_entries().expect("exists"));
+}
+
+/// An index written before syntax-aware chunking records no chunking `method`: its rows were
+/// all line windows, and that is how its manifest reads (so `tp` re-chunks it and says so),
+/// while a manifest that names a method keeps it.
+#[test]
+fn a_manifest_without_a_chunking_method_records_windows() {
+    let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    let index = IndexDir::with_directory(dir.clone());
+    index.init(&IndexConfig::default()).unwrap();
+    let written = manifest(1, Vec::new());
+    assert_eq!(written.chunking.method, ChunkMethod::Syntax);
+    let mut json = serde_json::to_value(&written).unwrap();
+    let put = |json: &serde_json::Value| {
+        let doc = turboprop_storage::encode_document(
+            std::path::Path::new(MANIFEST_FILE),
+            "manifest",
+            json,
+        )
+        .unwrap();
+        dir.replace(MANIFEST_FILE, &doc).unwrap();
+    };
+    put(&json);
+    assert_eq!(index.read_manifest().unwrap(), Some(written.clone()));
+    json["chunking"]
+        .as_object_mut()
+        .unwrap()
+        .remove("method")
+        .expect("the manifest records its method");
+    put(&json);
+    let legacy = index.read_manifest().unwrap().unwrap();
+    assert_eq!(legacy.chunking.method, ChunkMethod::Windows);
+    assert_eq!(legacy.chunking.lines, written.chunking.lines);
 }

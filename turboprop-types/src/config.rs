@@ -9,22 +9,73 @@ use serde::{Deserialize, Serialize};
 /// The version of the `config.yaml` schema written by this build.
 pub const CONFIG_FORMAT_VERSION: u32 = 1;
 
-/// How source files are cut into chunks: windows of `lines` lines, each starting
-/// `lines - overlap` lines after the previous one.
+/// How source files are cut into chunks: along their syntax (the default) or into windows
+/// of `lines` lines, each starting `lines - overlap` lines after the previous one.
+///
+/// With [`ChunkMethod::Syntax`], a file in a language with a grammar is cut into its
+/// definitions (functions, methods, classes, ...) of at most about `max_tokens` tokens each;
+/// Markdown by headings; files without a grammar, or whose parse fails, into the windows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChunkingConfig {
-    /// Lines per chunk (at least 1).
+    /// Syntax-aware chunks, or line windows only.
+    pub method: ChunkMethod,
+    /// Lines per window (at least 1).
     pub lines: u32,
-    /// Lines shared by consecutive chunks (less than `lines`).
+    /// Lines shared by consecutive windows (less than `lines`).
     pub overlap: u32,
+    /// The token budget of a syntax-aware chunk (16 to 8192; 256, the input length of the
+    /// small sentence-transformer models): a definition over it is split at inner boundaries.
+    pub max_tokens: u32,
+    /// The version of the chunking rules the rows were cut with, recorded by the program that
+    /// cut them (`tp` writes its chunker's version into the index); 0 in `config.yaml`, and
+    /// in indexes written before syntax-aware chunking, which were all cut into windows.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rules: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How files are cut into chunks (`chunking.method` in `config.yaml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkMethod {
+    /// A chunk is a definition of the file's language, or a Markdown section; windows where
+    /// no grammar applies.
+    #[default]
+    Syntax,
+    /// Overlapping windows of `lines` lines everywhere.
+    Windows,
+}
+
+impl ChunkingConfig {
+    /// One phrase for messages: `syntax-aware chunks of up to 256 tokens` or `40-line windows`.
+    ///
+    /// ```
+    /// use turboprop_types::{ChunkMethod, ChunkingConfig};
+    /// let windows = ChunkingConfig { method: ChunkMethod::Windows, ..ChunkingConfig::default() };
+    /// assert_eq!(windows.describe(), "40-line windows");
+    /// ```
+    pub fn describe(&self) -> String {
+        match self.method {
+            ChunkMethod::Syntax => {
+                format!("syntax-aware chunks of up to {} tokens", self.max_tokens)
+            }
+            ChunkMethod::Windows => format!("{}-line windows", self.lines),
+        }
+    }
 }
 
 impl Default for ChunkingConfig {
     fn default() -> Self {
         ChunkingConfig {
+            method: ChunkMethod::Syntax,
             lines: 40,
             overlap: 10,
+            max_tokens: 256,
+            rules: 0,
         }
     }
 }
@@ -95,6 +146,9 @@ pub enum ConfigError {
     /// `chunking.lines` is absurdly large.
     #[error("chunking.lines ({0}) is larger than the maximum of 10000")]
     ChunkTooLarge(u32),
+    /// `chunking.max_tokens` is out of range.
+    #[error("chunking.max_tokens ({0}) must be within 16..=8192")]
+    BadMaxTokens(u32),
     /// `max_filesize` is zero.
     #[error("max_filesize must be at least 1 byte")]
     ZeroMaxFilesize,
@@ -128,7 +182,15 @@ impl IndexConfig {
                 supported: CONFIG_FORMAT_VERSION,
             });
         }
-        let ChunkingConfig { lines, overlap } = self.chunking;
+        let ChunkingConfig {
+            lines,
+            overlap,
+            max_tokens,
+            ..
+        } = self.chunking;
+        if !(16..=8192).contains(&max_tokens) {
+            return Err(ConfigError::BadMaxTokens(max_tokens));
+        }
         if lines == 0 {
             return Err(ConfigError::ZeroChunkLines);
         }
@@ -187,6 +249,7 @@ mod tests {
         config.chunking = ChunkingConfig {
             lines: 5,
             overlap: 5,
+            ..ChunkingConfig::default()
         };
         assert!(config.validate().is_err());
         config = IndexConfig {

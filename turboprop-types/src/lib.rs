@@ -31,7 +31,7 @@ pub use chunk::{
     MAX_SYMBOL_BYTES,
 };
 pub use config::{
-    ChunkingConfig, CompactionConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION,
+    ChunkMethod, ChunkingConfig, CompactionConfig, ConfigError, IndexConfig, CONFIG_FORMAT_VERSION,
 };
 pub use embed::{EmbedError, EmbeddedDocument, Embedder, NoTermStats, TermId, TermStatistics};
 pub use hash::{ContentHash, HashParseError};

@@ -26,7 +26,7 @@ pub struct LineWindow {
 /// use turboprop_types::{line_windows, ChunkingConfig};
 ///
 /// let text = (1..=100).map(|i| format!("line {i}\n")).collect::<String>();
-/// let config = ChunkingConfig { lines: 40, overlap: 10 };
+/// let config = ChunkingConfig { lines: 40, overlap: 10, ..ChunkingConfig::default() };
 /// let spans: Vec<(u32, u32)> = line_windows(text.as_bytes(), &config)
 ///     .iter()
 ///     .map(|w| (w.line_start, w.line_end))
@@ -77,7 +77,11 @@ mod tests {
     use super::*;
 
     fn cfg(lines: u32, overlap: u32) -> ChunkingConfig {
-        ChunkingConfig { lines, overlap }
+        ChunkingConfig {
+            lines,
+            overlap,
+            ..ChunkingConfig::default()
+        }
     }
 
     #[test]

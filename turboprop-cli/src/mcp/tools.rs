@@ -138,6 +138,12 @@ struct HitOut {
     score: f64,
     content: String,
     rank: usize,
+    /// The symbol the hit defines (`Table::deal`), where its chunker knew it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbol: Option<String>,
+    /// What the symbol is (`method`, `function`, `class`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
     /// The file changed since it was indexed: `content` is the same lines as they read now.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     changed_since_indexed: bool,
@@ -185,7 +191,7 @@ impl TpServer {
 
     #[tool(
         name = "search",
-        description = "Search this repository's code by meaning and by words. Returns ranked hits (file relative to the repository root, line_start..line_end inclusive, score, the lines' content, rank) and `index`: the generation answered from and whether changed files are still waiting to be indexed (`fresh`, `pending_files`). Use plain-language questions (\"where do we retry failed uploads\") or identifiers. Narrow with `filetype` (\".rs\") or `filter` (glob on the path). Set `wait_for_index` after editing files to search their saved content."
+        description = "Search this repository's code by meaning and by words. Returns ranked hits (file relative to the repository root, line_start..line_end inclusive, score, the lines' content, rank, and where known the `symbol` defined there and its `kind`: a hit is a whole function, method, class or section where the language has a grammar) and `index`: the generation answered from and whether changed files are still waiting to be indexed (`fresh`, `pending_files`). Use plain-language questions (\"where do we retry failed uploads\") or identifiers. Narrow with `filetype` (\".rs\") or `filter` (glob on the path). Set `wait_for_index` after editing files to search their saved content."
     )]
     async fn search(&self, Parameters(p): Parameters<SearchParams>) -> ToolResult {
         let live = Arc::clone(&self.live);
@@ -316,6 +322,8 @@ pub fn search(live: &Live, p: SearchParams) -> ToolResult {
                 score: (f64::from(hit.score) * 10_000.0).round() / 10_000.0,
                 content: text,
                 rank: i + 1,
+                symbol: hit.chunk.symbol().map(str::to_owned),
+                kind: hit.chunk.kind().map(str::to_owned),
                 changed_since_indexed: stale,
             }
         })
