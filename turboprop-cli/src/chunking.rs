@@ -68,6 +68,15 @@ fn chunker(config: &ChunkingConfig) -> ChunkerConfig {
 
 /// The text a chunk is embedded as: the enclosing signatures of a piece of a split definition
 /// (one per line), then the chunk's own bytes (invalid UTF-8 replaced).
+///
+/// ```
+/// use turboprop_types::ChunkingConfig;
+///
+/// let source = b"def deal(cards):\n    return cards.pop()\n";
+/// let chunked = turboprop_cli::chunk_source("table.py", source, &ChunkingConfig::default());
+/// let text = turboprop_cli::embed_text(&chunked.chunks[0], source);
+/// assert_eq!(text.as_bytes(), source);
+/// ```
 pub fn embed_text(chunk: &Chunk, bytes: &[u8]) -> String {
     let own = bytes
         .get(chunk.bytes.clone())

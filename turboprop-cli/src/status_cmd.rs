@@ -9,6 +9,7 @@ use crate::args::{OutputFormat, RepoArg, StatusArgs};
 use crate::escape::escape_control;
 use crate::repo::Repo;
 use turboprop_index::Index;
+use turboprop_types::ChunkingConfig;
 
 /// What `tp status --output json` prints.
 #[derive(Serialize)]
@@ -25,6 +26,9 @@ pub(crate) struct Status {
     pub(crate) generation: u64,
     updated_at: String,
     index_path: String,
+    /// How the rows were cut (`config.yaml`'s `chunking`, with the rules version of
+    /// syntax-aware chunks).
+    chunking: ChunkingConfig,
 }
 
 #[derive(Serialize)]
@@ -61,6 +65,7 @@ pub fn status(args: &StatusArgs) -> Result<()> {
                     sp.model, sp.dimensions
                 )?;
             }
+            writeln!(out, "chunking    {}", status.chunking.describe())?;
             writeln!(out, "size        {}", human_bytes(status.bytes_on_disk))?;
             writeln!(out, "generation  {}", status.generation)?;
             writeln!(out, "updated     {}", status.updated_at)?;
@@ -93,6 +98,7 @@ pub(crate) fn status_of(repo: &Repo, index: &Index) -> Status {
         generation: s.generation,
         updated_at: rfc3339_utc(s.updated_at_ms),
         index_path: repo.index_dir.display().to_string(),
+        chunking: index.manifest().chunking.clone(),
     }
 }
 
