@@ -61,8 +61,10 @@ pub fn chunk_source(path: &str, bytes: &[u8], config: &ChunkingConfig) -> Chunke
 /// The chunker's settings for the index's.
 fn chunker(config: &ChunkingConfig) -> ChunkerConfig {
     ChunkerConfig {
+        max_tokens: config.max_tokens as usize,
+        min_tokens: config.min_tokens as usize,
         windows: config.clone(),
-        ..ChunkerConfig::for_budget(config.max_tokens as usize)
+        ..ChunkerConfig::default()
     }
 }
 

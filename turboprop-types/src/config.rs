@@ -24,9 +24,13 @@ pub struct ChunkingConfig {
     pub lines: u32,
     /// Lines shared by consecutive windows (less than `lines`).
     pub overlap: u32,
-    /// The token budget of a syntax-aware chunk (16 to 8192; 256, the input length of the
-    /// small sentence-transformer models): a definition over it is split at inner boundaries.
+    /// The token budget of a syntax-aware chunk (16 to 8192): a definition over it is split
+    /// at inner boundaries. 512 keeps most functions whole; a model reading fewer tokens
+    /// (all-MiniLM-L6-v2 reads 256) embeds a chunk's first ones, its doc comment and signature.
     pub max_tokens: u32,
+    /// Smaller definitions and statements are grouped with their neighbours until a group
+    /// has this many tokens (1 to `max_tokens`).
+    pub min_tokens: u32,
     /// The version of the chunking rules the rows were cut with, recorded by the program that
     /// cut them (`tp` writes its chunker's version into the index); 0 in `config.yaml`, and
     /// in indexes written before syntax-aware chunking, which were all cut into windows.
@@ -74,7 +78,8 @@ impl Default for ChunkingConfig {
             method: ChunkMethod::Syntax,
             lines: 40,
             overlap: 10,
-            max_tokens: 256,
+            max_tokens: 512,
+            min_tokens: 85,
             rules: 0,
         }
     }
@@ -149,6 +154,14 @@ pub enum ConfigError {
     /// `chunking.max_tokens` is out of range.
     #[error("chunking.max_tokens ({0}) must be within 16..=8192")]
     BadMaxTokens(u32),
+    /// `chunking.min_tokens` is zero or over `chunking.max_tokens`.
+    #[error("chunking.min_tokens ({min}) must be within 1..=chunking.max_tokens ({max})")]
+    BadMinTokens {
+        /// The configured minimum.
+        min: u32,
+        /// The configured budget.
+        max: u32,
+    },
     /// `max_filesize` is zero.
     #[error("max_filesize must be at least 1 byte")]
     ZeroMaxFilesize,
@@ -186,10 +199,17 @@ impl IndexConfig {
             lines,
             overlap,
             max_tokens,
+            min_tokens,
             ..
         } = self.chunking;
         if !(16..=8192).contains(&max_tokens) {
             return Err(ConfigError::BadMaxTokens(max_tokens));
+        }
+        if min_tokens == 0 || min_tokens > max_tokens {
+            return Err(ConfigError::BadMinTokens {
+                min: min_tokens,
+                max: max_tokens,
+            });
         }
         if lines == 0 {
             return Err(ConfigError::ZeroChunkLines);
