@@ -321,6 +321,85 @@ pub fn matching_close(toks: &[Tok], open: usize) -> Option<u32> {
     None
 }
 
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// Whether the `{` at `toks[k]` opens a type (`): { a: T } {`, `x is { a: T }`), not a body.
+fn type_brace(toks: &[Tok], k: usize) -> bool {
+    let prev = toks[k - 1];
+    if matches!(prev.ch, ':' | '|' | '&' | ',' | '<' | '=') {
+        return true;
+    }
+    k >= 2 && prev.ch == 's' && !prev.word_start && toks[k - 2].ch == 'i' && toks[k - 2].word_start
+}
+
+/// The last 0-based line of the JavaScript/TypeScript function declared on line `decl`
+/// (0-based): the `}` closing its body, or the end of an arrow's expression; `None` when
+/// it has no body (a signature, or not a function after all).
+pub fn js_fn_end(toks: &[Tok], lines: &[&str], decl: usize) -> Option<u32> {
+    let start = toks.partition_point(|t| (t.line as usize) < decl);
+    let own = indent(lines[decl]);
+    let mut depth = 0i32;
+    let mut params_closed = false;
+    let mut arrow = false;
+    let mut expr = false;
+    let mut prev_line = decl as u32;
+    let mut k = start;
+    while k < toks.len() {
+        let t = toks[k];
+        if t.line != prev_line && depth == 0 && k > start {
+            let line = lines[t.line as usize];
+            if arrow && expr && !".?:+-*/%&|=<>".contains(t.ch) {
+                return Some(prev_line);
+            }
+            if !arrow && params_closed && indent(line) <= own && !"{):|&=.>,?".contains(t.ch) {
+                return None;
+            }
+        }
+        match t.ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' => {
+                depth -= 1;
+                if depth < 0 {
+                    return (arrow && expr).then_some(prev_line);
+                }
+                if depth == 0 && t.ch == ')' {
+                    params_closed = true;
+                }
+            }
+            '=' if depth == 0 && toks.get(k + 1).is_some_and(|n| n.ch == '>') => {
+                arrow = true;
+                expr = false;
+                k += 2;
+                prev_line = t.line;
+                continue;
+            }
+            '{' if depth == 0 => {
+                let close = matching_close(toks, k)?;
+                let in_expression = arrow && expr;
+                let a_type = k > start && type_brace(toks, k);
+                if !in_expression && !a_type {
+                    return Some(close);
+                }
+                // An object in the arrow's expression, or a type: skip it.
+                while toks[k].line != close || toks[k].ch != '}' {
+                    k += 1;
+                }
+            }
+            ';' if depth == 0 => return (arrow && expr).then_some(t.line),
+            ',' if depth == 0 && arrow && expr => return Some(t.line),
+            _ => {}
+        }
+        if arrow {
+            expr = true;
+        }
+        prev_line = toks[k].line;
+        k += 1;
+    }
+    (arrow && expr).then_some(prev_line)
+}
+
 /// The last 0-based line of the Rust item whose `fn` is on line `fn_line`: the line of the
 /// `}` closing its body, or of the `;` ending a declaration without one.
 pub fn rust_fn_end(toks: &[Tok], fn_line: u32) -> u32 {

@@ -112,10 +112,9 @@ impl Score {
     /// `recall / MRR | precision | lines per hit`, as table cells.
     fn cells(self) -> String {
         let q = self.queries.max(1) as f64;
+        let ranked = format!("{:.1}% / {:.3}", 100.0 * self.found as f64 / q, self.rr / q);
         format!(
-            " {:5.1}% / {:.3} | {:5.1}% | {:5.1} |",
-            100.0 * self.found as f64 / q,
-            self.rr / q,
+            " {ranked:>16} | {:5.1}% | {:5.1} |",
             100.0 * self.precise as f64 / self.found.max(1) as f64,
             self.hit_lines as f64 / self.hits.max(1) as f64,
         )
