@@ -23,7 +23,7 @@ pub const HYBRID_DEPTH: usize = 100;
 
 /// An opened index with the embedders of its vector spaces, ready to answer queries: what
 /// `tp search` runs, for programs that search many times (such as the evaluation harness in
-/// `examples/eval_modes.rs`).
+/// `examples/eval_modes/`).
 pub struct Searcher {
     index: Index,
     index_dir: std::path::PathBuf,

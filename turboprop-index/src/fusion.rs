@@ -1,7 +1,7 @@
 //! Hybrid ranking: fusing a chunk's lexical and semantic cosine similarities into one score.
 //!
 //! [`hybrid_scores`] is the fusion `tp search --mode hybrid` uses. It was chosen by
-//! measurement (`turboprop-cli/examples/eval_modes.rs`, table in the README): on functions
+//! measurement (`turboprop-cli/examples/eval_modes/`, table in the README): on functions
 //! found by the first sentence of their doc comment in ten real crates, a convex blend of the
 //! two cosines with [`LEXICAL_WEIGHT`] 0.7 beat both single rankers with doc comments present
 //! and with them blanked, on crates it was tuned on and on held-out crates; reciprocal-rank
