@@ -62,7 +62,7 @@ use crate::syntax::ParseFailure;
 /// The version of the chunking rules. An index records it; a different value means the index
 /// was cut differently and `tp index --rebuild` is needed. Bump it with any change that moves
 /// a chunk boundary, a symbol, a kind or a context.
-pub const CHUNKER_VERSION: u32 = 1;
+pub const CHUNKER_VERSION: u32 = 2;
 
 /// How files are cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl ChunkerConfig {
     /// let config = ChunkerConfig::default();
     /// assert_eq!(
     ///     config.fingerprint(),
-    ///     "chunker=1 max_tokens=256 min_tokens=85 max_parse_bytes=1048576 \
+    ///     "chunker=2 max_tokens=256 min_tokens=85 max_parse_bytes=1048576 \
     ///      max_line_bytes=4096 lines=40 overlap=10"
     /// );
     /// assert_ne!(ChunkerConfig::for_budget(512).fingerprint(), config.fingerprint());

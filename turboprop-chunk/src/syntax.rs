@@ -151,7 +151,10 @@ impl<'a> Cutter<'a> {
             let mut keep = pending.len();
             while let Some(&p) = keep.checked_sub(1).and_then(|i| pending.get(i)) {
                 let (pf, pl) = self.rows(p);
-                if pl + 1 < top {
+                // The comment nearest the node may end a few blank lines above it (a JSDoc
+                // block, then a blank line, then the method); the ones before it touch.
+                let gap_ok = keep == pending.len() && (pl + 1..top).all(|r| self.lines.is_blank(r));
+                if pl + 1 < top && !gap_ok {
                     break;
                 }
                 top = top.min(pf);

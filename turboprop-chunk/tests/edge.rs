@@ -258,3 +258,42 @@ fn files_over_the_parse_limit_use_windows_with_a_note() {
     assert_eq!(chunked.method, Method::Windows);
     assert!(chunked.note.unwrap().contains("limit"));
 }
+
+/// commander's style: a JSDoc block, a blank line, then the method. The comment belongs to
+/// the method after it, not to the group before it (found by the evaluation: a query from the
+/// comment found the previous method).
+#[test]
+fn a_doc_comment_a_blank_line_above_its_method_stays_with_it() {
+    let body = |name: &str| {
+        (0..12)
+            .map(|i| format!("    this.{name}_{i} = compute_{name}({i});\n"))
+            .collect::<String>()
+    };
+    let text = format!(
+        "class Command {{\n  /**\n   * Add a hook.\n   */\n\n  hook(event) {{\n{}  }}\n\n  /**\n   * Register callback to use as replacement for calling process.exit.\n   */\n\n  exitOverride(fn) {{\n{}  }}\n}}\n",
+        body("hook"),
+        body("exit")
+    );
+    let chunked = cut("lib/command.js", text.as_bytes());
+    let lines: Vec<&str> = text.lines().collect();
+    let exit = chunked
+        .chunks
+        .iter()
+        .find(|c| c.symbol.as_deref() == Some("Command::exitOverride"))
+        .unwrap_or_else(|| panic!("{:#?}", chunked.chunks));
+    assert_eq!(
+        lines[exit.line_start as usize - 1].trim(),
+        "/**",
+        "{exit:?}"
+    );
+    assert!(
+        lines[exit.line_start as usize].contains("Register callback"),
+        "{exit:?}"
+    );
+    let hook = chunked
+        .chunks
+        .iter()
+        .find(|c| c.symbol.as_deref() == Some("Command::hook"))
+        .unwrap();
+    assert!(hook.line_end < exit.line_start, "{hook:?} {exit:?}");
+}

@@ -319,22 +319,9 @@ impl Chunking {
         }
     }
 
-    /// What `config.yaml` must say for this method, if anything. Windows are what an index
-    /// without the `chunking.method` field cuts (and a build without the field refuses an
-    /// unknown one), so windows write no file.
-    fn config(self) -> Option<String> {
-        match self {
-            Chunking::Windows => None,
-            Chunking::Syntax => Some(format!("chunking:\n  method: {}\n", self.name())),
-        }
-    }
-
     /// Writes the method into `repo`'s `.turboprop/index/config.yaml` before indexing, unless
-    /// the file names it already.
+    /// the file names it already (the other settings keep `tp`'s defaults).
     pub fn configure(self, repo: &Path) -> std::io::Result<()> {
-        let Some(yaml) = self.config() else {
-            return Ok(());
-        };
         let dir = repo.join(".turboprop/index");
         let path = dir.join("config.yaml");
         let want = format!("method: {}", self.name());
@@ -342,7 +329,7 @@ impl Chunking {
             return Ok(());
         }
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(path, yaml)
+        std::fs::write(path, format!("chunking:\n  {want}\n"))
     }
 }
 
@@ -382,13 +369,13 @@ mod tests {
     }
 
     #[test]
-    fn chunking_config_only_for_syntax() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Chunking::Windows.configure(dir.path()).expect("windows");
-        assert!(!dir.path().join(".turboprop").exists());
-        Chunking::Syntax.configure(dir.path()).expect("syntax");
-        let yaml = std::fs::read_to_string(dir.path().join(".turboprop/index/config.yaml"))
-            .expect("written");
-        assert_eq!(yaml, "chunking:\n  method: syntax\n");
+    fn each_method_is_written_into_the_config() {
+        for method in [Chunking::Windows, Chunking::Syntax] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            method.configure(dir.path()).expect("configure");
+            let yaml = std::fs::read_to_string(dir.path().join(".turboprop/index/config.yaml"))
+                .expect("written");
+            assert_eq!(yaml, format!("chunking:\n  method: {}\n", method.name()));
+        }
     }
 }

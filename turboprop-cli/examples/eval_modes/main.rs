@@ -16,11 +16,14 @@
 //! does. Printed per mode and variant: recall@10 and MRR@10; precision, the share of the
 //! queries answered in the top 10 whose first right hit lies within the function's extent
 //! (its doc comment or decorators to the end of its body, `extent.rs`) give or take
-//! `SLACK` lines; and the mean lines per returned hit. Rows: every corpus with
+//! `SLACK` lines; the mean lines per returned hit; and the share of queries whose right hit
+//! comes within the first `--budget` (200) lines of the hits read best first (the top
+//! `--depth`, 10 unless given), which compares methods at an equal cost of reading however
+//! long their hits are. Rows: every corpus with
 //! `--per-crate`, all, and each language.
 //!
 //! `--chunking windows|syntax` writes `chunking: {method: M}` into each repository's
-//! `config.yaml` before indexing (windows, today's only method, writes nothing) and keeps
+//! `config.yaml` before indexing (`syntax`, `tp`'s default, when not given) and keeps
 //! each method's indexes in a work subfolder of its own. `--max-queries N` keeps an evenly
 //! spread N of a corpus's queries (default 500, which keeps every query of the ten crates
 //! the README's tables measure; 0: all). `--cases` prints the cases and stops.
@@ -60,6 +63,10 @@ const TOP: usize = 10;
 /// Lines a hit may reach beyond the function's extent and still be precise.
 const SLACK: u32 = 3;
 
+/// The reading budget of the "found within" column: lines of the hits, best first
+/// (`--budget`, 200 unless given).
+static BUDGET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(200);
+
 /// A hit: file and 1-based lines.
 type Hit = (String, u32, u32);
 
@@ -75,21 +82,35 @@ struct Score {
     /// Hits returned, and their lines added up.
     hits: usize,
     hit_lines: u64,
+    /// Queries whose right hit is within the first `BUDGET` lines of the top 10, read best
+    /// first: recall at an equal cost of reading, whatever the size of the hits.
+    within: usize,
 }
 
 impl Score {
     fn record(&mut self, case: &Case, hits: &[Hit]) {
         self.queries += 1;
-        self.hits += hits.len();
-        self.hit_lines += hits
+        let top = &hits[..hits.len().min(TOP)];
+        self.hits += top.len();
+        self.hit_lines += top
             .iter()
             .map(|(_, s, e)| u64::from(e - s + 1))
             .sum::<u64>();
         let t = &case.target;
-        let right = hits
-            .iter()
-            .take(TOP)
-            .position(|(f, s, e)| *f == case.file && *s <= t.fn_line && t.fn_line <= *e);
+        let is_right = |(f, s, e): &Hit| *f == case.file && *s <= t.fn_line && t.fn_line <= *e;
+        // Within the reading budget: among all the hits asked for (`--depth`).
+        let mut read = 0u64;
+        for h in hits {
+            read += u64::from(h.2 - h.1 + 1);
+            if read > BUDGET.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            if is_right(h) {
+                self.within += 1;
+                break;
+            }
+        }
+        let right = top.iter().position(is_right);
         if let Some(p) = right {
             self.found += 1;
             self.rr += 1.0 / (p + 1) as f64;
@@ -107,16 +128,19 @@ impl Score {
         self.precise += o.precise;
         self.hits += o.hits;
         self.hit_lines += o.hit_lines;
+        self.within += o.within;
     }
 
-    /// `recall / MRR | precision | lines per hit`, as table cells.
+    /// `recall / MRR | precision | lines per hit | found within BUDGET lines`, as table
+    /// cells.
     fn cells(self) -> String {
         let q = self.queries.max(1) as f64;
         let ranked = format!("{:.1}% / {:.3}", 100.0 * self.found as f64 / q, self.rr / q);
         format!(
-            " {ranked:>16} | {:5.1}% | {:5.1} |",
+            " {ranked:>16} | {:5.1}% | {:5.1} | {:5.1}% |",
             100.0 * self.precise as f64 / self.found.max(1) as f64,
             self.hit_lines as f64 / self.hits.max(1) as f64,
+            100.0 * self.within as f64 / q,
         )
     }
 }
@@ -169,20 +193,23 @@ struct Options {
     study: bool,
     list_cases: bool,
     corpora: Vec<String>,
+    /// Hits asked for per search (at least `TOP`): the "found within" column reads this many.
+    depth: usize,
 }
 
-const USAGE: &str = "usage: eval_modes [--model NAME] [--work DIR] [--chunking windows|syntax] [--max-queries N] [--per-crate] [--study] [--cases] <folder | crate name | corpus name>...";
+const USAGE: &str = "usage: eval_modes [--model NAME] [--work DIR] [--chunking windows|syntax] [--max-queries N] [--depth 10] [--budget 200] [--per-crate] [--study] [--cases] <folder | crate name | corpus name>...";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         model: "all-MiniLM-L6-v2".to_owned(),
         work: std::env::temp_dir().join("turboprop-eval-modes"),
-        chunking: Chunking::Windows,
+        chunking: Chunking::Syntax,
         max_queries: 500,
         per_crate: false,
         study: false,
         list_cases: false,
         corpora: Vec::new(),
+        depth: TOP,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -197,6 +224,16 @@ fn parse_args() -> Result<Options, String> {
             "--max-queries" => {
                 let v = value()?;
                 o.max_queries = v.parse().map_err(|_| format!("bad --max-queries {v}"))?;
+            }
+            "--depth" => {
+                let v = value()?;
+                o.depth = v.parse().map_err(|_| format!("bad --depth {v}"))?;
+                o.depth = o.depth.max(TOP);
+            }
+            "--budget" => {
+                let v = value()?;
+                let b: u64 = v.parse().map_err(|_| format!("bad --budget {v}"))?;
+                BUDGET.store(b, std::sync::atomic::Ordering::Relaxed);
             }
             "--per-crate" => o.per_crate = true,
             "--study" => o.study = true,
@@ -264,10 +301,12 @@ fn run(o: &Options) -> anyhow::Result<()> {
     let fusions = if o.study { study_fusions() } else { Vec::new() };
     methods.extend(fusions.iter().map(|(n, _)| n.clone()));
     println!(
-        "model {}, chunking {}, at most {} queries per corpus; per mode: recall@{TOP} / MRR@{TOP} | precision (first right hit within the function ±{SLACK} lines) | mean lines per hit",
+        "model {}, chunking {}, at most {} queries per corpus; per mode: recall@{TOP} / MRR@{TOP} | precision (first right hit within the function ±{SLACK} lines) | mean lines per hit | found within the first {} lines of the top {}",
         o.model,
         o.chunking.name(),
-        o.max_queries
+        o.max_queries,
+        BUDGET.load(std::sync::atomic::Ordering::Relaxed),
+        o.depth
     );
     for variant in [Variant::WithDocs, Variant::Blanked] {
         println!("\n## {}\n", variant.name());
@@ -276,12 +315,21 @@ fn run(o: &Options) -> anyhow::Result<()> {
             "corpus", "language", "queries"
         );
         for m in &methods {
-            print!(" {m:>16} | {:>6} | {:>5} |", "prec", "lines");
+            print!(
+                " {m:>16} | {:>6} | {:>5} | {:>6} |",
+                "prec", "lines", "within"
+            );
         }
         println!();
         print!("|{}|{}|{}|", "-".repeat(30), "-".repeat(12), "-".repeat(9));
         for _ in &methods {
-            print!("{}|{}|{}|", "-".repeat(18), "-".repeat(8), "-".repeat(7));
+            print!(
+                "{}|{}|{}|{}|",
+                "-".repeat(18),
+                "-".repeat(8),
+                "-".repeat(7),
+                "-".repeat(8)
+            );
         }
         println!();
         let mut total = vec![Score::default(); methods.len()];
@@ -362,7 +410,7 @@ fn evaluate(
     let methods = 3 + fusions.len();
     let mut scores = vec![Score::default(); methods];
     let opts = SearchOptions {
-        limit: TOP,
+        limit: o.depth,
         strategy: Strategy::Exact,
         ..SearchOptions::default()
     };
