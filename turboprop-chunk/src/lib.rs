@@ -61,8 +61,9 @@ use crate::syntax::ParseFailure;
 
 /// The version of the chunking rules. An index records it; a different value means the index
 /// was cut differently and `tp index --rebuild` is needed. Bump it with any change that moves
-/// a chunk boundary, a symbol, a kind or a context.
-pub const CHUNKER_VERSION: u32 = 2;
+/// a chunk boundary, a symbol, a kind, a context or the text a chunk is embedded as
+/// ([`Chunk::embed_text`]).
+pub const CHUNKER_VERSION: u32 = 3;
 
 /// How files are cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +118,7 @@ impl ChunkerConfig {
     /// let config = ChunkerConfig::default();
     /// assert_eq!(
     ///     config.fingerprint(),
-    ///     "chunker=2 max_tokens=256 min_tokens=85 max_parse_bytes=1048576 \
+    ///     "chunker=3 max_tokens=256 min_tokens=85 max_parse_bytes=1048576 \
     ///      max_line_bytes=4096 lines=40 overlap=10"
     /// );
     /// assert_ne!(ChunkerConfig::for_budget(512).fingerprint(), config.fingerprint());
@@ -157,6 +158,41 @@ pub struct Chunk {
     pub context: Option<String>,
 }
 
+impl Chunk {
+    /// The text to embed for this chunk of `file` (the bytes it was cut from): the words of
+    /// its symbol path (`Table deal`: the type a method belongs to is otherwise missing from
+    /// a method's lines), the enclosing signatures of a piece of a split definition, then the
+    /// chunk's own bytes (invalid UTF-8 replaced). The lines shown for a hit are the chunk's
+    /// own; [`CHUNKER_VERSION`] changes when this text does.
+    ///
+    /// ```
+    /// use turboprop_chunk::{chunk_file, ChunkerConfig};
+    ///
+    /// let source = b"class Table:\n    def deal(self):\n        return self.deck.pop()\n";
+    /// let chunked = chunk_file("table.py", source, &ChunkerConfig::default());
+    /// let text = chunked.chunks[0].embed_text(source);
+    /// assert!(text.starts_with("Table\n"), "{text}");
+    /// assert!(text.ends_with("return self.deck.pop()\n"), "{text}");
+    /// ```
+    pub fn embed_text(&self, file: &[u8]) -> String {
+        let own = file
+            .get(self.bytes.clone())
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let mut text = String::with_capacity(own.len() + 64);
+        if let Some(symbol) = &self.symbol {
+            text.push_str(&symbol.replace("::", " "));
+            text.push('\n');
+        }
+        if let Some(context) = &self.context {
+            text.push_str(context);
+            text.push('\n');
+        }
+        text.push_str(&own);
+        text
+    }
+}
+
 /// How a file was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -180,6 +216,28 @@ pub struct Chunked {
     /// Why a file with a grammar was not cut by it (one line naming the file), for verbose
     /// output.
     pub note: Option<String>,
+}
+
+/// Cuts `text` into the overlapping line windows of `config` only
+/// (`turboprop_types::line_windows`), as chunks without symbol, kind or context: the chunking
+/// of an index whose `chunking.method` is `windows`.
+///
+/// ```
+/// use turboprop_chunk::{windows_only, Method};
+/// use turboprop_types::ChunkingConfig;
+///
+/// let text = "fn a() {}\n".repeat(50);
+/// let chunked = windows_only(text.as_bytes(), &ChunkingConfig::default());
+/// assert_eq!(chunked.method, Method::Windows);
+/// let spans: Vec<_> = chunked.chunks.iter().map(|c| (c.line_start, c.line_end)).collect();
+/// assert_eq!(spans, vec![(1, 40), (31, 50)]);
+/// ```
+pub fn windows_only(text: &[u8], config: &ChunkingConfig) -> Chunked {
+    Chunked {
+        chunks: fallback::windows(text, config),
+        method: Method::Windows,
+        note: None,
+    }
 }
 
 /// Cuts `text`, the contents of the file at `path` (used only for its extension and in notes),

@@ -142,7 +142,7 @@ fn main() -> ExitCode {
                 for c in &chunked.chunks {
                     tally.chunks += 1;
                     tally.lines += u64::from(c.line_end - c.line_start + 1);
-                    let text = turboprop_cli::embed_text(c, &bytes);
+                    let text = c.embed_text(&bytes);
                     tally.tokens.push(model.token_count(&text).unwrap_or(0));
                 }
             }

@@ -2,12 +2,13 @@
 //! ([`turboprop_chunk`]: definitions with their symbol and kind, Markdown by headings, line
 //! windows where no grammar applies or the parse failed) or into line windows only.
 //!
-//! What a chunk is embedded as ([`embed_text`]) is its lines with, for a piece of a split
-//! definition, the enclosing signatures before them: the search finds `deal`'s tail by
-//! `Table::deal` too, while the lines shown stay the chunk's own.
+//! What a chunk is embedded as (`turboprop_chunk::Chunk::embed_text`) is its lines after the
+//! words of its symbol path and, for a piece of a split definition, the enclosing signatures:
+//! the search finds `deal`'s tail by `Table::deal` too, while the lines shown stay the
+//! chunk's own.
 
-use turboprop_chunk::{chunk_file, Chunk, Chunked, ChunkerConfig, Method, CHUNKER_VERSION};
-use turboprop_types::{line_windows, ChunkMethod, ChunkingConfig};
+use turboprop_chunk::{chunk_file, windows_only, Chunked, ChunkerConfig, CHUNKER_VERSION};
+use turboprop_types::{ChunkMethod, ChunkingConfig};
 
 /// The chunking settings an index records for `config`: with the version of the rules that
 /// cut syntax-aware chunks, so an index cut by other rules is re-chunked.
@@ -40,21 +41,7 @@ pub fn recorded(config: &ChunkingConfig) -> ChunkingConfig {
 pub fn chunk_source(path: &str, bytes: &[u8], config: &ChunkingConfig) -> Chunked {
     match config.method {
         ChunkMethod::Syntax => chunk_file(path, bytes, &chunker(config)),
-        ChunkMethod::Windows => Chunked {
-            chunks: line_windows(bytes, config)
-                .into_iter()
-                .map(|w| Chunk {
-                    line_start: w.line_start,
-                    line_end: w.line_end,
-                    bytes: w.bytes,
-                    symbol: None,
-                    kind: None,
-                    context: None,
-                })
-                .collect(),
-            method: Method::Windows,
-            note: None,
-        },
+        ChunkMethod::Windows => windows_only(bytes, config),
     }
 }
 
@@ -65,28 +52,6 @@ fn chunker(config: &ChunkingConfig) -> ChunkerConfig {
         min_tokens: config.min_tokens as usize,
         windows: config.clone(),
         ..ChunkerConfig::default()
-    }
-}
-
-/// The text a chunk is embedded as: the enclosing signatures of a piece of a split definition
-/// (one per line), then the chunk's own bytes (invalid UTF-8 replaced).
-///
-/// ```
-/// use turboprop_types::ChunkingConfig;
-///
-/// let source = b"def deal(cards):\n    return cards.pop()\n";
-/// let chunked = turboprop_cli::chunk_source("table.py", source, &ChunkingConfig::default());
-/// let text = turboprop_cli::embed_text(&chunked.chunks[0], source);
-/// assert_eq!(text.as_bytes(), source);
-/// ```
-pub fn embed_text(chunk: &Chunk, bytes: &[u8]) -> String {
-    let own = bytes
-        .get(chunk.bytes.clone())
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    match &chunk.context {
-        Some(context) => format!("{context}\n{own}"),
-        None => own.into_owned(),
     }
 }
 
@@ -103,7 +68,7 @@ mod tests {
         let chunked = chunk_source("t.rs", source.as_bytes(), &ChunkingConfig::default());
         assert!(chunked.chunks.len() > 2, "{:?}", chunked.chunks);
         let tail = chunked.chunks.last().expect("chunks");
-        let text = embed_text(tail, source.as_bytes());
+        let text = tail.embed_text(source.as_bytes());
         assert!(text.contains("fn deal(&mut self)"), "{text}");
         let shown = &source[tail.bytes.clone()];
         assert!(!shown.contains("fn deal"), "{shown}");

@@ -21,7 +21,7 @@ use turboprop_types::{
 
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
-use crate::chunking::{chunk_source, embed_text};
+use crate::chunking::chunk_source;
 use crate::discover::{discover, read_source, Candidate, DiscoverOptions, SkipReason};
 use crate::models;
 use crate::repo::{explain, Repo};
@@ -807,7 +807,7 @@ fn read_and_chunk(
     let texts = chunked
         .chunks
         .iter()
-        .map(|ch| embed_text(ch, &source.bytes))
+        .map(|ch| ch.embed_text(&source.bytes))
         .collect();
     let chunks = chunked
         .chunks

@@ -53,7 +53,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
-pub use crate::chunking::{chunk_source, embed_text};
+pub use crate::chunking::chunk_source;
 pub use crate::overlap::Found;
 pub use crate::search_cmd::{Mode, Searcher, HYBRID_DEPTH};
 
