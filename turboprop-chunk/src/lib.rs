@@ -59,8 +59,9 @@ use crate::fallback::line_number;
 use crate::lines::Lines;
 use crate::syntax::ParseFailure;
 
-/// The version of the chunking rules. An index records it; a different value means the index
-/// was cut differently and `tp index --rebuild` is needed. Bump it with any change that moves
+/// The version of the chunking rules. An index records it (`chunking.rules` in its manifest);
+/// a different value means the index was cut differently, and the next `tp index` re-chunks
+/// every file. Bump it with any change that moves
 /// a chunk boundary, a symbol, a kind, a context or the text a chunk is embedded as
 /// ([`Chunk::embed_text`]).
 pub const CHUNKER_VERSION: u32 = 3;
@@ -107,33 +108,6 @@ impl ChunkerConfig {
             min_tokens: max_tokens / 3,
             ..ChunkerConfig::default()
         }
-    }
-
-    /// Everything that decides the chunks, [`CHUNKER_VERSION`] included, as one line for an
-    /// index to record and compare: a different fingerprint means a rebuild.
-    ///
-    /// ```
-    /// use turboprop_chunk::ChunkerConfig;
-    ///
-    /// let config = ChunkerConfig::default();
-    /// assert_eq!(
-    ///     config.fingerprint(),
-    ///     "chunker=3 max_tokens=256 min_tokens=85 max_parse_bytes=1048576 \
-    ///      max_line_bytes=4096 lines=40 overlap=10"
-    /// );
-    /// assert_ne!(ChunkerConfig::for_budget(512).fingerprint(), config.fingerprint());
-    /// ```
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "chunker={CHUNKER_VERSION} max_tokens={} min_tokens={} max_parse_bytes={} \
-             max_line_bytes={} lines={} overlap={}",
-            self.max_tokens,
-            self.min_tokens,
-            self.max_parse_bytes,
-            self.max_line_bytes,
-            self.windows.lines,
-            self.windows.overlap
-        )
     }
 }
 

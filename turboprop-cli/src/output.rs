@@ -166,4 +166,31 @@ mod tests {
         assert_eq!(to - from, SHOWN_LINES);
         assert_eq!(focus(&refs[..3], "x"), (0, 3));
     }
+
+    #[test]
+    fn a_symbol_from_the_index_is_escaped_for_the_terminal_and_exact_in_json() {
+        use turboprop_types::{ChunkMeta, ContentHash};
+        // An index folder is untrusted: its symbol text may hold terminal escapes.
+        let chunk = ChunkMeta::new("a.rs", 1, 2, 0..10, ContentHash::of(b"x"))
+            .and_then(|c| c.with_symbol(Some("Evil\u{1b}[31m::deal".into()), Some("method".into())))
+            .expect("meta");
+        let hit = Found {
+            chunk: chunk.clone(),
+            score: 0.5,
+            parts: vec![chunk],
+        };
+        let snippet = Snippet {
+            text: "fn deal() {}\n".into(),
+            stale: false,
+        };
+        let mut out = Vec::new();
+        text_hit(&mut out, &hit, &snippet, "deal", false).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.starts_with("a.rs:1-2  method Evil"), "{text:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&json_hit(&hit, 1, &snippet)).expect("json");
+        assert_eq!(json["symbol"], "Evil\u{1b}[31m::deal");
+        assert_eq!(json["kind"], "method");
+    }
 }
