@@ -155,7 +155,7 @@ pub struct Manifest {
     /// The model the vectors were made with.
     pub model: ModelGuard,
     /// The chunking the rows were cut with. A manifest written before `method` existed
-    /// records windows: its rows were all cut into them ([`recorded_chunking`]).
+    /// records windows: its rows were all cut into them.
     #[serde(deserialize_with = "recorded_chunking")]
     pub chunking: ChunkingConfig,
     /// Additional vector spaces beside the primary `model`'s, each with its own model
