@@ -1,4 +1,4 @@
-//! How `tp index` cuts a file into chunks, by the index's `chunking` settings: along its syntax
+//! How `tp index` reads a file and cuts it into chunks, by the index's `chunking` settings: along its syntax
 //! ([`turboprop_chunk`]: definitions with their symbol and kind, Markdown by headings, line
 //! windows where no grammar applies or the parse failed) or into line windows only.
 //!
@@ -7,8 +7,12 @@
 //! the search finds `deal`'s tail by `Table::deal` too, while the lines shown stay the
 //! chunk's own.
 
+use anyhow::{Context, Result};
 use turboprop_chunk::{chunk_file, windows_only, Chunked, ChunkerConfig, CHUNKER_VERSION};
-use turboprop_types::{ChunkMethod, ChunkingConfig};
+use turboprop_index::{Confirmed, Diff, NewChunk};
+use turboprop_types::{ChunkMethod, ChunkingConfig, ContentHash, FileRecord};
+
+use crate::discover::{read_source, Candidate, DiscoverOptions, SkipReason};
 
 /// The chunking settings an index records for `config`: with the version of the rules that
 /// cut syntax-aware chunks, so an index cut by other rules is re-chunked.
@@ -53,6 +57,77 @@ fn chunker(config: &ChunkingConfig) -> ChunkerConfig {
         windows: config.clone(),
         ..ChunkerConfig::default()
     }
+}
+
+/// A file after reading, before embedding.
+pub(crate) enum Read {
+    /// New or changed content (or unchanged content to fill): its chunks (vectors still
+    /// empty) and their texts.
+    Chunked {
+        record: FileRecord,
+        chunks: Vec<NewChunk>,
+        texts: Vec<String>,
+        /// Unchanged content needing only the model's vectors.
+        fill: bool,
+        /// Why a file with a grammar was cut into line windows (or runs of lines), for
+        /// `tp index --verbose`.
+        note: Option<String>,
+    },
+    /// Stat changed, content did not.
+    Touched(FileRecord),
+    /// Could not be indexed now.
+    Skipped(SkipReason),
+}
+
+/// Reads the file of `c` (indexed as `stored`, if it was) and cuts it as `chunking` says: its
+/// new chunks with the texts to embed, or only its new stat when the content is unchanged and
+/// no `fill` is asked for.
+pub(crate) fn read_and_chunk(
+    c: &Candidate,
+    stored: Option<&FileRecord>,
+    fill: bool,
+    chunking: &ChunkingConfig,
+    opts: &DiscoverOptions,
+) -> Result<Read> {
+    let source = match read_source(c, opts) {
+        Ok(s) => s,
+        Err(reason) => return Ok(Read::Skipped(reason)),
+    };
+    let record = FileRecord::new(&c.rel_path, source.size, source.mtime_ns, source.hash)
+        .with_context(|| format!("cannot record {}", c.rel_path))?;
+    let same = stored.is_some_and(|old| Diff::confirm(old, source.hash) == Confirmed::Touch);
+    if same && !fill {
+        return Ok(Read::Touched(record));
+    }
+    let chunked = chunk_source(&c.rel_path, &source.bytes, chunking);
+    let texts = chunked
+        .chunks
+        .iter()
+        .map(|ch| ch.embed_text(&source.bytes))
+        .collect();
+    let chunks = chunked
+        .chunks
+        .iter()
+        .map(|ch| NewChunk {
+            line_start: ch.line_start,
+            line_end: ch.line_end,
+            byte_start: ch.bytes.start as u64,
+            byte_end: ch.bytes.end as u64,
+            hash: ContentHash::of(&source.bytes[ch.bytes.clone()]),
+            vector: Vec::new(),
+            terms: Vec::new(),
+            spaces: Vec::new(),
+            symbol: ch.symbol.clone(),
+            kind: ch.kind.map(str::to_owned),
+        })
+        .collect();
+    Ok(Read::Chunked {
+        record,
+        chunks,
+        texts,
+        fill: same,
+        note: chunked.note,
+    })
 }
 
 #[cfg(test)]

@@ -11,18 +11,16 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use turboprop_embed::BuiltinEmbedder;
 use turboprop_index::{
-    BaseState, Confirmed, Diff, FileStatus, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
+    BaseState, Diff, FileStatus, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
-use turboprop_types::{
-    ChunkMethod, ChunkingConfig, ContentHash, Embedder, FileRecord, IndexConfig,
-};
+use turboprop_types::{ChunkMethod, ChunkingConfig, Embedder, FileRecord, IndexConfig};
 
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
-use crate::chunking::chunk_source;
-use crate::discover::{discover, read_source, Candidate, DiscoverOptions, SkipReason};
+use crate::chunking::{read_and_chunk, Read};
+use crate::discover::{discover, Candidate, DiscoverOptions, SkipReason};
 use crate::models;
 use crate::repo::{explain, Repo};
 
@@ -764,72 +762,4 @@ impl Tally {
         }
         Ok(())
     }
-}
-
-/// A file after reading, before embedding.
-enum Read {
-    /// New or changed content (or unchanged content to fill): its chunks (vectors still
-    /// empty) and their texts.
-    Chunked {
-        record: FileRecord,
-        chunks: Vec<NewChunk>,
-        texts: Vec<String>,
-        /// Unchanged content needing only the model's vectors.
-        fill: bool,
-        /// Why a file with a grammar was cut into line windows (or runs of lines), for
-        /// `tp index --verbose`.
-        note: Option<String>,
-    },
-    /// Stat changed, content did not.
-    Touched(FileRecord),
-    /// Could not be indexed now.
-    Skipped(SkipReason),
-}
-
-fn read_and_chunk(
-    c: &Candidate,
-    stored: Option<&FileRecord>,
-    fill: bool,
-    chunking: &ChunkingConfig,
-    opts: &DiscoverOptions,
-) -> Result<Read> {
-    let source = match read_source(c, opts) {
-        Ok(s) => s,
-        Err(reason) => return Ok(Read::Skipped(reason)),
-    };
-    let record = FileRecord::new(&c.rel_path, source.size, source.mtime_ns, source.hash)
-        .with_context(|| format!("cannot record {}", c.rel_path))?;
-    let same = stored.is_some_and(|old| Diff::confirm(old, source.hash) == Confirmed::Touch);
-    if same && !fill {
-        return Ok(Read::Touched(record));
-    }
-    let chunked = chunk_source(&c.rel_path, &source.bytes, chunking);
-    let texts = chunked
-        .chunks
-        .iter()
-        .map(|ch| ch.embed_text(&source.bytes))
-        .collect();
-    let chunks = chunked
-        .chunks
-        .iter()
-        .map(|ch| NewChunk {
-            line_start: ch.line_start,
-            line_end: ch.line_end,
-            byte_start: ch.bytes.start as u64,
-            byte_end: ch.bytes.end as u64,
-            hash: ContentHash::of(&source.bytes[ch.bytes.clone()]),
-            vector: Vec::new(),
-            terms: Vec::new(),
-            spaces: Vec::new(),
-            symbol: ch.symbol.clone(),
-            kind: ch.kind.map(str::to_owned),
-        })
-        .collect();
-    Ok(Read::Chunked {
-        record,
-        chunks,
-        texts,
-        fill: same,
-        note: chunked.note,
-    })
 }
