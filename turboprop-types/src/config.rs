@@ -55,7 +55,7 @@ pub enum ChunkMethod {
 }
 
 impl ChunkingConfig {
-    /// One phrase for messages: `syntax-aware chunks of up to 256 tokens` or `40-line windows`.
+    /// One phrase for messages: `syntax-aware chunks of up to 512 tokens` or `40-line windows`.
     ///
     /// ```
     /// use turboprop_types::{ChunkMethod, ChunkingConfig};

@@ -163,25 +163,15 @@ pub fn code_chars(text: &str, syntax: Syntax) -> Vec<Tok> {
                 word.clear();
                 continue;
             }
-            (Syntax::Js, '`') => {
-                i += 1;
-                if template_text(&chars, &mut i, &mut line) {
-                    templates.push(braces);
-                    braces += 1;
-                } else {
-                    out.push(Tok {
-                        line,
-                        ch: '"',
-                        word_start: false,
-                    });
+            // A template's text: from its opening backquote, or from the `}` ending one of
+            // its `${}`s, to its next `${` or its end.
+            (Syntax::Js, '`' | '}')
+                if c == '`' || templates.last() == Some(&(braces.wrapping_sub(1))) =>
+            {
+                if c == '}' {
+                    templates.pop();
+                    braces -= 1;
                 }
-                word.clear();
-                continue;
-            }
-            (Syntax::Js, '}') if templates.last() == Some(&(braces.wrapping_sub(1))) => {
-                // The end of a `${}`: back into the template's text.
-                templates.pop();
-                braces -= 1;
                 i += 1;
                 if template_text(&chars, &mut i, &mut line) {
                     templates.push(braces);

@@ -102,6 +102,34 @@ pub(super) fn rewrite(
     w.finish(extra).expect("finish");
 }
 
+/// Replaces file `file` of the segment with its bytes as `edit` leaves them, header and all
+/// (unlike [`rewrite`], nothing is made valid again).
+pub(super) fn edit_bytes(dir: &dyn Directory, file: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = dir
+        .read(&name(file), ReadMode::Heap)
+        .expect("read")
+        .bytes()
+        .to_vec();
+    edit(&mut bytes);
+    dir.remove(&name(file)).expect("remove");
+    dir.write_new(&name(file), &bytes).expect("write");
+}
+
+/// A segment whose file `file` lost its last byte, then one without that file, fail to open
+/// with an error naming it.
+pub(super) fn cut_and_missing_are_named(file: &str) {
+    let dir = MemDirectory::new();
+    write(&dir);
+    edit_bytes(&dir, file, |b| {
+        b.pop();
+    });
+    let err = open(&dir).expect_err("truncated");
+    assert!(names(&err, &dir, file), "{err}");
+    dir.remove(&name(file)).expect("remove");
+    let err = open(&dir).expect_err("missing");
+    assert!(err.is_missing() && names(&err, &dir, file), "{err}");
+}
+
 /// Calls every accessor on every file and row; returns the errors (none may panic).
 pub(super) fn exercise(r: &SegmentReader) -> Vec<StorageError> {
     let mut errors = Vec::new();
@@ -282,14 +310,7 @@ fn every_damaged_record_byte_is_an_error_or_harmless_never_a_panic() {
     // A flip under an intact header is what verify's payload checksum catches.
     let dir = MemDirectory::new();
     write(&dir);
-    let mut bytes = dir
-        .read(&name(FILES_FILE), ReadMode::Heap)
-        .expect("read")
-        .bytes()
-        .to_vec();
-    bytes[HEADER_LEN + 3] ^= 1;
-    dir.remove(&name(FILES_FILE)).expect("remove");
-    dir.write_new(&name(FILES_FILE), &bytes).expect("write");
+    edit_bytes(&dir, FILES_FILE, |b| b[HEADER_LEN + 3] ^= 1);
     let r = open(&dir).expect("open");
     let err = r.verify().expect_err("checksum");
     assert!(matches!(err, StorageError::PayloadChecksum { .. }), "{err}");
@@ -324,21 +345,7 @@ fn truncated_or_missing_file_tables_fail_to_open_naming_the_file() {
             assert!(names(&err, &dir, FILES_FILE), "{err}");
         }
         // Cut bytes off the file itself.
-        let dir = MemDirectory::new();
-        write(&dir);
-        let bytes = dir
-            .read(&name(file), ReadMode::Heap)
-            .expect("read")
-            .bytes()
-            .to_vec();
-        dir.remove(&name(file)).expect("remove");
-        dir.write_new(&name(file), &bytes[..bytes.len() - 1])
-            .expect("write");
-        let err = open(&dir).expect_err("truncated");
-        assert!(names(&err, &dir, file), "{err}");
-        dir.remove(&name(file)).expect("remove");
-        let err = open(&dir).expect_err("missing");
-        assert!(err.is_missing() && names(&err, &dir, file), "{err}");
+        cut_and_missing_are_named(file);
     }
 }
 

@@ -3,7 +3,8 @@
 //! never a panic).
 
 use super::tests::{
-    exercise, name, names, open, record, rewrite, symbol_of, write, write_in_format, SEG,
+    cut_and_missing_are_named, edit_bytes, exercise, name, names, open, record, rewrite, symbol_of,
+    write, write_in_format, SEG,
 };
 use super::*;
 
@@ -268,14 +269,7 @@ fn verify_catches_a_flipped_symbol_byte() {
     for (file, at) in [(SYMTEXT_FILE, 5), (SYMBOLS_FILE, 6 * 16 + 8)] {
         let dir = MemDirectory::new();
         write(&dir);
-        let mut bytes = dir
-            .read(&name(file), ReadMode::Heap)
-            .expect("read")
-            .bytes()
-            .to_vec();
-        bytes[HEADER_LEN + at] ^= 1;
-        dir.remove(&name(file)).expect("remove");
-        dir.write_new(&name(file), &bytes).expect("write");
+        edit_bytes(&dir, file, |b| b[HEADER_LEN + at] ^= 1);
         let r = open(&dir).expect("open");
         let err = r.verify().expect_err("checksum");
         assert!(matches!(err, StorageError::PayloadChecksum { .. }), "{err}");
@@ -313,20 +307,6 @@ fn truncated_short_or_missing_symbol_tables_fail_to_open_naming_the_file() {
         let err = open(&dir).expect_err("one record short");
         assert!(err.is_damage() && names(&err, &dir, file), "{err}");
         // Bytes cut off the file itself.
-        let dir = MemDirectory::new();
-        write(&dir);
-        let bytes = dir
-            .read(&name(file), ReadMode::Heap)
-            .expect("read")
-            .bytes()
-            .to_vec();
-        dir.remove(&name(file)).expect("remove");
-        dir.write_new(&name(file), &bytes[..bytes.len() - 1])
-            .expect("write");
-        let err = open(&dir).expect_err("truncated");
-        assert!(names(&err, &dir, file), "{err}");
-        dir.remove(&name(file)).expect("remove");
-        let err = open(&dir).expect_err("missing");
-        assert!(err.is_missing() && names(&err, &dir, file), "{err}");
+        cut_and_missing_are_named(file);
     }
 }
