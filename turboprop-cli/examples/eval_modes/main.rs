@@ -33,7 +33,7 @@
 //! ```text
 //! cargo run --release -p turboprop-cli --example eval_modes -- \
 //!     [--model all-MiniLM-L6-v2] [--work DIR] [--chunking windows|syntax] [--max-queries N] \
-//!     [--per-crate] [--study] [--cases] <folder | crate name | corpus name>...
+//!     [--per-crate] [--study] [--lexical-study] [--cases] <folder | crate name | corpus name>...
 //! ```
 //! A crate name (such as `serde_json`) means its newest version in `~/.cargo/registry/src`
 //! (its `.rs` files only); another name, the newest `NAME-VERSION` that
@@ -54,6 +54,7 @@ mod cases_js;
 mod cases_python;
 mod corpus;
 mod extent;
+mod lexical_study;
 
 use cases::Variant;
 use corpus::{find_corpus, prepare, Case, Chunking, Lang};
@@ -191,13 +192,14 @@ struct Options {
     max_queries: usize,
     per_crate: bool,
     study: bool,
+    lexical_study: bool,
     list_cases: bool,
     corpora: Vec<String>,
     /// Hits asked for per search (at least `TOP`): the "found within" column reads this many.
     depth: usize,
 }
 
-const USAGE: &str = "usage: eval_modes [--model NAME] [--work DIR] [--chunking windows|syntax] [--max-queries N] [--depth 10] [--budget 200] [--per-crate] [--study] [--cases] <folder | crate name | corpus name>...";
+const USAGE: &str = "usage: eval_modes [--model NAME] [--work DIR] [--chunking windows|syntax] [--max-queries N] [--depth 10] [--budget 200] [--per-crate] [--study] [--lexical-study] [--cases] <folder | crate name | corpus name>...";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -207,6 +209,7 @@ fn parse_args() -> Result<Options, String> {
         max_queries: 500,
         per_crate: false,
         study: false,
+        lexical_study: false,
         list_cases: false,
         corpora: Vec::new(),
         depth: TOP,
@@ -237,6 +240,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--per-crate" => o.per_crate = true,
             "--study" => o.study = true,
+            "--lexical-study" => o.lexical_study = true,
             "--cases" => o.list_cases = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.corpora.push(arg),
@@ -300,6 +304,12 @@ fn run(o: &Options) -> anyhow::Result<()> {
     let mut methods: Vec<String> = ["lexical", "semantic", "hybrid"].map(String::from).to_vec();
     let fusions = if o.study { study_fusions() } else { Vec::new() };
     methods.extend(fusions.iter().map(|(n, _)| n.clone()));
+    let schemes = if o.lexical_study {
+        lexical_study::schemes()
+    } else {
+        Vec::new()
+    };
+    methods.extend(schemes.iter().map(|s| s.name.clone()));
     println!(
         "model {}, chunking {}, at most {} queries per corpus; per mode: recall@{TOP} / MRR@{TOP} | precision (first right hit within the function ±{SLACK} lines) | mean lines per hit | found within the first {} lines of the top {}",
         o.model,
@@ -347,7 +357,7 @@ fn run(o: &Options) -> anyhow::Result<()> {
             let repo = o.work.join(o.chunking.name()).join(tag).join(&corpus.label);
             let cases = prepare(&corpus, &repo, variant, o.max_queries)?;
             let started = Instant::now();
-            let scores = evaluate(o, &repo, &cases, &fusions, &mut by_lang)?;
+            let scores = evaluate(o, &repo, &cases, &fusions, &schemes, &mut by_lang)?;
             if o.per_crate {
                 let mut langs: Vec<&str> = cases.iter().map(|c| c.lang.name()).collect();
                 langs.sort();
@@ -398,6 +408,7 @@ fn evaluate(
     repo: &Path,
     cases: &[Case],
     fusions: &[(String, Fusion)],
+    schemes: &[lexical_study::Scheme],
     by_lang: &mut BTreeMap<Lang, Vec<Score>>,
 ) -> anyhow::Result<Vec<Score>> {
     o.chunking.configure(repo)?;
@@ -407,17 +418,21 @@ fn evaluate(
         anyhow::bail!("tp index failed on {}", repo.display());
     }
     let searcher = Searcher::open(repo)?;
-    let methods = 3 + fusions.len();
+    let methods = 3 + fusions.len() + schemes.len();
     let mut scores = vec![Score::default(); methods];
     let opts = SearchOptions {
         limit: o.depth,
         strategy: Strategy::Exact,
         ..SearchOptions::default()
     };
+    let study_only = std::env::var_os("TP_STUDY_ONLY").is_some();
     for case in cases {
         let lang = by_lang
             .entry(case.lang)
             .or_insert_with(|| vec![Score::default(); methods]);
+        if study_only {
+            continue;
+        }
         for (m, mode) in [Mode::Lexical, Mode::Semantic, Mode::Hybrid]
             .into_iter()
             .enumerate()
@@ -432,6 +447,47 @@ fn evaluate(
             let hits: Vec<Hit> = found.iter().map(|h| hit(&h.chunk)).collect();
             scores[3 + k].record(case, &hits);
             lang[3 + k].record(case, &hits);
+        }
+    }
+    if !schemes.is_empty() {
+        let chunking = turboprop_types::ChunkingConfig {
+            method: match o.chunking {
+                Chunking::Windows => turboprop_types::ChunkMethod::Windows,
+                Chunking::Syntax => turboprop_types::ChunkMethod::Syntax,
+            },
+            ..turboprop_types::ChunkingConfig::default()
+        };
+        let docs = lexical_study::chunks(repo, &chunking);
+        if std::env::var_os("TP_STUDY_DUMP").is_some() && schemes.len() >= 2 {
+            let a = lexical_study::Ranker::build(&schemes[0], &docs);
+            let b = lexical_study::Ranker::build(&schemes[1], &docs);
+            for case in cases {
+                let t = &case.target;
+                let rank = |hits: &[Hit]| {
+                    hits.iter().position(|(f, s, e)| {
+                        *f == case.file && *s <= t.fn_line && t.fn_line <= *e
+                    })
+                };
+                let (ha, hb) = (a.search(&t.query, 10), b.search(&t.query, 10));
+                let (ra, rb) = (rank(&ha), rank(&hb));
+                if ra.is_some() && ra.unwrap_or(99) < rb.unwrap_or(99) {
+                    println!(
+                        "DUMP {:?} vs {:?} | {} | want {}:{} | got {:?}",
+                        ra, rb, t.query, case.file, t.fn_line, hb.first()
+                    );
+                }
+            }
+        }
+        for (k, scheme) in schemes.iter().enumerate() {
+            let ranker = lexical_study::Ranker::build(scheme, &docs);
+            let m = 3 + fusions.len() + k;
+            for case in cases {
+                let hits = ranker.search(&case.target.query, o.depth);
+                scores[m].record(case, &hits);
+                if let Some(lang) = by_lang.get_mut(&case.lang) {
+                    lang[m].record(case, &hits);
+                }
+            }
         }
     }
     Ok(scores)
