@@ -64,6 +64,26 @@ pub fn analyze_query(text: &str, mut emit: impl FnMut(&str, TermKind)) {
     }
 }
 
+/// Calls `emit` with every term of a document for the exact lexical space: the words as in
+/// [`analyze_document`], and a compound for every pair of adjacent words as in a query
+/// (within an identifier, and between words of prose or code not parted by sentence
+/// punctuation), so that a query's phrase matches the comment that spells it.
+///
+/// ```
+/// use turboprop_embed::{analyze_phrases, TermKind};
+///
+/// let mut compounds = Vec::new();
+/// analyze_phrases("/// Splits the pot between tied winners.", |t, k| {
+///     if k == TermKind::Compound {
+///         compounds.push(t.to_string());
+///     }
+/// });
+/// assert_eq!(compounds, ["splitpot", "potbetween", "betweentied", "tiedwinner"]);
+/// ```
+pub fn analyze_phrases(text: &str, emit: impl FnMut(&str, TermKind)) {
+    Walker::new(Mode::Query).run(text, emit);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Document,

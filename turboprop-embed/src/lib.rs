@@ -69,6 +69,7 @@ mod hash;
 mod int8;
 mod kernels;
 mod lazy;
+mod lexical;
 mod model_dir;
 mod model_file;
 mod tiny;
@@ -76,7 +77,7 @@ mod tokenizer;
 mod weights;
 mod weights_cache;
 
-pub use analyze::{analyze_document, analyze_query, TermKind};
+pub use analyze::{analyze_document, analyze_phrases, analyze_query, TermKind};
 pub use bert::{
     tokenizer_input, BertEmbedder, BertOptions, Precision, BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS,
 };
@@ -87,6 +88,7 @@ pub use builtin::{
 pub use hash::term_id;
 pub use int8::Int8Isa;
 pub use lazy::LazyBertEmbedder;
+pub use lexical::{document_terms, query_terms, DocumentTerms, LexicalParams, LEXICAL_ID};
 pub use model_dir::{
     BertConfig, ConfigBounds, HiddenAct, ModelDir, ModelError, Pooling, BOUNDS, CONFIG_FILE,
     OPTIONAL_FILES, REQUIRED_FILES, TOKENIZER_FILE, WEIGHTS_FILE,

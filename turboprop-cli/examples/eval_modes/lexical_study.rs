@@ -23,6 +23,8 @@ pub enum Analysis {
     /// Both: the code-aware terms, and the plain tokens as terms of their own (weighted by
     /// `Scheme::plain`).
     Both,
+    /// `turboprop_embed::document_terms` / `query_terms`: what `tp` indexes.
+    Tp,
 }
 
 /// One exact-term ranker.
@@ -135,6 +137,7 @@ fn parse_scheme(spec: &str) -> Scheme {
             "com" => s.comment = f(),
             "adj" => s.adjacent = f(),
             "pf" => s.plain_filter = f() as u8,
+            "tp" => s.analysis = Analysis::Tp,
             "both" => {
                 s.analysis = Analysis::Both;
                 s.plain = f();
@@ -200,6 +203,9 @@ fn terms(s: &Scheme, text: &str, query: bool, mut emit: impl FnMut(&str, u8)) {
             emit(&format!("{prefix}{lower}"), kind);
         }
     };
+    if analysis == Analysis::Tp {
+        return;
+    }
     if analysis == Analysis::Plain {
         plain(&mut emit, 0, "");
         return;
@@ -238,6 +244,19 @@ impl Ranker {
             avgdl: 1.0,
         };
         for (i, d) in docs.iter().enumerate() {
+            if scheme.analysis == Analysis::Tp {
+                let terms = turboprop_embed::document_terms(&d.text, d.symbol.as_deref());
+                for (t, f) in terms.terms {
+                    let next = r.ids.len() as u32;
+                    let id = *r.ids.entry(t).or_insert(next);
+                    if id as usize == r.postings.len() {
+                        r.postings.push(Vec::new());
+                    }
+                    r.postings[id as usize].push((i as u32, f));
+                }
+                r.lengths.push(terms.length);
+                continue;
+            }
             let mut tf: HashMap<String, f32> = HashMap::new();
             let mut len = 0.0f32;
             let mut add = |text: &str, weight: f32, counts: bool| {
@@ -293,6 +312,9 @@ impl Ranker {
     pub fn search(&self, query: &str, k: usize) -> Vec<Hit> {
         let s = &self.scheme;
         let mut q: HashMap<String, f32> = HashMap::new();
+        if s.analysis == Analysis::Tp {
+            q.extend(turboprop_embed::query_terms(query).unwrap_or_default());
+        }
         terms(s, query, true, |t, kind| {
             let w = match kind {
                 0 => 1.0,
