@@ -12,6 +12,7 @@ const SEGMENTS: usize = 20;
 
 fn spec() -> IndexSpec {
     IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: "bench".into(),
             dimensions: 8,
@@ -31,6 +32,7 @@ fn build(path: &std::path::Path) {
             let name = format!("s{s}/f{f}.rs");
             let hash = ContentHash::of(name.as_bytes());
             let chunk = NewChunk {
+                lexical: None,
                 line_start: 1,
                 line_end: 2,
                 byte_start: 0,

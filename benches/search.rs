@@ -27,6 +27,7 @@ fn vectors(space: &LatentSpace, first: usize, n: usize) -> Vec<Vec<f32>> {
 
 fn spec() -> IndexSpec {
     IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: "bench".into(),
             dimensions: DIMS as u32,
@@ -48,6 +49,7 @@ fn put(w: &mut IndexWriter, f: usize, vs: Vec<Vec<f32>>) {
         .into_iter()
         .enumerate()
         .map(|(i, vector)| NewChunk {
+            lexical: None,
             line_start: i as u32 * 30 + 1,
             line_end: i as u32 * 30 + 40,
             byte_start: 0,
@@ -211,6 +213,7 @@ fn search_lexical(c: &mut Criterion) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let path = tmp.path().join("index");
         let spec = IndexSpec {
+            lexical: None,
             model: ModelGuard {
                 id: embedder.model_id().to_owned(),
                 dimensions: dims as u32,

@@ -95,6 +95,7 @@ pub fn run(args: &BenchmarkArgs) -> Result<()> {
     say("building the index...");
     let started = Instant::now();
     let spec = IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: format!("synthetic-latent-d{}", args.dim),
             dimensions: args.dim as u32,
@@ -228,6 +229,7 @@ fn synthetic_file(
     )?;
     let chunks = (0..rows)
         .map(|i| NewChunk {
+            lexical: None,
             line_start: (i * 30 + 1) as u32,
             line_end: (i * 30 + 40) as u32,
             byte_start: (i * 1000) as u64,

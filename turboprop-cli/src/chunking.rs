@@ -109,6 +109,7 @@ pub(crate) fn read_and_chunk(
         .chunks
         .iter()
         .map(|ch| NewChunk {
+            lexical: None,
             line_start: ch.line_start,
             line_end: ch.line_end,
             byte_start: ch.bytes.start as u64,

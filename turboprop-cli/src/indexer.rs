@@ -122,6 +122,7 @@ impl Updater {
         let model: Option<Arc<dyn Embedder>> =
             (embedder.model_id() != lexical.model_id()).then(|| Arc::from(embedder));
         let spec = IndexSpec {
+            lexical: None,
             model: guard(&lexical)?,
             chunking: crate::chunking::recorded(&config.chunking),
             spaces: model
@@ -687,6 +688,7 @@ fn embed_group<'a>(
                         .zip(lexical.by_ref().take(n))
                         .zip(spaces)
                         .map(|((c, (vector, terms)), spaces)| NewChunk {
+                            lexical: None,
                             vector,
                             terms,
                             spaces,

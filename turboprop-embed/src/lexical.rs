@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use turboprop_types::EmbedError;
+use turboprop_types::{EmbedError, LexicalTerms};
 
 use crate::analyze::{analyze_phrases, analyze_query, TermKind};
 
@@ -47,25 +47,9 @@ impl LexicalParams {
     pub const DEFAULT: LexicalParams = LexicalParams { k1: 1.6, b: 0.75 };
 }
 
-/// A chunk's distinct terms, sorted by their bytes, with their term frequencies, and its
-/// length in words.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DocumentTerms {
-    /// `(term, frequency)`, strictly increasing by term.
-    pub terms: Vec<(String, f32)>,
-    /// Words counted (compounds and the symbol's extra weight are not).
-    pub length: f32,
-}
-
-impl DocumentTerms {
-    /// The terms as borrowed pairs, the form an index writer takes.
-    pub fn pairs(&self) -> Vec<(&str, f32)> {
-        self.terms.iter().map(|(t, f)| (t.as_str(), *f)).collect()
-    }
-}
-
 /// The terms of a chunk whose embedded text is `text` and whose symbol path is `symbol`
-/// (`Table::deal`).
+/// (`Table::deal`), sorted; its length counts the words (not the compounds, nor the
+/// symbol's extra weight).
 ///
 /// ```
 /// let doc = turboprop_embed::document_terms("/// Splits the pot.\nfn split_pot() {}", Some("split_pot"));
@@ -74,7 +58,7 @@ impl DocumentTerms {
 /// assert_eq!(tf("splitpot"), Some(2.0 * 1.5)); // "Splits the pot" and `split_pot`
 /// assert_eq!(doc.length, 4.0);
 /// ```
-pub fn document_terms(text: &str, symbol: Option<&str>) -> DocumentTerms {
+pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
     let mut tf: BTreeMap<String, f32> = BTreeMap::new();
     let mut length = 0u32;
     analyze_phrases(text, |term, kind| {
@@ -94,7 +78,7 @@ pub fn document_terms(text: &str, symbol: Option<&str>) -> DocumentTerms {
             }
         });
     }
-    DocumentTerms {
+    LexicalTerms {
         terms: tf.into_iter().collect(),
         length: length as f32,
     }

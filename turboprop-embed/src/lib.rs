@@ -88,13 +88,16 @@ pub use builtin::{
 pub use hash::term_id;
 pub use int8::Int8Isa;
 pub use lazy::LazyBertEmbedder;
-pub use lexical::{document_terms, query_terms, DocumentTerms, LexicalParams, LEXICAL_ID};
+pub use lexical::{
+    document_terms, query_terms, LexicalParams, LEXICAL_ID, PHRASE_WEIGHT, QUERY_COMPOUND_WEIGHT,
+    SYMBOL_WEIGHT,
+};
 pub use model_dir::{
     BertConfig, ConfigBounds, HiddenAct, ModelDir, ModelError, Pooling, BOUNDS, CONFIG_FILE,
     OPTIONAL_FILES, REQUIRED_FILES, TOKENIZER_FILE, WEIGHTS_FILE,
 };
 pub use model_file::{CONFIG_CAP, POOLING_CAP, TOKENIZER_CAP, WEIGHTS_CAP};
 pub use tiny::{write_tiny_bert, TINY_DIMENSIONS, TINY_MAX_POSITIONS, TINY_TOKENIZER_FIXED_LENGTH};
-pub use turboprop_types::{EmbedError, Embedder, TermId, TermStatistics};
+pub use turboprop_types::{EmbedError, Embedder, LexicalTerms, TermId, TermStatistics};
 pub use weights::{WeightsError, HEADER_CAP};
 pub use weights_cache::CACHE_FILE;

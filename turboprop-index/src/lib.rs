@@ -12,11 +12,13 @@
 //! let tmp = tempfile::tempdir()?;
 //! let path = tmp.path().join("index");
 //! let spec = IndexSpec {
+//lexical: None,
 //!     model: ModelGuard { id: "my-vectors".into(), dimensions: 3 },
 //!     chunking: ChunkingConfig::default(),
 //!     spaces: vec![],
 //! };
 //! let chunk = |line: u32, v: [f32; 3]| NewChunk {
+//lexical: None,
 //!     line_start: line, line_end: line + 9, byte_start: 0, byte_end: 100,
 //!     hash: ContentHash::of(&line.to_le_bytes()), vector: v.to_vec(), terms: vec![], spaces: vec![],
 //!     symbol: None, kind: None,
@@ -58,8 +60,8 @@ pub use filter::FileFilter;
 pub use fusion::{hybrid_scores, LEXICAL_WEIGHT};
 pub use kernel::{dot, Isa};
 pub use reader::{
-    fast_candidates, Hit, Index, IndexStats, SearchOptions, SegmentDamage, SpaceQuery, Strategy,
-    FAST_MIN_ROWS,
+    fast_candidates, Hit, Index, IndexStats, LexicalQuery, SearchOptions, SegmentDamage,
+    SpaceQuery, Strategy, FAST_MIN_ROWS,
 };
 pub use synthetic::LatentSpace;
 

@@ -30,6 +30,8 @@ use fast::FastCodes;
 mod fused;
 pub use fused::SpaceQuery;
 mod intact;
+mod lexical;
+pub use lexical::LexicalQuery;
 mod search;
 
 /// How many times a reader re-reads the manifest when a writer removed files under it.
@@ -322,6 +324,7 @@ impl Index {
     ///
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     /// let spec = IndexSpec {
+    ///     lexical: None,
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
     ///     spaces: vec![],
@@ -329,6 +332,7 @@ impl Index {
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
     /// writer.put_file(record, vec![NewChunk {
+    ///     lexical: None,
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
     ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
     ///     symbol: None, kind: None,
@@ -535,6 +539,7 @@ impl Index {
     ///
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     /// let spec = IndexSpec {
+    ///     lexical: None,
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
     ///     spaces: vec![],
@@ -542,6 +547,7 @@ impl Index {
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
     /// writer.put_file(record, vec![NewChunk {
+    ///     lexical: None,
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
     ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
     ///     symbol: None, kind: None,

@@ -16,7 +16,7 @@ use turboprop_storage::{
 };
 use turboprop_types::{
     check_kind, check_symbol, ChunkingConfig, CompactionConfig, ContentHash, FileRecord,
-    IndexConfig, TermId,
+    IndexConfig, LexicalTerms, TermId,
 };
 
 use crate::error::{IndexError, Result};
@@ -40,12 +40,18 @@ pub struct IndexSpec {
     pub chunking: ChunkingConfig,
     /// Additional vector spaces, by model (distinct [`space_key`]s of their ids).
     pub spaces: Vec<ModelGuard>,
+    /// The rules of the exact lexical space (the analyzer's id, such as
+    /// `turboprop_embed::LEXICAL_ID`): every chunk then carries its terms
+    /// ([`NewChunk::lexical`]) and segments hold postings for BM25.
+    /// `None`: no lexical space.
+    pub lexical: Option<String>,
 }
 
 impl IndexSpec {
     /// A spec with only the primary vectors of `model`.
     pub fn new(model: ModelGuard, chunking: ChunkingConfig) -> IndexSpec {
         IndexSpec {
+            lexical: None,
             model,
             chunking,
             spaces: Vec::new(),
@@ -140,6 +146,9 @@ pub struct NewChunk {
     /// The symbol's kind (`method`): 1 to 32 characters of `a-z`, `0-9`, `_` and `-` (see
     /// [`turboprop_types::check_kind`]), or `None`.
     pub kind: Option<String>,
+    /// The chunk's exact terms: required when the spec has a lexical space
+    /// ([`IndexSpec::lexical`]), refused otherwise.
+    pub lexical: Option<LexicalTerms>,
 }
 
 #[derive(Debug)]
@@ -153,6 +162,8 @@ enum Change {
     Fill {
         record: FileRecord,
         spaces: Vec<Vec<Vec<f32>>>,
+        /// Each row's lexical terms (empty without a lexical space).
+        lexical: Vec<LexicalTerms>,
     },
     Remove,
 }
@@ -315,6 +326,7 @@ impl IndexWriter {
                     dir.collect_garbage(&lock, Some(&manifest))?;
                     let next = manifest.generation + 1;
                     let old = IndexSpec {
+                        lexical: manifest.lexical.clone(),
                         model: manifest.model.clone(),
                         chunking: manifest.chunking.clone(),
                         spaces: manifest.spaces.iter().map(|s| s.model.clone()).collect(),
@@ -434,17 +446,32 @@ impl IndexWriter {
                 .find(|e| e.key == key)
                 .map(|e| &e.model)
         };
-        self.space_entries.iter().all(|want| {
-            entry.spaces.iter().any(|have| have.key == want.key)
-                && made_by(&want.key) == Some(&want.model)
-        })
+        let lexical = match &self.spec.lexical {
+            None => true,
+            Some(id) => {
+                base.manifest().lexical.as_ref() == Some(id)
+                    && base.live_segments()[s].reader.lexical().is_some()
+            }
+        };
+        lexical
+            && self.space_entries.iter().all(|want| {
+                entry.spaces.iter().any(|have| have.key == want.key)
+                    && made_by(&want.key) == Some(&want.model)
+            })
     }
 
     /// Gives a file of the base its vectors in the spec's additional spaces, keeping its
     /// primary vectors, chunk records and terms: `spaces[k]` holds one vector per chunk (in
     /// row order) for space `k` of the spec. The file is rewritten into the new segment;
-    /// `record` must describe the same content (same hash) as the indexed file.
-    pub fn fill_file(&mut self, record: FileRecord, spaces: Vec<Vec<Vec<f32>>>) -> Result<()> {
+    /// `record` must describe the same content (same hash) as the indexed file. With a
+    /// lexical space in the spec, `lexical` holds each chunk's terms (in row order; empty
+    /// otherwise).
+    pub fn fill_file(
+        &mut self,
+        record: FileRecord,
+        spaces: Vec<Vec<Vec<f32>>>,
+        lexical: Vec<LexicalTerms>,
+    ) -> Result<()> {
         if spaces.len() != self.spec.spaces.len() {
             return Err(IndexError::InvalidVector {
                 what: record.path().to_owned(),
@@ -461,7 +488,23 @@ impl IndexWriter {
             }
         }
         self.changes
-            .insert(record.path().to_owned(), Change::Fill { record, spaces });
+        if self.spec.lexical.is_none() && !lexical.is_empty() {
+            return Err(IndexError::InvalidVector {
+                what: record.path().to_owned(),
+                reason: "lexical terms for an index without a lexical space".to_owned(),
+            });
+        }
+        for (row, terms) in lexical.iter().enumerate() {
+            self.check_lexical(record.path(), row as u32 + 1, Some(terms))?;
+        }
+        self.changes.insert(
+            record.path().to_owned(),
+            Change::Fill {
+                record,
+                spaces,
+                lexical,
+            },
+        );
         Ok(())
     }
 
@@ -482,6 +525,7 @@ impl IndexWriter {
     ///
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     /// let spec = IndexSpec {
+    ///     lexical: None,
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
     ///     spaces: vec![],
@@ -552,9 +596,47 @@ impl IndexWriter {
                     reason: format!("chunk at line {}: {e}", c.line_start),
                 });
             }
+            self.check_lexical(record.path(), c.line_start, c.lexical.as_ref())?;
         }
         self.changes
             .insert(record.path().to_owned(), Change::Put { record, chunks });
+        Ok(())
+    }
+
+    /// Checks a chunk's lexical terms against the spec: present exactly when it has a lexical
+    /// space, sorted and distinct, each term 1 to [`MAX_TERM_BYTES`] bytes with a finite
+    /// frequency above zero, and a finite length of at least zero.
+    fn check_lexical(&self, path: &str, line: u32, terms: Option<&LexicalTerms>) -> Result<()> {
+        let bad = |reason: String| IndexError::InvalidVector {
+            what: path.to_owned(),
+            reason: format!("chunk at line {line}: {reason}"),
+        };
+        let Some(t) = terms else {
+            return match &self.spec.lexical {
+                Some(id) => Err(bad(format!("no lexical terms for the lexical space {id}"))),
+                None => Ok(()),
+            };
+        };
+        if self.spec.lexical.is_none() {
+            return Err(bad("lexical terms for an index without a lexical space".into()));
+        }
+        if !(t.length.is_finite() && t.length >= 0.0) {
+            return Err(bad(format!("lexical length {}", t.length)));
+        }
+        for (k, (term, tf)) in t.terms.iter().enumerate() {
+            if term.is_empty() || term.len() > MAX_TERM_BYTES {
+                return Err(bad(format!(
+                    "a lexical term of {} bytes (1 to {MAX_TERM_BYTES})",
+                    term.len()
+                )));
+            }
+            if !(tf.is_finite() && *tf > 0.0) {
+                return Err(bad(format!("term frequency {tf} for {term:?}")));
+            }
+            if k > 0 && t.terms[k - 1].0 >= *term {
+                return Err(bad("lexical terms not sorted and distinct".into()));
+            }
+        }
         Ok(())
     }
 

@@ -95,6 +95,7 @@ const DIMS: u32 = 4;
 
 fn spec() -> IndexSpec {
     IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: "conformance".into(),
             dimensions: DIMS,
@@ -151,6 +152,7 @@ fn put(w: &mut IndexWriter, path: &str, version: u64, chunks: u32) {
     .unwrap();
     let chunks = (0..chunks)
         .map(|i| NewChunk {
+            lexical: None,
             line_start: i * 10 + 1,
             line_end: i * 10 + 10,
             byte_start: u64::from(i) * 100,
@@ -910,6 +912,7 @@ fn compaction_rewrites_format_1_segments_in_the_current_format() {
     copy_into(&FsDirectory::new(&fixture), &*mem);
     let old = Index::open_in(mem.clone()).unwrap();
     let spec = IndexSpec {
+        lexical: None,
         model: old.model().clone(),
         chunking: old.manifest().chunking.clone(),
         spaces: Vec::new(),

@@ -28,6 +28,7 @@ fn commit_file(dir: &Arc<dyn Directory>, path: &str, vector: [f32; 4]) {
     let hash = ContentHash::of(path.as_bytes());
     let record = FileRecord::new(path, 10, 0, hash).expect("record");
     let chunk = NewChunk {
+        lexical: None,
         line_start: 1,
         line_end: 1,
         byte_start: 0,

@@ -15,6 +15,7 @@ use turboprop_types::{ChunkingConfig, CompactionConfig, ContentHash, FileRecord}
 
 fn spec() -> IndexSpec {
     IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: "failpoint-test".into(),
             dimensions: 2,
@@ -37,6 +38,7 @@ fn put(w: &mut IndexWriter, name: &str, v: [f32; 2], n: u32) {
         FileRecord::new(name, u64::from(n), 1, ContentHash::of(name.as_bytes())).expect("record");
     let chunks = (0..n)
         .map(|i| NewChunk {
+            lexical: None,
             line_start: i * 10 + 1,
             line_end: i * 10 + 10,
             byte_start: 0,

@@ -100,6 +100,7 @@ fn put(writer: &mut IndexWriter, path: &str, chunks: u32, seed: u32) {
         FileRecord::new(path, 100 * u64::from(chunks), i64::from(seed), hash).expect("record");
     let chunks = (0..chunks)
         .map(|i| NewChunk {
+            lexical: None,
             line_start: 1 + i * 10,
             line_end: 10 + i * 10,
             byte_start: u64::from(i) * 100,

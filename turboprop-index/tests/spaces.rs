@@ -24,6 +24,7 @@ fn guard(id: &str, dimensions: u32) -> ModelGuard {
 
 fn spec(spaces: Vec<ModelGuard>) -> IndexSpec {
     IndexSpec {
+        lexical: None,
         model: guard("words", PRIMARY),
         chunking: ChunkingConfig::default(),
         spaces,
@@ -57,6 +58,7 @@ fn vector(seed: u64, dims: u32) -> Vec<f32> {
 fn chunks(f: u64, spaces: &[u64]) -> Vec<NewChunk> {
     (0..1 + f % 3)
         .map(|c| NewChunk {
+            lexical: None,
             line_start: c as u32 * 10 + 1,
             line_end: c as u32 * 10 + 10,
             byte_start: c * 100,

@@ -163,6 +163,11 @@ pub struct Manifest {
     /// in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spaces: Vec<SpaceEntry>,
+    /// The rules of the exact lexical space (the analyzer's id), when the index has one:
+    /// segments of format 5 hold postings made by them. Segments without postings (written
+    /// before) are not searched by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<String>,
     /// Live segments, oldest first.
     pub segments: Vec<SegmentEntry>,
 }
@@ -206,7 +211,7 @@ impl Manifest {
     /// let mut manifest = Manifest {
     ///     generation: 1, updated_at_ms: 0,
     ///     model: ModelGuard { id: "m".into(), dimensions: 2 },
-    ///     chunking: ChunkingConfig::default(), spaces: vec![],
+    ///     chunking: ChunkingConfig::default(), spaces: vec![], lexical: None,
     ///     segments: vec![segment.clone()],
     /// };
     /// let path = Path::new("manifest.json");

@@ -488,6 +488,7 @@ fn manifest(generation: u64, segments: Vec<SegmentEntry>) -> Manifest {
         },
         chunking: ChunkingConfig::default(),
         spaces: Vec::new(),
+        lexical: None,
         segments,
     }
 }

@@ -24,6 +24,7 @@ mod chunk;
 mod config;
 mod embed;
 mod hash;
+mod lexical;
 mod window;
 
 pub use chunk::{
@@ -35,4 +36,5 @@ pub use config::{
 };
 pub use embed::{EmbedError, EmbeddedDocument, Embedder, NoTermStats, TermId, TermStatistics};
 pub use hash::{ContentHash, HashParseError};
+pub use lexical::LexicalTerms;
 pub use window::{line_windows, LineWindow};

@@ -73,6 +73,7 @@ impl Index {
     ///
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     /// let spec = IndexSpec {
+    ///     lexical: None,
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
     ///     spaces: vec![],
@@ -80,6 +81,7 @@ impl Index {
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
     /// writer.put_file(record, vec![NewChunk {
+    ///     lexical: None,
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
     ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
     ///     symbol: None, kind: None,

@@ -2,7 +2,7 @@
 //! become candidates, every candidate is scored exactly in every queried space, and a
 //! caller's function fuses those scores into one.
 
-use super::{Hit, Index, SearchOptions};
+use super::{Hit, Index, LexicalQuery, SearchOptions};
 use crate::error::{IndexError, Result};
 use crate::kernel::{dot_rows, Isa};
 use crate::topk::{Scored, TopK};
@@ -39,6 +39,7 @@ impl Index {
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     /// let guard = |id: &str| ModelGuard { id: id.into(), dimensions: 2 };
     /// let spec = IndexSpec {
+    ///     lexical: None,
     ///     model: guard("words"),
     ///     chunking: ChunkingConfig::default(),
     ///     spaces: vec![guard("meaning")],
@@ -47,6 +48,7 @@ impl Index {
     /// for (path, words, meaning) in [("a.rs", [1.0, 0.0], [0.0, 1.0]), ("b.rs", [0.6, 0.8], [0.6, 0.8])] {
     ///     let hash = ContentHash::of(path.as_bytes());
     ///     writer.put_file(FileRecord::new(path, 10, 0, hash)?, vec![NewChunk {
+    ///         lexical: None,
     ///         line_start: 1, line_end: 1, byte_start: 0, byte_end: 10, hash,
     ///         vector: words.to_vec(), terms: vec![], spaces: vec![meaning.to_vec()],
     ///         symbol: None, kind: None,
@@ -75,20 +77,50 @@ impl Index {
         opts: &SearchOptions<'_>,
         fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
     ) -> Result<Vec<Hit>> {
-        self.checked(self.fused(queries, opts, fuse))
+        self.checked(self.fused(None, queries, opts, fuse))
+    }
+
+    /// [`Self::search_fused`] with the exact lexical space ([`Self::search_lexical`]) as the
+    /// first ranker: its `depth` best rows are candidates too, and each candidate's
+    /// normalized BM25 score comes first in `scores[c]`, before its scores in `queries`'
+    /// spaces.
+    pub fn search_fused_lexical(
+        &self,
+        lexical: &LexicalQuery,
+        depth: usize,
+        queries: &[SpaceQuery<'_>],
+        opts: &SearchOptions<'_>,
+        fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
+    ) -> Result<Vec<Hit>> {
+        self.checked(self.fused(Some((lexical, depth)), queries, opts, fuse))
     }
 
     /// [`Self::search_fused`] before the check that no file changed under it.
     fn fused(
         &self,
+        lexical: Option<(&LexicalQuery, usize)>,
         queries: &[SpaceQuery<'_>],
         opts: &SearchOptions<'_>,
         fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
     ) -> Result<Vec<Hit>> {
-        if opts.limit == 0 || queries.is_empty() {
+        if opts.limit == 0 || (queries.is_empty() && lexical.is_none()) {
             return Ok(Vec::new());
         }
         let mut candidates: Vec<(u32, u32)> = Vec::new();
+        let lexical = match lexical {
+            Some((query, depth)) => {
+                let scores = self.lexical_scores(query, opts.filter)?;
+                candidates.extend(
+                    scores
+                        .top(depth.max(opts.limit), 0.0)
+                        .into_sorted()
+                        .into_iter()
+                        .map(|s| (s.segment, s.row)),
+                );
+                Some(scores)
+            }
+            None => None,
+        };
         for q in queries {
             let per_space = SearchOptions {
                 limit: q.depth.max(opts.limit),
@@ -108,9 +140,10 @@ impl Index {
         let scores: Vec<Vec<f32>> = candidates
             .iter()
             .map(|&(seg, row)| {
-                queries
-                    .iter()
-                    .map(|q| {
+                let lexical = lexical.as_ref().map(|l| l.get(seg, row));
+                lexical
+                    .into_iter()
+                    .chain(queries.iter().map(|q| {
                         let segment = &self.segments[seg as usize];
                         let d = q.vector.len();
                         let row = row as usize;
@@ -125,7 +158,7 @@ impl Index {
                             }
                             None => 0.0,
                         }
-                    })
+                    }))
                     .collect()
             })
             .collect();

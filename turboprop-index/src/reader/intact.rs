@@ -34,6 +34,7 @@ impl Index {
     ///
     /// let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     /// let spec = IndexSpec {
+    ///     lexical: None,
     ///     model: ModelGuard { id: "my-vectors".into(), dimensions: 2 },
     ///     chunking: ChunkingConfig::default(),
     ///     spaces: vec![],
@@ -41,6 +42,7 @@ impl Index {
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// let record = FileRecord::new("src/pot.py", 100, 0, ContentHash::of(b"pot"))?;
     /// writer.put_file(record, vec![NewChunk {
+    ///     lexical: None,
     ///     line_start: 1, line_end: 10, byte_start: 0, byte_end: 100,
     ///     hash: ContentHash::of(b"pot"), vector: vec![0.6, 0.8], terms: vec![], spaces: vec![],
     ///     symbol: None, kind: None,
@@ -120,6 +122,7 @@ mod tests {
     /// An index on disk of 100 files of 40 rows (256 KiB of vectors, 64 pages).
     fn write_index(path: &Path) {
         let spec = IndexSpec {
+            lexical: None,
             model: ModelGuard {
                 id: "test".into(),
                 dimensions: DIMS as u32,
@@ -138,6 +141,7 @@ mod tests {
                     let mut vector = vec![0.0f32; DIMS];
                     vector[((f + r) as usize) % DIMS] = 1.0;
                     NewChunk {
+                        lexical: None,
                         line_start: 1,
                         line_end: 2,
                         byte_start: 0,

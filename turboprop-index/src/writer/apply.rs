@@ -43,6 +43,7 @@ impl IndexWriter {
             model: self.spec.model.clone(),
             chunking: self.spec.chunking.clone(),
             spaces: self.space_entries.clone(),
+            lexical: self.spec.lexical.clone(),
             segments: entries,
         };
         stats.files = manifest.files();

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use turboprop_storage::StorageError;
-use turboprop_types::{FileRecord, TermId};
+use turboprop_types::{FileRecord, LexicalTerms, TermId};
 
 use super::plan::SegmentFacts;
 use super::{Change, CommitStats, NewChunk};
@@ -18,8 +18,15 @@ pub(super) enum Incoming<'a> {
     New(&'a FileRecord, &'a Vec<NewChunk>),
     /// Rows copied from base segment `.1`, file `.2`, under a (possibly updated) record.
     Copy(FileRecord, usize, usize),
-    /// Rows copied like `Copy`, with new vectors in every space of the spec.
-    Fill(FileRecord, usize, usize, &'a Vec<Vec<Vec<f32>>>),
+    /// Rows copied like `Copy`, with new vectors in every space of the spec (and, with a
+    /// lexical space, each row's terms, which a base segment without postings lacks).
+    Fill(
+        FileRecord,
+        usize,
+        usize,
+        &'a Vec<Vec<Vec<f32>>>,
+        &'a Vec<LexicalTerms>,
+    ),
 }
 
 /// A segment's delete set being extended by this commit.
@@ -103,10 +110,23 @@ impl<'a> Changes<'a> {
                     }
                     _ => {}
                 },
-                Change::Fill { record, spaces } => {
+                Change::Fill {
+                    record,
+                    spaces,
+                    lexical,
+                } => {
                     if let Some((s, i)) = old {
                         let rows = segments[s].reader.file_rows(i)?;
                         let rows = rows.end - rows.start;
+                        if !lexical.is_empty() && lexical.len() as u64 != rows {
+                            return Err(IndexError::InvalidVector {
+                                what: path.clone(),
+                                reason: format!(
+                                    "lexical terms of {} chunks to fill a file of {rows}",
+                                    lexical.len()
+                                ),
+                            });
+                        }
                         if let Some(bad) = spaces.iter().find(|v| v.len() as u64 != rows) {
                             return Err(IndexError::InvalidVector {
                                 what: path.clone(),
@@ -119,7 +139,7 @@ impl<'a> Changes<'a> {
                         out.delete(s, i)?;
                         stats.files_written += 1;
                         out.incoming
-                            .insert(path, Incoming::Fill(record.clone(), s, i, spaces));
+                            .insert(path, Incoming::Fill(record.clone(), s, i, spaces, lexical));
                     }
                 }
                 Change::Remove => {

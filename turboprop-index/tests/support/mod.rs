@@ -13,6 +13,7 @@ use turboprop_types::{ChunkingConfig, ContentHash, FileRecord};
 
 pub fn spec(dims: u32) -> IndexSpec {
     IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: "test-vectors".into(),
             dimensions: dims,
@@ -33,6 +34,7 @@ pub fn normalized(v: Vec<f32>) -> Vec<f32> {
 
 pub fn chunk(i: u32, vector: Vec<f32>) -> NewChunk {
     NewChunk {
+        lexical: None,
         line_start: i * 10 + 1,
         line_end: i * 10 + 10,
         byte_start: u64::from(i) * 100,

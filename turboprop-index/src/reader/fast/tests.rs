@@ -60,6 +60,7 @@ fn index_with_a_decoy_crowd() -> Index {
 fn index_of(dims: u32, files: u64, vector: impl Fn(u64) -> Vec<f32>) -> Index {
     let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
     let spec = IndexSpec {
+        lexical: None,
         model: ModelGuard {
             id: "test-vectors".into(),
             dimensions: dims,
@@ -78,6 +79,7 @@ fn index_of(dims: u32, files: u64, vector: impl Fn(u64) -> Vec<f32>) -> Index {
             .map(|r| {
                 let i = f * 50 + r;
                 NewChunk {
+                    lexical: None,
                     line_start: (r * 10 + 1) as u32,
                     line_end: (r * 10 + 10) as u32,
                     byte_start: r * 100,
