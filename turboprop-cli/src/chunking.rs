@@ -9,6 +9,7 @@
 
 use anyhow::{Context, Result};
 use turboprop_chunk::{chunk_file, windows_only, Chunked, ChunkerConfig, CHUNKER_VERSION};
+use turboprop_embed::document_terms;
 use turboprop_index::{Confirmed, Diff, NewChunk};
 use turboprop_types::{ChunkMethod, ChunkingConfig, ContentHash, FileRecord};
 
@@ -100,7 +101,7 @@ pub(crate) fn read_and_chunk(
         return Ok(Read::Touched(record));
     }
     let chunked = chunk_source(&c.rel_path, &source.bytes, chunking);
-    let texts = chunked
+    let texts: Vec<String> = chunked
         .chunks
         .iter()
         .map(|ch| ch.embed_text(&source.bytes))
@@ -108,8 +109,11 @@ pub(crate) fn read_and_chunk(
     let chunks = chunked
         .chunks
         .iter()
-        .map(|ch| NewChunk {
-            lexical: None,
+        .zip(&texts)
+        .map(|(ch, text)| NewChunk {
+            // The exact lexical space's terms: made here, in the parallel reading, as they
+            // need no model.
+            lexical: Some(document_terms(text, ch.symbol.as_deref())),
             line_start: ch.line_start,
             line_end: ch.line_end,
             byte_start: ch.bytes.start as u64,

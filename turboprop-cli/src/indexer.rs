@@ -9,13 +9,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
-use turboprop_embed::BuiltinEmbedder;
+use turboprop_embed::{BuiltinEmbedder, LEXICAL_ID};
 use turboprop_index::{
     BaseState, Diff, FileStatus, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
-use turboprop_types::{ChunkMethod, ChunkingConfig, Embedder, FileRecord, IndexConfig};
+use turboprop_types::{
+    ChunkMethod, ChunkingConfig, Embedder, FileRecord, IndexConfig, LexicalTerms,
+};
 
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
@@ -28,9 +30,10 @@ use crate::repo::{explain, Repo};
 enum Outcome {
     /// New or changed content: its chunks, embedded.
     Embedded(FileRecord, Vec<NewChunk>),
-    /// Unchanged content whose segment lacks the model's space: its chunks' vectors in the
-    /// spec's additional spaces (`[space][chunk]`).
-    Filled(FileRecord, Vec<Vec<Vec<f32>>>),
+    /// Unchanged content whose segment lacks the model's space or the exact lexical space:
+    /// its chunks' vectors in the spec's additional spaces (`[space][chunk]`) and their
+    /// lexical terms.
+    Filled(FileRecord, Vec<Vec<Vec<f32>>>, Vec<LexicalTerms>),
     /// Stat changed, content did not.
     Touched(FileRecord),
     /// Could not be indexed now.
@@ -122,7 +125,7 @@ impl Updater {
         let model: Option<Arc<dyn Embedder>> =
             (embedder.model_id() != lexical.model_id()).then(|| Arc::from(embedder));
         let spec = IndexSpec {
-            lexical: None,
+            lexical: Some(LEXICAL_ID.to_owned()),
             model: guard(&lexical)?,
             chunking: crate::chunking::recorded(&config.chunking),
             spaces: model
@@ -404,12 +407,7 @@ fn update(
     }
     let filling = work.iter().filter(|w| w.2).count();
     if filling > 0 {
-        if let Some(m) = embedders.model {
-            report.note(&format!(
-                "adding {} vectors to {filling} indexed files (their lexical vectors are kept)",
-                m.model_id()
-            ));
-        }
+        report.note(&filling_note(writer, embedders.model, filling));
     }
 
     // Removed files go into the first commit: from then on the index never names a file that
@@ -650,6 +648,7 @@ fn embed_group<'a>(
                 Read::Skipped(reason) => Outcome::Skipped(reason),
                 Read::Chunked {
                     record,
+                    chunks,
                     texts,
                     fill: true,
                     ..
@@ -659,7 +658,8 @@ fn embed_group<'a>(
                         .map(|m| m.by_ref().take(texts.len()).collect())
                         .into_iter()
                         .collect();
-                    Outcome::Filled(record, vectors)
+                    let lexical = chunks.into_iter().filter_map(|c| c.lexical).collect();
+                    Outcome::Filled(record, vectors, lexical)
                 }
                 Read::Chunked {
                     record,
@@ -688,7 +688,6 @@ fn embed_group<'a>(
                         .zip(lexical.by_ref().take(n))
                         .zip(spaces)
                         .map(|((c, (vector, terms)), spaces)| NewChunk {
-                            lexical: None,
                             vector,
                             terms,
                             spaces,
@@ -707,6 +706,29 @@ fn embed_group<'a>(
         reused,
         notes,
     })
+}
+
+/// What the update adds to `filling` indexed files that lack a space of the spec: the
+/// model's vectors (the model was just added, or a run adding it was interrupted) and the
+/// exact lexical postings (an index written before them, or by other lexical rules). What
+/// the files have is kept.
+fn filling_note(writer: &IndexWriter, model: Option<&dyn Embedder>, filling: usize) -> String {
+    let base = writer.base().map(|b| b.manifest());
+    let lexical_lacking = base.and_then(|m| m.lexical.as_deref()) != Some(LEXICAL_ID);
+    let mut what = Vec::new();
+    if let Some(m) = model {
+        let recorded = base.and_then(|b| b.spaces.first()).map(|s| s.model.id.as_str());
+        if !lexical_lacking || recorded != Some(m.model_id()) {
+            what.push(format!("{} vectors", m.model_id()));
+        }
+    }
+    if lexical_lacking {
+        what.push(format!("exact lexical postings ({LEXICAL_ID})"));
+    }
+    format!(
+        "adding {} to {filling} indexed files (what they have is kept)",
+        what.join(" and ")
+    )
 }
 
 /// Counts of what an update did, summed over its groups.
@@ -742,11 +764,11 @@ impl Tally {
                         .put_file(record, new_chunks)
                         .map_err(|e| explain(e, index_dir))?;
                 }
-                Outcome::Filled(record, vectors) => {
+                Outcome::Filled(record, vectors, lexical) => {
                     self.filled += 1;
-                    self.chunks += vectors.first().map_or(0, Vec::len);
+                    self.chunks += vectors.first().map_or(lexical.len(), Vec::len);
                     writer
-                        .fill_file(record, vectors)
+                        .fill_file(record, vectors, lexical)
                         .map_err(|e| explain(e, index_dir))?;
                 }
                 Outcome::Touched(record) => {

@@ -6,7 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Result};
-use turboprop_index::{hybrid_scores, FileFilter, Hit, Index, SearchOptions, SpaceQuery, Strategy};
+use turboprop_embed::{query_terms, LexicalParams, LEXICAL_ID};
+use turboprop_index::{
+    hybrid_scores, FileFilter, Hit, Index, LexicalQuery, SearchOptions, SpaceQuery, Strategy,
+};
 use turboprop_types::Embedder;
 
 pub use crate::args::Mode;
@@ -138,8 +141,18 @@ impl Searcher {
             );
         };
         let stats = self.index.term_stats();
-        let lexical = self.lexical.embed_query(query, stats)?;
         let semantic = model.embed_query(query, stats)?;
+        if let Some(lexical) = self.lexical_query(query)? {
+            let queries = [SpaceQuery {
+                space: 1,
+                vector: &semantic,
+                depth: HYBRID_DEPTH,
+            }];
+            return Ok(self
+                .index
+                .search_fused_lexical(&lexical, HYBRID_DEPTH, &queries, opts, fuse)?);
+        }
+        let lexical = self.lexical.embed_query(query, stats)?;
         let queries = [
             SpaceQuery {
                 space: 0,
@@ -153,6 +166,21 @@ impl Searcher {
             },
         ];
         Ok(self.index.search_fused(&queries, opts, fuse)?)
+    }
+
+    /// The query in the exact lexical space (BM25 over postings) when every segment of the
+    /// index has postings made by this build's rules; `None` for an index written before
+    /// them (or while an update adds them), searched in the hashed lexical vectors instead.
+    fn lexical_query(&self, query: &str) -> Result<Option<LexicalQuery>> {
+        if !self.index.has_lexical(LEXICAL_ID) {
+            return Ok(None);
+        }
+        let LexicalParams { k1, b } = LexicalParams::DEFAULT;
+        Ok(Some(LexicalQuery {
+            terms: query_terms(query)?,
+            k1,
+            b,
+        }))
     }
 
     /// The best chunks for `query` in `mode`, best first, no two of them overlapping in
@@ -194,9 +222,14 @@ impl Searcher {
                 index.path().display()
             ),
         };
-        let lexical = || self.lexical.embed_query(query, index.term_stats());
+        let lexical = || -> Result<Vec<Hit>> {
+            Ok(match self.lexical_query(query)? {
+                Some(q) => index.search_lexical(&q, opts)?,
+                None => index.search(&self.lexical.embed_query(query, index.term_stats())?, opts)?,
+            })
+        };
         let hits = match (mode, model) {
-            (Mode::Lexical, _) | (_, None) => index.search(&lexical()?, opts)?,
+            (Mode::Lexical, _) | (_, None) => lexical()?,
             (Mode::Semantic, Some(m)) => {
                 let vector = m.embed_query(query, index.term_stats())?;
                 index.search_space(1, &vector, opts)?

@@ -123,17 +123,23 @@ impl IndexWriter {
             })
             .collect();
         let keys: Vec<&str> = metas.iter().map(|m| m.key.as_str()).collect();
-        let mut writer = SegmentWriter::create_with_spaces(
-            self.dir.directory(),
-            &name,
-            self.spec.model.dimensions,
-            &metas,
-        )?;
+        let store = self.dir.directory();
+        let dims = self.spec.model.dimensions;
+        let lexical = self.spec.lexical.is_some();
+        let mut writer = if lexical {
+            SegmentWriter::create_lexical(store, &name, dims, &metas)?
+        } else {
+            SegmentWriter::create_with_spaces(store, &name, dims, &metas)?
+        };
         for item in incoming.values() {
             match item {
                 Incoming::New(record, chunks) => {
                     let terms = file_terms(chunks);
-                    let rows = chunks.iter().map(|c| NewRow {
+                    let pairs: Vec<Vec<(&str, f32)>> = chunks
+                        .iter()
+                        .map(|c| c.lexical.as_ref().map(LexicalTerms::pairs).unwrap_or_default())
+                        .collect();
+                    let rows = chunks.iter().zip(&pairs).map(|(c, pairs)| NewRow {
                         line_start: c.line_start,
                         line_end: c.line_end,
                         byte_start: c.byte_start,
@@ -142,6 +148,10 @@ impl IndexWriter {
                         vector: &c.vector,
                         symbol: c.symbol.as_deref(),
                         kind: c.kind.as_deref(),
+                        lexical: c.lexical.as_ref().map(|l| LexicalRow {
+                            terms: pairs,
+                            length: l.length,
+                        }),
                     });
                     let spaces: Vec<Vec<f32>> = (0..metas.len())
                         .map(|k| chunks.iter().flat_map(|c| c.spaces[k].clone()).collect())
@@ -152,24 +162,29 @@ impl IndexWriter {
                 Incoming::Copy(record, s, i) => {
                     let reader = &segments[*s].reader;
                     let spaces = copied_spaces(reader, *i, &keys)?;
-                    copy_file(&mut writer, reader, *i, record.clone(), &spaces)?;
+                    let from = Copied {
+                        spaces: &spaces,
+                        lexical: lexical.then_some(Terms::Kept),
+                    };
+                    copy_file(&mut writer, reader, *i, record.clone(), from)?;
                 }
-                Incoming::Fill(record, s, i, vectors) => {
+                Incoming::Fill(record, s, i, vectors, terms) => {
                     let spaces: Vec<Vec<f32>> = vectors.iter().map(|rows| rows.concat()).collect();
                     let spaces: Vec<&[f32]> = spaces.iter().map(Vec::as_slice).collect();
-                    copy_file(
-                        &mut writer,
-                        &segments[*s].reader,
-                        *i,
-                        record.clone(),
-                        &spaces,
-                    )?;
+                    let from = Copied {
+                        spaces: &spaces,
+                        lexical: match (lexical, terms.is_empty()) {
+                            (false, _) => None,
+                            (true, true) => Some(Terms::Kept),
+                            (true, false) => Some(Terms::Given(terms)),
+                        },
+                    };
+                    copy_file(&mut writer, &segments[*s].reader, *i, record.clone(), from)?;
                 }
             }
         }
         let summary = writer.finish()?;
         stats.bytes_written += summary.bytes;
-        let store = self.dir.directory();
         let written = SegmentReader::open(store, &name, ReadMode::Mmap)?;
         let codes =
             crate::quant::write_codes(store, &name, None, written.vectors(), written.dims())?;
@@ -236,20 +251,76 @@ pub(super) fn copied_spaces<'r>(
         .collect()
 }
 
-/// Copies file `i` of `reader` (vectors, chunk records, symbols, terms) into `writer`, with `spaces`
-/// as its vectors in the writer's additional spaces.
+/// Where a copied file's rows get what the source segment does not give as it is.
+struct Copied<'a> {
+    /// Its vectors in the writer's additional spaces, back to back per space.
+    spaces: &'a [&'a [f32]],
+    /// Its rows' lexical terms, for a writer with a lexical space (`None` without).
+    lexical: Option<Terms<'a>>,
+}
+
+/// A copied file's lexical terms.
+enum Terms<'a> {
+    /// The source segment's postings (which it must have).
+    Kept,
+    /// Given by the caller, one per row (the source segment has none).
+    Given(&'a [LexicalTerms]),
+}
+
+/// Copies file `i` of `reader` (vectors, chunk records, symbols, terms) into `writer`, with
+/// `from` giving its vectors in the writer's additional spaces and its lexical terms.
 fn copy_file(
     writer: &mut SegmentWriter<'_>,
     reader: &SegmentReader,
     i: usize,
     record: FileRecord,
-    spaces: &[&[f32]],
+    from: Copied<'_>,
 ) -> Result<()> {
     let range = reader.file_rows(i)?;
     // Never carry damage forward: the rows must match the hash recorded when written.
     reader.verify_file_rows(i)?;
     let terms = reader.file_terms(i)?;
     let (first, end) = (range.start as usize, range.end as usize);
+    // Each row's lexical terms, borrowed from the source's postings or the caller.
+    let forward = match &from.lexical {
+        Some(Terms::Kept) => match reader.lexical() {
+            Some(postings) => Some(postings.forward()?),
+            None => {
+                return Err(StorageError::corrupt(
+                    reader.dir(),
+                    format!("{} has no lexical terms to copy", record.path()),
+                )
+                .into())
+            }
+        },
+        _ => None,
+    };
+    let lexical: Vec<(Vec<(&str, f32)>, f32)> = match &from.lexical {
+        None => Vec::new(),
+        Some(Terms::Given(given)) => {
+            if given.len() != end - first {
+                return Err(IndexError::InvalidVector {
+                    what: record.path().to_owned(),
+                    reason: format!("lexical terms of {} rows for {}", given.len(), end - first),
+                });
+            }
+            given.iter().map(|t| (t.pairs(), t.length)).collect()
+        }
+        Some(Terms::Kept) => {
+            let forward = forward.as_ref();
+            (first..end)
+                .map(|row| {
+                    let f = forward.ok_or_else(|| {
+                        StorageError::corrupt(reader.dir(), "no lexical terms to copy")
+                    })?;
+                    let length = f.length(row).ok_or_else(|| {
+                        StorageError::corrupt(reader.dir(), format!("row {row} has no length"))
+                    })?;
+                    Ok((f.terms_of(row), length))
+                })
+                .collect::<Result<_>>()?
+        }
+    };
     let mut rows = Vec::with_capacity(end - first);
     for row in first..end {
         let rec = reader.chunk(row)?;
@@ -270,9 +341,13 @@ fn copy_file(
             vector,
             symbol,
             kind,
+            lexical: lexical.get(row - first).map(|(terms, length)| LexicalRow {
+                terms,
+                length: *length,
+            }),
         });
     }
-    writer.add_file_with_spaces(record, rows, &terms, spaces)?;
+    writer.add_file_with_spaces(record, rows, &terms, from.spaces)?;
     Ok(())
 }
 
