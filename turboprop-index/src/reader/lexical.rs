@@ -31,28 +31,45 @@ pub struct LexicalQuery {
     pub b: f32,
 }
 
-/// Every live row's normalized BM25 score, per segment (`None`: no row of it scored).
+/// Every wanted row's BM25 score, per segment (`None`: no row of it scored), and the
+/// query's ceiling that normalizes them.
 pub(super) struct LexicalScores {
-    pub(super) segments: Vec<Option<Vec<f32>>>,
+    segments: Vec<Option<Vec<f32>>>,
+    ceiling: f32,
 }
 
 impl LexicalScores {
-    /// The score of `row` of segment `seg` (0 when it matched nothing or is not live).
+    /// The normalized score of `row` of segment `seg` (0 when it matched nothing or is not
+    /// wanted).
     pub(super) fn get(&self, seg: u32, row: u32) -> f32 {
-        self.segments
+        let raw = self
+            .segments
             .get(seg as usize)
             .and_then(Option::as_ref)
             .and_then(|s| s.get(row as usize))
             .copied()
-            .unwrap_or(0.0)
+            .unwrap_or(0.0);
+        self.normalized(raw)
     }
 
-    /// The best `limit` rows scoring above zero and at least `floor`.
+    fn normalized(&self, raw: f32) -> f32 {
+        if self.ceiling > 0.0 {
+            (raw / self.ceiling).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The best `limit` rows with normalized scores above zero and at least `floor`.
     pub(super) fn top(&self, limit: usize, floor: f32) -> TopK {
         let mut top = TopK::new(limit);
         for (seg, scores) in self.segments.iter().enumerate() {
             let Some(scores) = scores else { continue };
-            for (row, &score) in scores.iter().enumerate() {
+            for (row, &raw) in scores.iter().enumerate() {
+                if raw <= 0.0 {
+                    continue;
+                }
+                let score = self.normalized(raw);
                 if score > 0.0 && score >= floor && score >= top.threshold() {
                     top.push(Scored {
                         score,
@@ -90,6 +107,28 @@ impl Rows {
             Rows::All => true,
             Rows::Mask(m) => m.get(row / 64).is_some_and(|w| w >> (row % 64) & 1 == 1),
         }
+    }
+
+    /// The rows below `rows` not in the set.
+    fn missing(&self, rows: usize) -> impl Iterator<Item = usize> + '_ {
+        let words: &[u64] = match self {
+            Rows::All => &[],
+            Rows::Mask(m) => m,
+        };
+        words.iter().enumerate().flat_map(move |(k, &w)| {
+            let mut dead = !w;
+            std::iter::from_fn(move || {
+                while dead != 0 {
+                    let bit = dead.trailing_zeros() as usize;
+                    dead &= dead - 1;
+                    let row = k * 64 + bit;
+                    if row < rows {
+                        return Some(row);
+                    }
+                }
+                None
+            })
+        })
     }
 
     fn count(&self, rows: usize) -> u64 {
@@ -174,6 +213,7 @@ impl Index {
     ) -> Result<LexicalScores> {
         let mut out = LexicalScores {
             segments: (0..self.segments.len()).map(|_| None).collect(),
+            ceiling: 0.0,
         };
         let (k1, b) = (query.k1.max(0.0), query.b.clamp(0.0, 1.0));
         if !k1.is_finite() || !b.is_finite() {
@@ -200,16 +240,11 @@ impl Index {
         for &(s, postings) in &segments {
             let rows = self.segments[s].reader.rows();
             chunks += live[s].count(rows);
-            total_length += match &live[s] {
-                Rows::All => postings.total_length(),
-                Rows::Mask(_) => {
-                    let mut sum = 0f64;
-                    for row in (0..rows).filter(|&r| live[s].contains(r)) {
-                        sum += f64::from(checked_length(postings, row, self, s)?);
-                    }
-                    sum
-                }
-            };
+            let mut dead_length = 0f64;
+            for row in live[s].missing(rows) {
+                dead_length += f64::from(checked_length(postings, row, self, s)?);
+            }
+            total_length += postings.total_length() - dead_length;
         }
         if chunks == 0 {
             return Ok(out);
@@ -217,6 +252,7 @@ impl Index {
         let mean_length = (total_length / chunks as f64).max(1.0) as f32;
         let n = chunks as f64;
         let mut ceiling = 0f32;
+
         for (term, weight) in &query.terms {
             if !(weight.is_finite() && *weight > 0.0) {
                 continue;
@@ -245,7 +281,12 @@ impl Index {
             let w = weight * idf;
             ceiling += w * (k1 + 1.0);
             for (s, postings, list) in lists {
+                // Per posting: its row and tf, and the row's length, checked as they are used.
                 let rows = self.segments[s].reader.rows();
+                let lengths = postings.lengths();
+                if lengths.len() != rows {
+                    return Err(damaged(self, s, format!("{} lengths for {rows} rows", lengths.len())));
+                }
                 let acc = out.segments[s].get_or_insert_with(|| vec![0.0; rows]);
                 for (row, tf) in list.iter() {
                     let r = row as usize;
@@ -255,19 +296,17 @@ impl Index {
                     if !wanted[s].contains(r) {
                         continue;
                     }
-                    let len = checked_length(postings, r, self, s)?;
+                    let len = lengths[r];
+                    // NaN fails both comparisons.
+                    if !(len >= 0.0 && len < f32::INFINITY) {
+                        return Err(damaged(self, s, format!("row {row} has length {len}")));
+                    }
                     let norm = 1.0 - b + b * len / mean_length;
                     acc[r] += w * tf * (k1 + 1.0) / (tf + k1 * norm);
                 }
             }
         }
-        if ceiling > 0.0 {
-            for scores in out.segments.iter_mut().flatten() {
-                for v in scores.iter_mut() {
-                    *v = (*v / ceiling).clamp(0.0, 1.0);
-                }
-            }
-        }
+        out.ceiling = ceiling;
         Ok(out)
     }
 
