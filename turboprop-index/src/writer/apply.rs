@@ -141,6 +141,7 @@ impl IndexWriter {
                         vector: &c.vector,
                         symbol: c.symbol.as_deref(),
                         kind: c.kind.as_deref(),
+                        lexical: None,
                     });
                     let spaces: Vec<Vec<f32>> = (0..metas.len())
                         .map(|k| chunks.iter().flat_map(|c| c.spaces[k].clone()).collect())
@@ -269,6 +270,7 @@ fn copy_file(
             vector,
             symbol,
             kind,
+            lexical: None,
         });
     }
     writer.add_file_with_spaces(record, rows, &terms, spaces)?;
