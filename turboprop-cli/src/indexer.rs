@@ -407,7 +407,7 @@ fn update(
     }
     let filling = work.iter().filter(|w| w.2).count();
     if filling > 0 {
-        report.note(&filling_note(writer, embedders.model, filling));
+        report.note(&filling_note(&writer, embedders.model, filling));
     }
 
     // Removed files go into the first commit: from then on the index never names a file that
@@ -717,7 +717,9 @@ fn filling_note(writer: &IndexWriter, model: Option<&dyn Embedder>, filling: usi
     let lexical_lacking = base.and_then(|m| m.lexical.as_deref()) != Some(LEXICAL_ID);
     let mut what = Vec::new();
     if let Some(m) = model {
-        let recorded = base.and_then(|b| b.spaces.first()).map(|s| s.model.id.as_str());
+        let recorded = base
+            .and_then(|b| b.spaces.first())
+            .map(|s| s.model.id.as_str());
         if !lexical_lacking || recorded != Some(m.model_id()) {
             what.push(format!("{} vectors", m.model_id()));
         }

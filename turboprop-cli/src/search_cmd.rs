@@ -148,9 +148,13 @@ impl Searcher {
                 vector: &semantic,
                 depth: HYBRID_DEPTH,
             }];
-            return Ok(self
-                .index
-                .search_fused_lexical(&lexical, HYBRID_DEPTH, &queries, opts, fuse)?);
+            return Ok(self.index.search_fused_lexical(
+                &lexical,
+                HYBRID_DEPTH,
+                &queries,
+                opts,
+                fuse,
+            )?);
         }
         let lexical = self.lexical.embed_query(query, stats)?;
         let queries = [
@@ -225,7 +229,9 @@ impl Searcher {
         let lexical = || -> Result<Vec<Hit>> {
             Ok(match self.lexical_query(query)? {
                 Some(q) => index.search_lexical(&q, opts)?,
-                None => index.search(&self.lexical.embed_query(query, index.term_stats())?, opts)?,
+                None => {
+                    index.search(&self.lexical.embed_query(query, index.term_stats())?, opts)?
+                }
             })
         };
         let hits = match (mode, model) {

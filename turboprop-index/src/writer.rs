@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use turboprop_storage::{
     check_space_key, space_key, Directory, IndexDir, LockWait, Manifest, ModelGuard, ReadMode,
-    SpaceEntry, StorageError, WriterLock,
+    SpaceEntry, StorageError, WriterLock, MAX_TERM_BYTES,
 };
 use turboprop_types::{
     check_kind, check_symbol, ChunkingConfig, CompactionConfig, ContentHash, FileRecord,
@@ -487,7 +487,6 @@ impl IndexWriter {
                 check_vector(record.path(), v, model.dimensions as usize)?;
             }
         }
-        self.changes
         if self.spec.lexical.is_none() && !lexical.is_empty() {
             return Err(IndexError::InvalidVector {
                 what: record.path().to_owned(),
@@ -618,7 +617,9 @@ impl IndexWriter {
             };
         };
         if self.spec.lexical.is_none() {
-            return Err(bad("lexical terms for an index without a lexical space".into()));
+            return Err(bad(
+                "lexical terms for an index without a lexical space".into()
+            ));
         }
         if !(t.length.is_finite() && t.length >= 0.0) {
             return Err(bad(format!("lexical length {}", t.length)));

@@ -253,7 +253,8 @@ fn adding_a_space_keeps_the_primary_vectors_and_fills_in_batches() {
 
     // The first batch: ten files get the new space.
     for f in 0..10 {
-        w.fill_file(record(f), fill_vectors(f, 2)).expect("fill");
+        w.fill_file(record(f), fill_vectors(f, 2), Vec::new())
+            .expect("fill");
     }
     w.commit_and_continue().expect("batch 1");
     {
@@ -281,7 +282,8 @@ fn adding_a_space_keeps_the_primary_vectors_and_fills_in_batches() {
 
     // The rest, then a writer that finds nothing to fill.
     for f in 10..30 {
-        w.fill_file(record(f), fill_vectors(f, 2)).expect("fill");
+        w.fill_file(record(f), fill_vectors(f, 2), Vec::new())
+            .expect("fill");
     }
     w.commit().expect("batch 2");
     let w = IndexWriter::open(
@@ -340,14 +342,14 @@ fn a_fill_must_match_the_file_and_the_spec() {
     let mut wrong_dims = fill_vectors(1, 3);
     wrong_dims[0][0].push(0.0);
     assert!(matches!(
-        w.fill_file(record(1), wrong_dims),
+        w.fill_file(record(1), wrong_dims, Vec::new()),
         Err(IndexError::InvalidVector { .. })
     ));
-    assert!(w.fill_file(record(1), Vec::new()).is_err());
+    assert!(w.fill_file(record(1), Vec::new(), Vec::new()).is_err());
     // A wrong number of chunks is found at commit, before anything is written.
     let mut short = fill_vectors(2, 3);
     short[0].pop();
-    w.fill_file(record(2), short)
+    w.fill_file(record(2), short, Vec::new())
         .expect("shape is checked per vector");
     let err = w.commit_and_continue().expect_err("chunk count");
     assert!(matches!(err, IndexError::InvalidVector { .. }), "{err}");

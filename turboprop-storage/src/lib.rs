@@ -19,7 +19,7 @@
 //! let record = FileRecord::new("src/pot.py", 10, 0, ContentHash::of(b"..."))?;
 //! let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
 //!                    hash: ContentHash::of(b"..."), vector: &[0.6, 0.8],
-//!                    symbol: None, kind: None };
+//!                    symbol: None, kind: None, lexical: None };
 //! seg.add_file(record, [row], &[(42, 1)])?;
 //! seg.finish()?;
 //!
@@ -66,9 +66,11 @@ pub use lock::{LockWait, WriterLock};
 pub use mmap::{bytes_as_f32, bytes_as_u64, f32_as_bytes, u64_as_bytes, FileBytes, ReadMode};
 pub use open::{check_real_dir, open_beneath, open_regular, read_bounded, EntryKind};
 pub use segment::{
-    check_space_key, space_file, space_key, ChunkRecord, NewRow, SegmentFile, SegmentReader,
-    SegmentSummary, SegmentWriter, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN,
-    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, SYMBOLS_FILE,
+    check_space_key, space_file, space_key, ChunkRecord, LexicalForward, LexicalPostings,
+    LexicalRow, NewRow, PostingList, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter,
+    SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN, LENGTHS_FILE,
+    LEXICAL_FORMAT_VERSION, LEXICON_FILE, LEXTEXT_FILE, MAX_TERM_BYTES, METADATA_FILE, PATHS_FILE,
+    POSTINGS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, SYMBOLS_FILE,
     SYMBOLS_FORMAT_VERSION, SYMTEXT_FILE, TERMS_FILE, VECTORS_FILE,
 };
 pub use sigbus::FaultWatch;

@@ -11,7 +11,11 @@
 //!   paths.bin      the files' UTF-8 paths back to back     (table of 1-byte records)
 //!   symbols.bin    one 16-byte record per chunk: its symbol and kind in symtext.bin (format 4)
 //!   symtext.bin    the chunks' symbols and kinds back to back (table of 1-byte records)
-//!   metadata.json  dimensions, rows, file count, spaces   (document, segment format 2 to 4)
+//!   lexicon.bin    one 16-byte record per distinct exact term, sorted by its bytes (format 5)
+//!   lextext.bin    the terms back to back                 (table of 1-byte records)
+//!   postings.bin   (row, term frequency) pairs of every term, in lexicon order
+//!   lengths.bin    each row's length (f32), for length normalisation
+//!   metadata.json  dimensions, rows, file count, spaces, lexicon size (document, format 2 to 5)
 //!   vectors.<key>.bin  rows of f32 of an additional vector space (format 3), e.g. a
 //!                  transformer model's vectors beside the built-in lexical ones
 //! ```
@@ -29,22 +33,31 @@
 //! optional symbol (`Table::deal`) and kind (`method`) of each row; format 2 and 3 segments
 //! still open, with no symbols.
 //!
+//! Segments of format 5 ([`SegmentWriter::create_lexical`]) are format 4 plus an exact
+//! lexical space: an inverted index of each row's exact terms and their frequencies
+//! (`lexicon.bin`, `lextext.bin`, `postings.bin`) and each row's length (`lengths.bin`), read
+//! through [`SegmentReader::lexical`].
+//!
 //! This module holds the file names, format versions and space keys; `records` the
-//! on-disk records, `writer` and `reader` the two sides, and `v1` what only format 1
-//! needs.
+//! on-disk records, `writer` and `reader` the two sides, `symbols` and `lexical` the tables
+//! of formats 4 and 5, and `v1` what only format 1 needs.
 
 use serde::{Deserialize, Serialize};
 
+mod lexical;
 mod reader;
 mod records;
 mod symbols;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_lexical;
+#[cfg(test)]
 mod tests_symbols;
 mod v1;
 mod writer;
 
+pub use lexical::{LexicalForward, LexicalPostings, LexicalRow, PostingList, MAX_TERM_BYTES};
 pub use reader::SegmentReader;
 pub use records::{ChunkRecord, SegmentFile, FILE_RECORD_LEN};
 pub use writer::{NewRow, SegmentSummary, SegmentWriter};
@@ -69,6 +82,15 @@ pub const SYMBOLS_FILE: &str = "symbols.bin";
 /// The symbols' and kinds' text back to back (segment format 4).
 pub const SYMTEXT_FILE: &str = "symtext.bin";
 
+/// The distinct exact terms of the rows, sorted by their bytes (segment format 5).
+pub const LEXICON_FILE: &str = "lexicon.bin";
+/// The exact terms' text back to back (segment format 5).
+pub const LEXTEXT_FILE: &str = "lextext.bin";
+/// The (row, term frequency) postings of every exact term (segment format 5).
+pub const POSTINGS_FILE: &str = "postings.bin";
+/// Each row's length, for length normalisation (segment format 5).
+pub const LENGTHS_FILE: &str = "lengths.bin";
+
 /// The segment format of files in `files.bin` and `paths.bin`, read in place (still read;
 /// format 1 kept them as a JSON list inside `metadata.json`, parsed whole on open). Carried,
 /// like every format, by the header line of `metadata.json`.
@@ -78,16 +100,24 @@ pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 /// listed in `metadata.json` (written before format 4; still read).
 pub const SPACES_FORMAT_VERSION: u32 = 3;
 
-/// The segment format this build writes: format 3 (additional spaces optional) plus each
-/// row's symbol and kind in `symbols.bin` and `symtext.bin`, and the rows hash covering them.
+/// The segment format this build writes without a lexical space: format 3 (additional
+/// spaces optional) plus each row's symbol and kind in `symbols.bin` and `symtext.bin`, and
+/// the rows hash covering them.
 pub const SYMBOLS_FORMAT_VERSION: u32 = 4;
 
+/// The segment format of segments with an exact lexical space: format 4 plus the inverted
+/// index of the rows' exact terms (`lexicon.bin`, `lextext.bin`, `postings.bin`), the rows'
+/// lengths (`lengths.bin`), their totals in `metadata.json`, and the rows hash covering the
+/// terms.
+pub const LEXICAL_FORMAT_VERSION: u32 = 5;
+
 /// Segment formats this build reads.
-const READABLE_FORMATS: [u32; 4] = [
+const READABLE_FORMATS: [u32; 5] = [
     1,
     SEGMENT_FORMAT_VERSION,
     SPACES_FORMAT_VERSION,
     SYMBOLS_FORMAT_VERSION,
+    LEXICAL_FORMAT_VERSION,
 ];
 
 /// An additional vector space of a segment: the vectors of the same rows made by another
@@ -175,3 +205,6 @@ const ALL_FILES: [&str; 7] = [
 
 /// The files format 4 adds to [`ALL_FILES`].
 const SYMBOL_FILES: [&str; 2] = [SYMBOLS_FILE, SYMTEXT_FILE];
+
+/// The files format 5 adds to those of format 4.
+const LEXICAL_FILES: [&str; 4] = [LEXICON_FILE, LEXTEXT_FILE, POSTINGS_FILE, LENGTHS_FILE];

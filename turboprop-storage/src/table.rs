@@ -47,6 +47,17 @@ pub enum TableKind {
     /// `symtext.bin`: the symbols and kinds of a segment's rows back to back, one byte per
     /// record.
     SymbolText,
+    /// `lexicon.bin`: one 16-byte record per distinct exact term of a segment (format 5),
+    /// sorted by the term's bytes: where its text is in `lextext.bin` and its postings in
+    /// `postings.bin`.
+    Lexicon,
+    /// `lextext.bin`: the exact terms of a segment back to back, one byte per record.
+    LexText,
+    /// `postings.bin`: (row u32, term frequency f32) pairs of every term in lexicon order,
+    /// rows increasing within a term.
+    Postings,
+    /// `lengths.bin`: one f32 per row of a segment, its length for length normalisation.
+    Lengths,
 }
 
 impl TableKind {
@@ -65,6 +76,10 @@ impl TableKind {
             TableKind::Paths => b"TPPATHS\0",
             TableKind::Symbols => b"TPSYMBOL",
             TableKind::SymbolText => b"TPSYMTXT",
+            TableKind::Lexicon => b"TPLEXICN",
+            TableKind::LexText => b"TPLEXTXT",
+            TableKind::Postings => b"TPPOSTNG",
+            TableKind::Lengths => b"TPLENGTH",
         }
     }
 
@@ -83,6 +98,10 @@ impl TableKind {
             TableKind::Paths => "file paths",
             TableKind::Symbols => "symbol records",
             TableKind::SymbolText => "symbol text",
+            TableKind::Lexicon => "lexicon",
+            TableKind::LexText => "lexicon text",
+            TableKind::Postings => "postings",
+            TableKind::Lengths => "row lengths",
         }
     }
 
@@ -91,11 +110,16 @@ impl TableKind {
         match self {
             TableKind::Vectors => u64::from(width) * 4,
             TableKind::Chunks => 64,
-            TableKind::Terms | TableKind::DocFreq | TableKind::Deletes | TableKind::Planes => 8,
+            TableKind::Terms
+            | TableKind::DocFreq
+            | TableKind::Deletes
+            | TableKind::Planes
+            | TableKind::Postings => 8,
             TableKind::Codes => u64::from(width).div_ceil(64) * 8,
             TableKind::Files => 128,
-            TableKind::Symbols => 16,
-            TableKind::Paths | TableKind::Codes8 | TableKind::SymbolText => 1,
+            TableKind::Symbols | TableKind::Lexicon => 16,
+            TableKind::Lengths => 4,
+            TableKind::Paths | TableKind::Codes8 | TableKind::SymbolText | TableKind::LexText => 1,
         }
     }
 }

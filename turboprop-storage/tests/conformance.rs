@@ -358,6 +358,7 @@ fn segment_round_trip(b: &Backend) {
         vector: v,
         symbol: None,
         kind: None,
+        lexical: None,
     };
     w.add_file(
         record("a.rs"),

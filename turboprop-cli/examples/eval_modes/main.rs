@@ -464,16 +464,20 @@ fn evaluate(
             for case in cases {
                 let t = &case.target;
                 let rank = |hits: &[Hit]| {
-                    hits.iter().position(|(f, s, e)| {
-                        *f == case.file && *s <= t.fn_line && t.fn_line <= *e
-                    })
+                    hits.iter()
+                        .position(|(f, s, e)| *f == case.file && *s <= t.fn_line && t.fn_line <= *e)
                 };
                 let (ha, hb) = (a.search(&t.query, 10), b.search(&t.query, 10));
                 let (ra, rb) = (rank(&ha), rank(&hb));
                 if ra.is_some() && ra.unwrap_or(99) < rb.unwrap_or(99) {
                     println!(
                         "DUMP {:?} vs {:?} | {} | want {}:{} | got {:?}",
-                        ra, rb, t.query, case.file, t.fn_line, hb.first()
+                        ra,
+                        rb,
+                        t.query,
+                        case.file,
+                        t.fn_line,
+                        hb.first()
                     );
                 }
             }

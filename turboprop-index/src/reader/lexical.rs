@@ -285,7 +285,11 @@ impl Index {
                 let rows = self.segments[s].reader.rows();
                 let lengths = postings.lengths();
                 if lengths.len() != rows {
-                    return Err(damaged(self, s, format!("{} lengths for {rows} rows", lengths.len())));
+                    return Err(damaged(
+                        self,
+                        s,
+                        format!("{} lengths for {rows} rows", lengths.len()),
+                    ));
                 }
                 let acc = out.segments[s].get_or_insert_with(|| vec![0.0; rows]);
                 for (row, tf) in list.iter() {

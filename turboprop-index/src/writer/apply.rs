@@ -5,15 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use turboprop_storage::{
-    space_file, write_delete_set, DeleteEntry, IndexDir, Manifest, NewRow, ReadMode, SegmentEntry,
-    SegmentReader, SegmentSpace, SegmentWriter, SpaceMeta, StorageError, MANIFEST_FILE,
-    VECTORS_FILE,
+    space_file, write_delete_set, DeleteEntry, IndexDir, LexicalRow, Manifest, NewRow, ReadMode,
+    SegmentEntry, SegmentReader, SegmentSpace, SegmentWriter, SpaceMeta, StorageError,
+    MANIFEST_FILE, VECTORS_FILE,
 };
-use turboprop_types::{FileRecord, TermId};
+use turboprop_types::{FileRecord, LexicalTerms, TermId};
 
 use super::changes::{Changes, Incoming, PendingDeletes};
 use super::{CommitStats, IndexWriter, NewChunk};
-use crate::error::Result;
+use crate::error::{IndexError, Result};
 use crate::reader::{non_finite, LiveSegment};
 
 impl IndexWriter {
@@ -137,7 +137,12 @@ impl IndexWriter {
                     let terms = file_terms(chunks);
                     let pairs: Vec<Vec<(&str, f32)>> = chunks
                         .iter()
-                        .map(|c| c.lexical.as_ref().map(LexicalTerms::pairs).unwrap_or_default())
+                        .map(|c| {
+                            c.lexical
+                                .as_ref()
+                                .map(LexicalTerms::pairs)
+                                .unwrap_or_default()
+                        })
                         .collect();
                     let rows = chunks.iter().zip(&pairs).map(|(c, pairs)| NewRow {
                         line_start: c.line_start,

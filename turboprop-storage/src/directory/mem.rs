@@ -31,7 +31,7 @@ const SCHEME: &str = "mem://";
 /// let record = FileRecord::new("src/pot.py", 10, 0, ContentHash::of(b"..."))?;
 /// let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
 ///                    hash: ContentHash::of(b"..."), vector: &[0.6, 0.8],
-///                    symbol: None, kind: None };
+///                    symbol: None, kind: None, lexical: None };
 /// seg.add_file(record, [row], &[])?;
 /// seg.finish()?;
 ///

@@ -8,13 +8,14 @@ use std::sync::OnceLock;
 
 use turboprop_types::{check_path, ContentHash, FileRecord};
 
+use super::lexical::LexicalPostings;
 use super::records::{rows_hash, ChunkRecord, MetaV2, RawFile, SegmentFile, FILE_RECORD_LEN};
 use super::symbols::{hash_row, SymbolTables};
 use super::v1::MetaV1;
 use super::{
-    check_space_key, space_file, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, METADATA_FILE,
-    PATHS_FILE, READABLE_FORMATS, SPACES_FORMAT_VERSION, SYMBOLS_FORMAT_VERSION, TERMS_FILE,
-    VECTORS_FILE,
+    check_space_key, space_file, SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE,
+    LEXICAL_FORMAT_VERSION, METADATA_FILE, PATHS_FILE, READABLE_FORMATS, SPACES_FORMAT_VERSION,
+    SYMBOLS_FORMAT_VERSION, TERMS_FILE, VECTORS_FILE,
 };
 use crate::directory::{join_name, Directory};
 use crate::document::document_body_versioned;
@@ -52,6 +53,8 @@ pub struct SegmentReader {
     space_tables: Vec<Table>,
     /// `symbols.bin` and `symtext.bin` (format 4); `None` before.
     symbols: Option<SymbolTables>,
+    /// The exact lexical space (format 5); `None` before.
+    lexical: Option<LexicalPostings>,
 }
 
 #[derive(Debug)]
@@ -80,7 +83,8 @@ impl SegmentReader {
     /// let mut w = SegmentWriter::create(&dir, "seg-00000001", 2)?;
     /// let row = NewRow { line_start: 1, line_end: 3, byte_start: 0, byte_end: 10,
     ///                    hash: ContentHash::of(b"x"), vector: &[0.6, 0.8],
-    ///                    symbol: Some("Table::deal"), kind: Some("method") };
+    ///                    symbol: Some("Table::deal"), kind: Some("method"),
+    ///                    lexical: None };
     /// w.add_file(FileRecord::new("a.rs", 10, 0, ContentHash::of(b"a"))?, [row, row], &[])?;
     /// w.add_file(FileRecord::new("b.rs", 10, 0, ContentHash::of(b"b"))?, [row], &[])?;
     /// w.finish()?;
@@ -109,7 +113,7 @@ impl SegmentReader {
             path: meta_path.to_path_buf(),
             source,
         };
-        let (dims, rows, file_count, list, spaces) = if format == 1 {
+        let (dims, rows, file_count, list, spaces, lexical) = if format == 1 {
             let meta: MetaV1 = serde_json::from_slice(body).map_err(json)?;
             (
                 meta.dimensions,
@@ -117,6 +121,7 @@ impl SegmentReader {
                 meta.files.len() as u64,
                 Some(meta.files),
                 Vec::new(),
+                None,
             )
         } else {
             let meta: MetaV2 = serde_json::from_slice(body).map_err(json)?;
@@ -126,13 +131,23 @@ impl SegmentReader {
                 meta.file_count,
                 None,
                 meta.spaces,
+                meta.lexical,
             )
         };
         let spaces_fit = match format {
             SPACES_FORMAT_VERSION => !spaces.is_empty(),
-            SYMBOLS_FORMAT_VERSION => true,
+            SYMBOLS_FORMAT_VERSION | LEXICAL_FORMAT_VERSION => true,
             _ => spaces.is_empty(),
         };
+        if (format == LEXICAL_FORMAT_VERSION) != lexical.is_some() {
+            return Err(StorageError::corrupt(
+                meta_path,
+                format!(
+                    "segment format {format} {} a lexical space",
+                    if lexical.is_some() { "with" } else { "without" }
+                ),
+            ));
+        }
         if !spaces_fit {
             return Err(StorageError::corrupt(
                 meta_path,
@@ -168,6 +183,12 @@ impl SegmentReader {
         } else {
             None
         };
+        let lexical = match lexical {
+            Some(meta) => Some(LexicalPostings::open(
+                store, name, mode, rows, meta, meta_path,
+            )?),
+            None => None,
+        };
         let file_count = usize::try_from(file_count).map_err(|_| {
             StorageError::corrupt(meta_path, format!("{file_count} files in one segment"))
         })?;
@@ -186,6 +207,7 @@ impl SegmentReader {
             spaces,
             space_tables,
             symbols,
+            lexical,
         };
         reader.check_shape(rows)?;
         if let Some(list) = list {
@@ -298,6 +320,7 @@ impl SegmentReader {
             .chain(self.tables.iter().flat_map(|t| [&t.files, &t.paths]))
             .chain(&self.space_tables)
             .chain(self.symbols.iter().flat_map(SymbolTables::tables))
+            .chain(self.lexical.iter().flat_map(LexicalPostings::tables))
         {
             table.check_intact()?;
         }
@@ -309,10 +332,16 @@ impl SegmentReader {
         &self.dir
     }
 
-    /// The segment format version: 4 for segments written by this build; 1 to 3 for older
-    /// ones.
+    /// The segment format version: 4 for segments written by this build, or 5 with an exact
+    /// lexical space; 1 to 3 for older ones.
     pub fn format_version(&self) -> u32 {
         self.format
+    }
+
+    /// The exact lexical space of a format-5 segment (see [`LexicalPostings`]); `None` for
+    /// the other formats.
+    pub fn lexical(&self) -> Option<&LexicalPostings> {
+        self.lexical.as_ref()
     }
 
     /// Vector dimensions.
@@ -639,8 +668,10 @@ impl SegmentReader {
         })
     }
 
-    /// Checks the rows of file `file` (vectors and chunk records) against the file's
-    /// `rows_hash`, reading only those rows.
+    /// Checks the rows of file `file` (vectors and chunk records, and the other spaces,
+    /// symbols and exact terms they carry) against the file's `rows_hash`, reading only those
+    /// rows; in format 5 the segment's postings are inverted, every record checked, on the
+    /// first call and kept (see [`LexicalPostings::forward`]).
     pub fn verify_file_rows(&self, file: usize) -> Result<()> {
         let layout = self.layout(file)?;
         let out_of_bounds = || StorageError::corrupt(self.vectors.path(), "rows out of bounds");
@@ -678,13 +709,22 @@ impl SegmentReader {
                 Some(h)
             }
         };
-        if rows_hash(vh, ch, space_hashes, symbols_hash) != layout.rows_hash {
+        let lexical_hash = match &self.lexical {
+            None => None,
+            Some(lexical) => {
+                let mut h = blake3::Hasher::new();
+                lexical.hash_rows(first..end, &mut h)?;
+                Some(h)
+            }
+        };
+        if rows_hash(vh, ch, space_hashes, symbols_hash, lexical_hash) != layout.rows_hash {
             // Name the table whose checksum fails too, if one does (reads it whole, but only
             // on this error path).
             for table in [&self.vectors, &self.chunks]
                 .into_iter()
                 .chain(&self.space_tables)
                 .chain(self.symbols.iter().flat_map(SymbolTables::tables))
+                .chain(self.lexical.iter().flat_map(LexicalPostings::tables))
             {
                 table.verify()?;
             }
@@ -735,6 +775,9 @@ impl SegmentReader {
         {
             t.verify()?;
         }
+        if let Some(lexical) = &self.lexical {
+            lexical.verify()?;
+        }
         self.files().map(|_| ())
     }
 
@@ -758,6 +801,7 @@ impl SegmentReader {
                 .space_tables
                 .iter()
                 .chain(self.symbols.iter().flat_map(SymbolTables::tables))
+                .chain(self.lexical.iter().flat_map(LexicalPostings::tables))
                 .map(|t| t.file_len())
                 .sum::<u64>()
     }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use turboprop_types::{ContentHash, FileRecord};
 
+use super::lexical::LexicalMeta;
 use super::SpaceMeta;
 
 /// One row's chunk record: where the chunk is in its file and what it held.
@@ -74,7 +75,8 @@ pub struct SegmentFile {
     /// Number of term-count pairs.
     pub terms_len: u64,
     /// BLAKE3 of the file's rows: its vectors' bytes, then its chunk records' bytes (and
-    /// the other spaces' vectors, and in format 4 the rows' symbols and kinds). Checked
+    /// the other spaces' vectors, from format 4 the rows' symbols and kinds, and in format 5
+    /// their exact terms, frequencies and lengths). Checked
     /// before rows are copied into a new segment, so damage is never carried forward.
     pub rows_hash: ContentHash,
 }
@@ -89,6 +91,9 @@ pub(super) struct MetaV2 {
     /// Additional vector spaces (format 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) spaces: Vec<SpaceMeta>,
+    /// The sizes of the exact lexical space (format 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) lexical: Option<LexicalMeta>,
 }
 
 /// Bytes of one `files.bin` record.
@@ -169,13 +174,15 @@ impl RawFile {
 }
 
 /// The per-file rows hash: BLAKE3 over the digests of the vectors, the chunk records,
-/// then the vectors of each additional space, in the segment's space order, and (format 4)
-/// last the rows' symbols and kinds by content (see `symbols::hash_row`).
+/// then the vectors of each additional space, in the segment's space order, (from format 4)
+/// the rows' symbols and kinds by content (see `symbols::hash_row`) and (format 5) last the
+/// rows' exact terms and lengths by content (see `lexical::hash_count`).
 pub(super) fn rows_hash(
     vectors: blake3::Hasher,
     chunks: blake3::Hasher,
     spaces: Vec<blake3::Hasher>,
     symbols: Option<blake3::Hasher>,
+    lexical: Option<blake3::Hasher>,
 ) -> ContentHash {
     let mut h = blake3::Hasher::new();
     h.update(vectors.finalize().as_bytes());
@@ -183,7 +190,7 @@ pub(super) fn rows_hash(
     for s in spaces {
         h.update(s.finalize().as_bytes());
     }
-    if let Some(s) = symbols {
+    for s in symbols.into_iter().chain(lexical) {
         h.update(s.finalize().as_bytes());
     }
     ContentHash::from_bytes(*h.finalize().as_bytes())

@@ -49,6 +49,7 @@ pub(super) fn write_in_format(dir: &dyn Directory, symbols: bool) {
         vector: &V,
         symbol: symbol_of(i).0.filter(|_| symbols),
         kind: symbol_of(i).1.filter(|_| symbols),
+        lexical: None,
     };
     let mut w = if symbols {
         SegmentWriter::create(dir, SEG, 2)
@@ -377,14 +378,14 @@ fn format_1_segments_with_the_list_in_metadata_json_still_open() {
     r.verify().expect("intact");
     // A format this build does not know is refused, naming the file.
     dir.remove(&name(METADATA_FILE)).expect("remove");
-    let doc = encode_document_version(&path, "metadata", 5, &meta).expect("encode");
+    let doc = encode_document_version(&path, "metadata", 6, &meta).expect("encode");
     dir.write_new(&name(METADATA_FILE), &doc).expect("write");
-    let err = open(&dir).expect_err("format 5");
+    let err = open(&dir).expect_err("format 6");
     assert!(matches!(
         err,
         StorageError::UnsupportedVersion {
-            found: 5,
-            supported: 4,
+            found: 6,
+            supported: 5,
             ..
         }
     ));

@@ -33,6 +33,7 @@ fn row<'a>(symbol: Option<&'a str>, kind: Option<&'a str>) -> NewRow<'a> {
         vector: &[1.0],
         symbol,
         kind,
+        lexical: None,
     }
 }
 

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use turboprop_types::{ContentHash, FileRecord};
 
+use super::lexical::{self, LexicalRow, LexicalWriter};
 use super::records::{rows_hash, ChunkRecord, MetaV2, RawFile};
 use super::symbols::{check_row, SymbolWriter};
 use super::{
     check_space_key, space_file, SpaceMeta, ALL_FILES, CHUNKS_FILE, DF_FILE, FILES_FILE,
-    METADATA_FILE, PATHS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION,
-    SYMBOLS_FORMAT_VERSION, SYMBOL_FILES, TERMS_FILE, VECTORS_FILE,
+    LEXICAL_FILES, LEXICAL_FORMAT_VERSION, LEXICON_FILE, METADATA_FILE, PATHS_FILE,
+    SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, SYMBOLS_FORMAT_VERSION, SYMBOL_FILES,
+    TERMS_FILE, VECTORS_FILE,
 };
 use crate::directory::{join_name, Directory};
 use crate::document::encode_document_version;
@@ -19,7 +21,8 @@ use crate::mmap::f32_as_bytes;
 use crate::table::{TableKind, TableWriter};
 use crate::termstats::write_doc_freq;
 
-/// A chunk to be written: its location, digest, vector, and the symbol it defines.
+/// A chunk to be written: its location, digest, vector, the symbol it defines and (format 5)
+/// its exact lexical terms.
 #[derive(Debug, Clone, Copy)]
 pub struct NewRow<'a> {
     /// First line, 1-based.
@@ -39,6 +42,9 @@ pub struct NewRow<'a> {
     /// The symbol's kind (`method`): 1 to 32 characters of `a-z`, `0-9`, `_` and `-`, or
     /// `None`.
     pub kind: Option<&'a str>,
+    /// The row's exact lexical terms, for a segment with a lexical space (format 5); `None`
+    /// otherwise.
+    pub lexical: Option<LexicalRow<'a>>,
 }
 
 /// What a finished segment holds.
@@ -74,6 +80,8 @@ pub struct SegmentWriter<'a> {
     /// `symbols.bin` and `symtext.bin` (format 4); `None` only for the tests' segments of
     /// the formats before it.
     symbols: Option<SymbolWriter<'a>>,
+    /// The lexical space's tables (format 5); `None` for the other formats.
+    lexical: Option<LexicalWriter<'a>>,
 }
 
 impl<'a> SegmentWriter<'a> {
@@ -91,7 +99,20 @@ impl<'a> SegmentWriter<'a> {
         dims: u32,
         spaces: &[SpaceMeta],
     ) -> Result<SegmentWriter<'a>> {
-        Self::create_in_format(store, name, dims, spaces, true)
+        Self::create_in_format(store, name, dims, spaces, true, false)
+    }
+
+    /// Creates the segment folder `name` of segment format 5: like
+    /// [`Self::create_with_spaces`], plus an exact lexical space. Every row added must carry
+    /// its [`NewRow::lexical`] terms; a row without them is refused (and the other
+    /// constructors refuse rows with them). See [`crate::LexicalPostings`] for an example.
+    pub fn create_lexical(
+        store: &'a dyn Directory,
+        name: &str,
+        dims: u32,
+        spaces: &[SpaceMeta],
+    ) -> Result<SegmentWriter<'a>> {
+        Self::create_in_format(store, name, dims, spaces, true, true)
     }
 
     /// A writer of the formats before 4 (2, or 3 with `spaces`): no symbols, and the rows
@@ -103,7 +124,7 @@ impl<'a> SegmentWriter<'a> {
         dims: u32,
         spaces: &[SpaceMeta],
     ) -> Result<SegmentWriter<'a>> {
-        Self::create_in_format(store, name, dims, spaces, false)
+        Self::create_in_format(store, name, dims, spaces, false, false)
     }
 
     fn create_in_format(
@@ -112,6 +133,7 @@ impl<'a> SegmentWriter<'a> {
         dims: u32,
         spaces: &[SpaceMeta],
         symbols: bool,
+        lexical: bool,
     ) -> Result<SegmentWriter<'a>> {
         let dir = store.location(name);
         for (i, s) in spaces.iter().enumerate() {
@@ -148,6 +170,11 @@ impl<'a> SegmentWriter<'a> {
                 .collect::<Result<_>>()?,
             symbols: if symbols {
                 Some(SymbolWriter::create(store, name)?)
+            } else {
+                None
+            },
+            lexical: if lexical {
+                Some(LexicalWriter::create(store, name)?)
             } else {
                 None
             },
@@ -195,9 +222,37 @@ impl<'a> SegmentWriter<'a> {
         let mut vectors_hash = blake3::Hasher::new();
         let mut chunks_hash = blake3::Hasher::new();
         let mut symbols_hash = blake3::Hasher::new();
+        let mut lexical_hash = blake3::Hasher::new();
         for row in rows {
-            let chunk = self.vectors.count() - first_row;
+            let row_index = self.vectors.count();
+            let chunk = row_index - first_row;
             check_row(&self.dir, record.path(), chunk, row.symbol, row.kind)?;
+            match (&self.lexical, &row.lexical) {
+                (Some(_), Some(terms)) => {
+                    lexical::check_row(&self.dir, record.path(), chunk, terms)?;
+                }
+                (Some(_), None) => {
+                    return Err(StorageError::corrupt(
+                        self.dir.join(LEXICON_FILE),
+                        format!(
+                            "chunk {chunk} of {} has no lexical terms, in a segment with a \
+                             lexical space",
+                            record.path()
+                        ),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(StorageError::corrupt(
+                        &self.dir,
+                        format!(
+                            "chunk {chunk} of {} has lexical terms, written to a segment \
+                             without a lexical space (format 5)",
+                            record.path()
+                        ),
+                    ));
+                }
+                (None, None) => {}
+            }
             if self.symbols.is_none() && (row.symbol.is_some() || row.kind.is_some()) {
                 return Err(StorageError::corrupt(
                     &self.dir,
@@ -235,6 +290,9 @@ impl<'a> SegmentWriter<'a> {
             chunks_hash.update(&encoded);
             if let Some(symbols) = &mut self.symbols {
                 symbols.push(row.symbol, row.kind, &mut symbols_hash)?;
+            }
+            if let (Some(lexical), Some(terms)) = (&mut self.lexical, &row.lexical) {
+                lexical.push(row_index, terms, &mut lexical_hash)?;
             }
         }
         let file_rows = self.vectors.count() - first_row;
@@ -295,6 +353,7 @@ impl<'a> SegmentWriter<'a> {
                 chunks_hash,
                 space_hashes,
                 self.symbols.as_ref().map(|_| symbols_hash),
+                self.lexical.as_ref().map(|_| lexical_hash),
             )
             .as_bytes(),
         };
@@ -319,6 +378,7 @@ impl<'a> SegmentWriter<'a> {
             df,
             spaces,
             symbols,
+            lexical,
         } = self;
         let rows = vectors.count();
         let file_count = files.count();
@@ -337,7 +397,13 @@ impl<'a> SegmentWriter<'a> {
         if let Some(symbols) = symbols {
             symbols.finish(rows)?;
         }
-        let format = if with_symbols {
+        let lexical = match lexical {
+            Some(lexical) => Some(lexical.finish(rows)?),
+            None => None,
+        };
+        let format = if lexical.is_some() {
+            LEXICAL_FORMAT_VERSION
+        } else if with_symbols {
             SYMBOLS_FORMAT_VERSION
         } else if space_metas.is_empty() {
             SEGMENT_FORMAT_VERSION
@@ -349,6 +415,7 @@ impl<'a> SegmentWriter<'a> {
             rows,
             file_count,
             spaces: space_metas,
+            lexical,
         };
         let meta_name = join_name(&name, METADATA_FILE);
         let meta_path = store.location(&meta_name);
@@ -363,6 +430,11 @@ impl<'a> SegmentWriter<'a> {
         }
         if with_symbols {
             for file in SYMBOL_FILES {
+                bytes += store.file_len(&join_name(&name, file))?;
+            }
+        }
+        if meta.lexical.is_some() {
+            for file in LEXICAL_FILES {
                 bytes += store.file_len(&join_name(&name, file))?;
             }
         }

@@ -1,0 +1,1 @@
+//! Tests of format 5's exact lexical space.
