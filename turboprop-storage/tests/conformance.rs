@@ -17,9 +17,10 @@ use std::thread;
 use std::time::Duration;
 
 use turboprop_storage::{
-    join_name, DeleteEntry, Directory, FsDirectory, IndexDir, LockWait, Manifest, MemDirectory,
-    ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentWriter, StorageError, Table,
-    TableKind, TableWriter, CONFIG_FILE, LOCK_FILE, MANIFEST_FILE, TEMP_PREFIX, VERSION_FILE,
+    join_name, DeleteEntry, Directory, FsDirectory, IndexDir, LexicalRow, LockWait, Manifest,
+    MemDirectory, ModelGuard, NewRow, ReadMode, SegmentEntry, SegmentReader, SegmentWriter,
+    StorageError, Table, TableKind, TableWriter, CONFIG_FILE, LOCK_FILE, MANIFEST_FILE,
+    TEMP_PREFIX, VERSION_FILE,
 };
 use turboprop_types::{ChunkMethod, ChunkingConfig, ContentHash, FileRecord, IndexConfig};
 
@@ -73,6 +74,7 @@ macro_rules! suite {
                 names_outside_the_folder_are_refused,
                 lock_is_exclusive_and_waiting_works,
                 segment_round_trip,
+                lexical_segment_round_trip,
                 damaged_table_is_reported_naming_the_file,
                 index_dir_commit_and_garbage_collection,
             );
@@ -434,6 +436,99 @@ fn segment_round_trip(b: &Backend) {
             r.verify_file_rows(f).unwrap();
         }
         assert_eq!(r.bytes_on_disk(), on_disk);
+    }
+}
+
+fn lexical_segment_round_trip(b: &Backend) {
+    let dir = &*b.dir;
+    let name = IndexDir::segment_name(5);
+    let mut w = SegmentWriter::create_lexical(dir, &name, 1, &[]).unwrap();
+    let row = |terms: &'static [(&'static str, f32)], length: f32| NewRow {
+        line_start: 1,
+        line_end: 1,
+        byte_start: 0,
+        byte_end: 1,
+        hash: ContentHash::of(b"x"),
+        vector: &[1.0],
+        symbol: Some("pot"),
+        kind: None,
+        lexical: Some(LexicalRow { terms, length }),
+    };
+    w.add_file(
+        record("a.rs"),
+        [row(&[("bet", 1.0), ("pot", 2.0)], 3.0), row(&[], 0.5)],
+        &[],
+    )
+    .unwrap();
+    w.add_file(record("b.rs"), [row(&[("pot", 4.0)], 4.0)], &[])
+        .unwrap();
+    assert!(
+        w.add_file(
+            record("c.rs"),
+            [NewRow {
+                lexical: None,
+                ..row(&[], 1.0)
+            }],
+            &[]
+        )
+        .is_err(),
+        "every row of a lexical segment has terms"
+    );
+    drop(w);
+    let name = IndexDir::segment_name(6);
+    let mut w = SegmentWriter::create_lexical(dir, &name, 1, &[]).unwrap();
+    w.add_file(
+        record("a.rs"),
+        [row(&[("bet", 1.0), ("pot", 2.0)], 3.0), row(&[], 0.5)],
+        &[],
+    )
+    .unwrap();
+    w.add_file(record("b.rs"), [row(&[("pot", 4.0)], 4.0)], &[])
+        .unwrap();
+    let summary = w.finish().unwrap();
+    let files = dir.list(&name).unwrap();
+    assert_eq!(
+        files,
+        [
+            "chunks.bin",
+            "df.bin",
+            "files.bin",
+            "lengths.bin",
+            "lexicon.bin",
+            "lextext.bin",
+            "metadata.json",
+            "paths.bin",
+            "postings.bin",
+            "symbols.bin",
+            "symtext.bin",
+            "terms.bin",
+            "vectors.bin"
+        ]
+    );
+    let on_disk: u64 = files
+        .iter()
+        .map(|f| dir.file_len(&join_name(&name, f)).unwrap())
+        .sum();
+    assert_eq!(summary.bytes, on_disk);
+    for mode in [ReadMode::Mmap, ReadMode::Heap] {
+        let r = SegmentReader::open(dir, &name, mode).unwrap();
+        assert_eq!(r.format_version(), 5);
+        let lexical = r.lexical().unwrap();
+        assert_eq!((lexical.terms(), lexical.postings_len()), (2, 3));
+        assert_eq!(lexical.total_length(), 7.5);
+        let pot = lexical.lookup("pot").unwrap().unwrap();
+        assert_eq!(pot.iter().collect::<Vec<_>>(), [(0, 2.0), (2, 4.0)]);
+        assert!(lexical.lookup("pit").unwrap().is_none());
+        assert_eq!(lexical.lengths(), [3.0, 0.5, 4.0]);
+        let forward = lexical.forward().unwrap();
+        assert_eq!(forward.terms_of(0), [("bet", 1.0), ("pot", 2.0)]);
+        assert!(forward.terms_of(1).is_empty());
+        r.verify().unwrap();
+        for f in 0..2 {
+            r.verify_file_rows(f).unwrap();
+        }
+        assert_eq!(r.bytes_on_disk(), on_disk);
+        r.check_intact().unwrap();
     }
 }
 

@@ -183,12 +183,9 @@ impl SegmentReader {
         } else {
             None
         };
-        let lexical = match lexical {
-            Some(meta) => Some(LexicalPostings::open(
-                store, name, mode, rows, meta, meta_path,
-            )?),
-            None => None,
-        };
+        let lexical = lexical
+            .map(|meta| LexicalPostings::open(store, name, mode, rows, meta, meta_path))
+            .transpose()?;
         let file_count = usize::try_from(file_count).map_err(|_| {
             StorageError::corrupt(meta_path, format!("{file_count} files in one segment"))
         })?;
@@ -709,14 +706,10 @@ impl SegmentReader {
                 Some(h)
             }
         };
-        let lexical_hash = match &self.lexical {
-            None => None,
-            Some(lexical) => {
-                let mut h = blake3::Hasher::new();
-                lexical.hash_rows(first..end, &mut h)?;
-                Some(h)
-            }
-        };
+        let mut lexical_hash = self.lexical.as_ref().map(|_| blake3::Hasher::new());
+        if let (Some(lexical), Some(h)) = (&self.lexical, &mut lexical_hash) {
+            lexical.hash_rows(first..end, h)?;
+        }
         if rows_hash(vh, ch, space_hashes, symbols_hash, lexical_hash) != layout.rows_hash {
             // Name the table whose checksum fails too, if one does (reads it whole, but only
             // on this error path).

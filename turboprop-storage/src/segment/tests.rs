@@ -119,6 +119,11 @@ pub(super) fn edit_bytes(dir: &dyn Directory, file: &str, edit: impl FnOnce(&mut
 /// A segment whose file `file` lost its last byte, then one without that file, fail to open
 /// with an error naming it.
 pub(super) fn cut_and_missing_are_named(file: &str) {
+    cut_and_missing_are_named_in(file, write);
+}
+
+/// [`cut_and_missing_are_named`] for the segment `write` writes as [`SEG`].
+pub(super) fn cut_and_missing_are_named_in(file: &str, write: fn(&dyn Directory)) {
     let dir = MemDirectory::new();
     write(&dir);
     edit_bytes(&dir, file, |b| {
