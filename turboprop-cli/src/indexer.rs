@@ -3,7 +3,7 @@
 //! index` runs one; `tp watch` and `tp mcp` run one each time files change, with the models
 //! kept loaded. What an update has to say (warnings, progress) goes to a [`Report`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use turboprop_embed::{BuiltinEmbedder, LEXICAL_ID};
 use turboprop_index::{
-    BaseState, Diff, FileStatus, IndexSpec, IndexWriter, LockWait, ModelGuard, NewChunk,
+    BaseState, Diff, FileStatus, IndexSpec, IndexWriter, Lacking, LockWait, ModelGuard, NewChunk,
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
@@ -386,28 +386,32 @@ fn update(
     let diff = Diff::new(&base_files, &scanned);
     let (_, _, mut unchanged) = diff.counts();
     // Files whose segment lacks the model's space (the model was just added, or a run that
-    // added it was interrupted): their lexical vectors are kept, only the model embeds them.
-    let lacking: HashSet<String> = match writer.files_lacking_spaces() {
-        Ok(files) => files.into_iter().map(|f| f.path().to_owned()).collect(),
+    // added it was interrupted) or the exact lexical space (an index from before it): what
+    // they have is kept, only what they lack is made.
+    let lacking: HashMap<String, Lacking> = match writer.files_lacking() {
+        Ok(files) => files
+            .into_iter()
+            .map(|(f, l)| (f.path().to_owned(), l))
+            .collect(),
         Err(e) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
         Err(e) => return Err(explain(e, &repo.index_dir)),
     };
     let mut work: Vec<Work<'_>> = Vec::new();
     for (c, status) in found.files.iter().zip(&diff.status) {
-        let fill = lacking.contains(&c.rel_path);
+        let fill = lacking.get(&c.rel_path).copied();
         match status {
-            FileStatus::New => work.push((c, None, false)),
+            FileStatus::New => work.push((c, None, None)),
             FileStatus::StatChanged(r) => work.push((c, Some(*r), fill)),
-            FileStatus::Unchanged(r) if fill => {
+            FileStatus::Unchanged(r) if fill.is_some() => {
                 unchanged -= 1;
-                work.push((c, Some(*r), true));
+                work.push((c, Some(*r), fill));
             }
             FileStatus::Unchanged(_) => {}
         }
     }
-    let filling = work.iter().filter(|w| w.2).count();
-    if filling > 0 {
-        report.note(&filling_note(&writer, embedders.model, filling));
+    let filling: Vec<Lacking> = work.iter().filter_map(|w| w.2).collect();
+    if !filling.is_empty() {
+        report.note(&filling_note(&filling, embedders.model));
     }
 
     // Removed files go into the first commit: from then on the index never names a file that
@@ -446,7 +450,7 @@ fn update(
             Some(_) => {
                 let changed: HashSet<&str> = group
                     .iter()
-                    .filter(|(_, stored, fill)| stored.is_some() && !fill)
+                    .filter(|(_, stored, fill)| stored.is_some() && fill.is_none())
                     .map(|(c, _, _)| c.rel_path.as_str())
                     .collect();
                 match writer.reusable_vectors(&changed) {
@@ -509,9 +513,9 @@ fn update(
     })
 }
 
-/// A file to read: its candidate, its indexed record (if any), and whether only the
-/// model's vectors are missing (a fill) should its content be unchanged.
-pub(crate) type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, bool);
+/// A file to read: its candidate, its indexed record (if any), and what its segment lacks
+/// (a fill, should its content be unchanged).
+pub(crate) type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, Option<Lacking>);
 
 /// The outcome of every file of a group.
 struct Group<'a> {
@@ -546,10 +550,15 @@ fn embed_group<'a>(
             Ok((
                 c,
                 stored.is_some(),
-                read_and_chunk(c, stored, fill, chunking, opts)?,
+                read_and_chunk(c, stored, fill.is_some(), chunking, opts)?,
             ))
         })
         .collect::<Result<_>>()?;
+    // Whether a filled file lacks the model's vectors (else only its lexical postings).
+    let needs_model: Vec<bool> = group
+        .iter()
+        .map(|(_, _, fill)| fill.is_some_and(|l| l.spaces))
+        .collect();
     let notes = read
         .iter()
         .filter_map(|(_, _, r)| match r {
@@ -559,8 +568,11 @@ fn embed_group<'a>(
         .collect();
     let texts = |fills: bool| -> Vec<&str> {
         read.iter()
-            .flat_map(|(_, _, r)| match r {
-                Read::Chunked { texts, fill, .. } if *fill == fills => texts.as_slice(),
+            .zip(&needs_model)
+            .flat_map(|((_, _, r), &model)| match r {
+                Read::Chunked { texts, fill, .. } if *fill == fills && (!fills || model) => {
+                    texts.as_slice()
+                }
                 _ => &[],
             })
             .map(String::as_str)
@@ -642,7 +654,8 @@ fn embed_group<'a>(
     let chunks = new_texts.len() + fill_texts.len();
     let outcomes = read
         .into_iter()
-        .map(|(c, was_indexed, r)| {
+        .zip(group)
+        .map(|((c, was_indexed, r), &(_, _, lacks))| {
             let outcome = match r {
                 Read::Touched(record) => Outcome::Touched(record),
                 Read::Skipped(reason) => Outcome::Skipped(reason),
@@ -653,12 +666,20 @@ fn embed_group<'a>(
                     fill: true,
                     ..
                 } => {
-                    let vectors = model_fill
-                        .as_mut()
-                        .map(|m| m.by_ref().take(texts.len()).collect())
-                        .into_iter()
-                        .collect();
-                    let lexical = chunks.into_iter().filter_map(|c| c.lexical).collect();
+                    let lacks = lacks.unwrap_or(Lacking {
+                        spaces: true,
+                        lexical: true,
+                    });
+                    // Empty vectors or terms: the segment's own are kept.
+                    let vectors = match model_fill.as_mut() {
+                        Some(m) if lacks.spaces => vec![m.by_ref().take(texts.len()).collect()],
+                        _ => Vec::new(),
+                    };
+                    let lexical = if lacks.lexical {
+                        chunks.into_iter().filter_map(|c| c.lexical).collect()
+                    } else {
+                        Vec::new()
+                    };
                     Outcome::Filled(record, vectors, lexical)
                 }
                 Read::Chunked {
@@ -708,28 +729,22 @@ fn embed_group<'a>(
     })
 }
 
-/// What the update adds to `filling` indexed files that lack a space of the spec: the
-/// model's vectors (the model was just added, or a run adding it was interrupted) and the
-/// exact lexical postings (an index written before them, or by other lexical rules). What
-/// the files have is kept.
-fn filling_note(writer: &IndexWriter, model: Option<&dyn Embedder>, filling: usize) -> String {
-    let base = writer.base().map(|b| b.manifest());
-    let lexical_lacking = base.and_then(|m| m.lexical.as_deref()) != Some(LEXICAL_ID);
+/// What the update adds to indexed files that lack a space of the spec (`filling`, one
+/// per file): the model's vectors (the model was just added, or a run adding it was
+/// interrupted) and the exact lexical postings (an index written before them, or by other
+/// lexical rules). What the files have is kept.
+fn filling_note(filling: &[Lacking], model: Option<&dyn Embedder>) -> String {
     let mut what = Vec::new();
-    if let Some(m) = model {
-        let recorded = base
-            .and_then(|b| b.spaces.first())
-            .map(|s| s.model.id.as_str());
-        if !lexical_lacking || recorded != Some(m.model_id()) {
-            what.push(format!("{} vectors", m.model_id()));
-        }
+    if let Some(m) = model.filter(|_| filling.iter().any(|l| l.spaces)) {
+        what.push(format!("{} vectors", m.model_id()));
     }
-    if lexical_lacking {
+    if filling.iter().any(|l| l.lexical) {
         what.push(format!("exact lexical postings ({LEXICAL_ID})"));
     }
     format!(
-        "adding {} to {filling} indexed files (what they have is kept)",
-        what.join(" and ")
+        "adding {} to {} indexed files (what they have is kept)",
+        what.join(" and "),
+        filling.len()
     )
 }
 

@@ -76,5 +76,6 @@ pub mod internals {
 }
 pub use turboprop_storage::{Directory, FsDirectory, LockWait, MemDirectory, ModelGuard, ReadMode};
 pub use writer::{
-    BaseState, CommitStats, IndexSpec, IndexWriter, NewChunk, ReusableVectors, WriterOptions,
+    BaseState, CommitStats, IndexSpec, IndexWriter, Lacking, NewChunk, ReusableVectors,
+    WriterOptions,
 };

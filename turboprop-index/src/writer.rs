@@ -121,6 +121,15 @@ pub enum BaseState {
     },
 }
 
+/// What a file of the base lacks ([`IndexWriter::files_lacking`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lacking {
+    /// Vectors in one of the spec's additional spaces.
+    pub spaces: bool,
+    /// Postings in the spec's lexical space.
+    pub lexical: bool,
+}
+
 /// One new chunk of a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewChunk {
@@ -366,20 +375,30 @@ impl IndexWriter {
     }
 
     /// The live files of the base whose segment lacks one of the spec's spaces (or holds a
-    /// space of the same key made by another model): they must be given the spaces'
-    /// vectors with [`Self::fill_file`] (or be put again with [`Self::put_file`]) before
-    /// they can be searched in those spaces. Builds the file lists of those segments.
+    /// space of the same key made by another model) or the spec's lexical space: they must be
+    /// given what they lack with [`Self::fill_file`] (or be put again with
+    /// [`Self::put_file`]) before they can be searched in those spaces. Builds the file lists
+    /// of those segments.
     pub fn files_lacking_spaces(&self) -> Result<Vec<&FileRecord>> {
+        Ok(self.files_lacking()?.into_iter().map(|(f, _)| f).collect())
+    }
+
+    /// [`Self::files_lacking_spaces`], with what each file lacks.
+    pub fn files_lacking(&self) -> Result<Vec<(&FileRecord, Lacking)>> {
         let Some(base) = &self.base else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for (s, seg) in base.live_segments().iter().enumerate() {
-            if self.segment_has_spaces(base, s) {
+            let lacking = Lacking {
+                spaces: !self.segment_has_model_spaces(base, s),
+                lexical: !self.segment_has_lexical(base, s),
+            };
+            if !lacking.spaces && !lacking.lexical {
                 continue;
             }
             for (_, f) in base.checked(seg.live_files())? {
-                out.push(&f.record);
+                out.push((&f.record, lacking));
             }
         }
         Ok(out)
@@ -436,8 +455,27 @@ impl IndexWriter {
         Ok(out)
     }
 
-    /// Whether base segment `s` holds every space of the spec, made by the spec's models.
+    /// Whether base segment `s` holds every space of the spec, made by the spec's models,
+    /// and the spec's lexical space.
     fn segment_has_spaces(&self, base: &Index, s: usize) -> bool {
+        self.segment_has_lexical(base, s) && self.segment_has_model_spaces(base, s)
+    }
+
+    /// Whether base segment `s` holds postings made by the spec's lexical rules (or the spec
+    /// has none).
+    fn segment_has_lexical(&self, base: &Index, s: usize) -> bool {
+        match &self.spec.lexical {
+            None => true,
+            Some(id) => {
+                base.manifest().lexical.as_ref() == Some(id)
+                    && base.live_segments()[s].reader.lexical().is_some()
+            }
+        }
+    }
+
+    /// Whether base segment `s` holds every additional space of the spec, made by the spec's
+    /// models.
+    fn segment_has_model_spaces(&self, base: &Index, s: usize) -> bool {
         let entry = &base.manifest().segments[s];
         let made_by = |key: &str| {
             base.manifest()
@@ -446,33 +484,26 @@ impl IndexWriter {
                 .find(|e| e.key == key)
                 .map(|e| &e.model)
         };
-        let lexical = match &self.spec.lexical {
-            None => true,
-            Some(id) => {
-                base.manifest().lexical.as_ref() == Some(id)
-                    && base.live_segments()[s].reader.lexical().is_some()
-            }
-        };
-        lexical
-            && self.space_entries.iter().all(|want| {
-                entry.spaces.iter().any(|have| have.key == want.key)
-                    && made_by(&want.key) == Some(&want.model)
-            })
+        self.space_entries.iter().all(|want| {
+            entry.spaces.iter().any(|have| have.key == want.key)
+                && made_by(&want.key) == Some(&want.model)
+        })
     }
 
     /// Gives a file of the base its vectors in the spec's additional spaces, keeping its
     /// primary vectors, chunk records and terms: `spaces[k]` holds one vector per chunk (in
-    /// row order) for space `k` of the spec. The file is rewritten into the new segment;
-    /// `record` must describe the same content (same hash) as the indexed file. With a
-    /// lexical space in the spec, `lexical` holds each chunk's terms (in row order; empty
-    /// otherwise).
+    /// row order) for space `k` of the spec, or `spaces` is empty to keep the vectors the
+    /// file's segment has in every space of the spec (a file lacking only the lexical space).
+    /// The file is rewritten into the new segment; `record` must describe the same content
+    /// (same hash) as the indexed file. With a lexical space in the spec, `lexical` holds each
+    /// chunk's terms (in row order), or is empty to keep the segment's.
     pub fn fill_file(
         &mut self,
         record: FileRecord,
         spaces: Vec<Vec<Vec<f32>>>,
         lexical: Vec<LexicalTerms>,
     ) -> Result<()> {
-        if spaces.len() != self.spec.spaces.len() {
+        if !spaces.is_empty() && spaces.len() != self.spec.spaces.len() {
             return Err(IndexError::InvalidVector {
                 what: record.path().to_owned(),
                 reason: format!(

@@ -174,8 +174,14 @@ impl IndexWriter {
                     copy_file(&mut writer, reader, *i, record.clone(), from)?;
                 }
                 Incoming::Fill(record, s, i, vectors, terms) => {
-                    let spaces: Vec<Vec<f32>> = vectors.iter().map(|rows| rows.concat()).collect();
-                    let spaces: Vec<&[f32]> = spaces.iter().map(Vec::as_slice).collect();
+                    let reader = &segments[*s].reader;
+                    // No vectors given: the segment's own, in every space of the spec.
+                    let given: Vec<Vec<f32>> = vectors.iter().map(|rows| rows.concat()).collect();
+                    let spaces: Vec<&[f32]> = if vectors.is_empty() {
+                        copied_spaces(reader, *i, &keys)?
+                    } else {
+                        given.iter().map(Vec::as_slice).collect()
+                    };
                     let from = Copied {
                         spaces: &spaces,
                         lexical: match (lexical, terms.is_empty()) {
@@ -184,7 +190,7 @@ impl IndexWriter {
                             (true, false) => Some(Terms::Given(terms)),
                         },
                     };
-                    copy_file(&mut writer, &segments[*s].reader, *i, record.clone(), from)?;
+                    copy_file(&mut writer, reader, *i, record.clone(), from)?;
                 }
             }
         }
