@@ -45,10 +45,18 @@ pub fn summary_line(s: &Summary, elapsed: Duration) -> String {
         ));
     } else {
         let embedded_files = if s.filled > 0 {
+            let by_model = s.filled - s.filled_lexical;
+            let mut parts = Vec::new();
+            if by_model > 0 {
+                parts.push(format!("{by_model} only by the model"));
+            }
+            if s.filled_lexical > 0 {
+                parts.push(format!("{} only given lexical postings", s.filled_lexical));
+            }
             format!(
-                "{} files ({} only by the model)",
+                "{} files ({})",
                 s.new + s.changed + s.filled,
-                s.filled
+                parts.join(", ")
             )
         } else {
             format!("{} files", s.new + s.changed)

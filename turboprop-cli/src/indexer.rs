@@ -310,8 +310,11 @@ pub struct Summary {
     pub removed: usize,
     /// Files that could not be indexed now (each got a warning).
     pub skipped: usize,
-    /// Indexed files that got only the model's vectors.
+    /// Indexed files that got only what their segment lacked: the model's vectors, the
+    /// exact lexical postings, or both.
     pub filled: usize,
+    /// Of those, files that got the lexical postings alone (their vectors kept).
+    pub filled_lexical: usize,
     /// Chunks embedded.
     pub embedded_chunks: usize,
     /// Of those, chunks of changed files whose model vectors were kept (their text did not
@@ -507,6 +510,7 @@ fn update(
         removed,
         skipped: tally.skipped,
         filled: tally.filled,
+        filled_lexical: tally.filled_lexical,
         embedded_chunks: tally.chunks,
         reused_model_vectors: reused,
         routine_skips: routine,
@@ -757,6 +761,7 @@ struct Tally {
     touched: usize,
     skipped: usize,
     filled: usize,
+    filled_lexical: usize,
 }
 
 impl Tally {
@@ -783,6 +788,9 @@ impl Tally {
                 }
                 Outcome::Filled(record, vectors, lexical) => {
                     self.filled += 1;
+                    if vectors.is_empty() {
+                        self.filled_lexical += 1;
+                    }
                     self.chunks += vectors.first().map_or(lexical.len(), Vec::len);
                     writer
                         .fill_file(record, vectors, lexical)

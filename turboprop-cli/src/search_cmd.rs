@@ -190,19 +190,36 @@ impl Searcher {
     /// The best chunks for `query` in `mode`, best first, no two of them overlapping in
     /// lines: overlapping chunks of one file are merged into one hit (see `overlap.rs`).
     pub fn search(&self, query: &str, mode: Mode, opts: &SearchOptions<'_>) -> Result<Vec<Found>> {
+        self.merged(opts, |o| self.ranked(query, mode, o))
+    }
+
+    /// [`Self::search_fused_with`] with its hits merged as [`Self::search`] merges them: how
+    /// the evaluation compares other fusions with `--mode hybrid`'s.
+    pub fn search_fused_merged(
+        &self,
+        query: &str,
+        opts: &SearchOptions<'_>,
+        fuse: &dyn Fn(&[Vec<f32>]) -> Vec<f32>,
+    ) -> Result<Vec<Found>> {
+        self.merged(opts, |o| self.search_fused_with(query, o, fuse))
+    }
+
+    /// The best `opts.limit` hits of `ranked` after merging overlaps, asking it for more
+    /// hits while merging leaves fewer than the limit.
+    fn merged(
+        &self,
+        opts: &SearchOptions<'_>,
+        ranked: impl Fn(&SearchOptions<'_>) -> Result<Vec<Hit>>,
+    ) -> Result<Vec<Found>> {
         if opts.limit == 0 {
             return Ok(Vec::new());
         }
         let mut fetch = first_fetch(opts.limit);
         loop {
-            let ranked = self.ranked(
-                query,
-                mode,
-                &SearchOptions {
-                    limit: fetch,
-                    ..opts.clone()
-                },
-            )?;
+            let ranked = ranked(&SearchOptions {
+                limit: fetch,
+                ..opts.clone()
+            })?;
             let exhausted = ranked.len() < fetch;
             let found = merge_overlaps(ranked, opts.limit);
             if found.len() == opts.limit || exhausted {

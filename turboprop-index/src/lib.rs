@@ -57,7 +57,7 @@ mod writer;
 pub use diff::{Confirmed, Diff, FileStatus, ScannedFile};
 pub use error::{IndexError, Result};
 pub use filter::FileFilter;
-pub use fusion::{hybrid_scores, LEXICAL_WEIGHT};
+pub use fusion::{hybrid_scores, LEXICAL_GAIN, LEXICAL_WEIGHT};
 pub use kernel::{dot, Isa};
 pub use reader::{
     fast_candidates, Hit, Index, IndexStats, LexicalQuery, SearchOptions, SegmentDamage,

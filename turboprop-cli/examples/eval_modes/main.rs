@@ -152,10 +152,26 @@ type Fusion = Box<dyn Fn(&[Vec<f32>]) -> Vec<f32>>;
 /// Alternative fusions for `--study`.
 fn study_fusions() -> Vec<(String, Fusion)> {
     let mut out: Vec<(String, Fusion)> = Vec::new();
-    for w in [0.5f32, 0.6, 0.8, 0.9] {
+    for w in [0.6f32, 0.7, 0.8] {
         out.push((
             format!("blend lexical {w}"),
             Box::new(move |s: &[Vec<f32>]| s.iter().map(|c| w * c[0] + (1.0 - w) * c[1]).collect()),
+        ));
+    }
+    // The lexical weight rising with the best lexical score among the candidates: a query
+    // whose words are all in a chunk leans on the words.
+    for (name, gain, power) in [
+        ("adaptive 0.3·top", 0.3f32, 1.0f32),
+        ("adaptive 0.3·top²", 0.3, 2.0),
+        ("adaptive 0.2·top", 0.2, 1.0),
+    ] {
+        out.push((
+            name.to_owned(),
+            Box::new(move |s: &[Vec<f32>]| {
+                let top = s.iter().map(|c| c[0]).fold(0.0f32, f32::max);
+                let w = (0.7 + gain * top.powf(power)).min(1.0);
+                s.iter().map(|c| w * c[0] + (1.0 - w) * c[1]).collect()
+            }),
         ));
     }
     out.push((
@@ -443,7 +459,7 @@ fn evaluate(
             lang[m].record(case, &hits);
         }
         for (k, (_, fuse)) in fusions.iter().enumerate() {
-            let found = searcher.search_fused_with(&case.target.query, &opts, fuse.as_ref())?;
+            let found = searcher.search_fused_merged(&case.target.query, &opts, fuse.as_ref())?;
             let hits: Vec<Hit> = found.iter().map(|h| hit(&h.chunk)).collect();
             scores[3 + k].record(case, &hits);
             lang[3 + k].record(case, &hits);
