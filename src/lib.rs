@@ -20,14 +20,14 @@
 //! let (vector, terms) = embedder.embed_documents_with_terms(&[text])?.remove(0);
 //! let tmp = tempfile::tempdir()?;
 //! let spec = IndexSpec {
-//lexical: None,
+//!     lexical: None,
 //!     model: ModelGuard { id: embedder.model_id().into(), dimensions: embedder.dimensions() as u32 },
 //!     chunking: ChunkingConfig::default(),
 //!     spaces: vec![],
 //! };
 //! let mut writer = IndexWriter::open(tmp.path(), spec, WriterOptions::default(), || {})?;
 //! let chunk = NewChunk {
-//lexical: None,
+//!     lexical: None,
 //!     line_start: 1, line_end: 1, byte_start: 0, byte_end: text.len() as u64,
 //!     hash: ContentHash::of(text.as_bytes()), vector, terms, spaces: vec![],
 //!     symbol: None, kind: None,

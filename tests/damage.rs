@@ -262,11 +262,57 @@ fn non_finite_vectors_behind_valid_checksums_are_damage() {
         let verify = sb.tp(&["verify"]).err();
         assert_damage_line(&verify, "vectors.bin");
         assert!(verify.contains("non-finite"), "{verify}");
-        let search = sb.tp(&query).only_err();
-        assert_damage_line(&search, "vectors.bin");
-        assert!(search.contains("row 3"), "{search}");
+        // A lexical search reads the postings, not these vectors: its answer is unchanged.
+        assert_eq!(summary(&sb.tp(&query).ok().stdout), summary(&good), "{bad}");
 
         assert_index_repairs(&sb, "vectors.bin");
+        assert_eq!(summary(&sb.tp(&query).ok().stdout), summary(&good), "{bad}");
+    }
+}
+
+/// A term frequency that is not a finite positive number, behind valid checksums, is damage
+/// the search itself reports, naming the postings file and the row; `tp verify` names it and
+/// `tp index` repairs it.
+#[test]
+fn non_finite_term_frequencies_behind_valid_checksums_are_damage() {
+    for bad in [f32::NAN, f32::INFINITY, -1.0] {
+        let sb = Sandbox::indexed_poker();
+        let query = ["search", "rank a poker hand", "--output", "json"];
+        let good = sb.tp(&query).ok().stdout;
+        let segment = only_segment(&sb);
+        let postings = segment.join("postings.bin");
+        // The first row holding the term `rank` (lexicon.bin: 16-byte records of text start,
+        // text length, reserved, first posting, postings; the texts in lextext.bin).
+        let lexicon = fs::read(segment.join("lexicon.bin")).unwrap();
+        let text = fs::read(segment.join("lextext.bin")).unwrap();
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        let first_posting = lexicon[HEADER_LEN..]
+            .chunks(16)
+            .find(|r| {
+                let start = HEADER_LEN + u32_at(r, 0) as usize;
+                let len = u16::from_le_bytes([r[4], r[5]]) as usize;
+                &text[start..start + len] == b"rank"
+            })
+            .map(|r| u32_at(r, 8) as usize)
+            .expect("the term rank");
+        let all = fs::read(&postings).unwrap();
+        let row = u32_at(&all, HEADER_LEN + 8 * first_posting);
+        // Every posting of that row, of every term.
+        rewrite_payload(&postings, |p| {
+            for rec in p.chunks_mut(8) {
+                if u32::from_le_bytes(rec[0..4].try_into().unwrap()) == row {
+                    rec[4..8].copy_from_slice(&bad.to_le_bytes());
+                }
+            }
+        });
+
+        let verify = sb.tp(&["verify"]).err();
+        assert_damage_line(&verify, "postings.bin");
+        let search = sb.tp(&["search", "rank", "--output", "json"]).only_err();
+        assert_damage_line(&search, "postings.bin");
+        assert!(search.contains(&format!("row {row} ")), "{search}");
+
+        assert_index_repairs(&sb, "postings.bin");
         assert_eq!(summary(&sb.tp(&query).ok().stdout), summary(&good), "{bad}");
     }
 }

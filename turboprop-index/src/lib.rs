@@ -12,13 +12,13 @@
 //! let tmp = tempfile::tempdir()?;
 //! let path = tmp.path().join("index");
 //! let spec = IndexSpec {
-//lexical: None,
+//!     lexical: None,
 //!     model: ModelGuard { id: "my-vectors".into(), dimensions: 3 },
 //!     chunking: ChunkingConfig::default(),
 //!     spaces: vec![],
 //! };
 //! let chunk = |line: u32, v: [f32; 3]| NewChunk {
-//lexical: None,
+//!     lexical: None,
 //!     line_start: line, line_end: line + 9, byte_start: 0, byte_end: 100,
 //!     hash: ContentHash::of(&line.to_le_bytes()), vector: v.to_vec(), terms: vec![], spaces: vec![],
 //!     symbol: None, kind: None,

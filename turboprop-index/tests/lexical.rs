@@ -152,8 +152,10 @@ fn arb_chunk() -> impl Strategy<Value = Vec<&'static str>> {
     prop::collection::vec(prop::sample::select(&WORDS[..]), 0..12)
 }
 
-/// One commit: files put (path index, chunks) and removed (path index).
-fn arb_commit() -> impl Strategy<Value = (Vec<(u8, Vec<Vec<&'static str>>)>, Vec<u8>)> {
+/// One commit: files put (path index, chunks' words) and removed (path index).
+type Commit = (Vec<(u8, Vec<Vec<&'static str>>)>, Vec<u8>);
+
+fn arb_commit() -> impl Strategy<Value = Commit> {
     (
         prop::collection::vec((0u8..12, prop::collection::vec(arb_chunk(), 0..4)), 0..6),
         prop::collection::vec(0u8..12, 0..3),
@@ -279,7 +281,9 @@ fn chunks_without_terms_or_bad_terms_are_refused() {
     let mut w = writer(&dir, lexical_spec(), CompactionConfig::default());
     let mut missing = chunk(0, &["pot"]);
     missing.lexical = None;
-    let err = w.put_file(record("a.rs", 0), vec![missing]).unwrap_err();
+    let err = w
+        .put_file(record("a.rs", 0), vec![missing])
+        .expect_err("refused");
     assert!(err.to_string().contains("no lexical terms"), "{err}");
     for (terms, length, why) in [
         (vec![("pot", 1.0), ("deck", 1.0)], 2.0, "not sorted"),
@@ -294,7 +298,7 @@ fn chunks_without_terms_or_bad_terms_are_refused() {
             terms: terms.iter().map(|(t, f)| ((*t).to_owned(), *f)).collect(),
             length,
         });
-        let err = w.put_file(record("a.rs", 0), vec![c]).unwrap_err();
+        let err = w.put_file(record("a.rs", 0), vec![c]).expect_err("refused");
         assert!(err.to_string().contains(why), "{why}: {err}");
     }
     let long = "x".repeat(256);
@@ -309,6 +313,73 @@ fn chunks_without_terms_or_bad_terms_are_refused() {
     let mut w = writer(&other, support::spec(2), CompactionConfig::default());
     let err = w
         .put_file(record("a.rs", 0), vec![chunk(0, &["pot"])])
-        .unwrap_err();
+        .expect_err("refused");
     assert!(err.to_string().contains("without a lexical space"), "{err}");
+}
+
+#[test]
+fn a_lexical_fill_keeps_the_vectors_of_every_space() {
+    use turboprop_index::{Lacking, ModelGuard, SpaceQuery};
+    let dir: Arc<dyn Directory> = Arc::new(MemDirectory::new());
+    let meaning = ModelGuard {
+        id: "meaning".into(),
+        dimensions: 2,
+    };
+    let with_space = |lexical: Option<String>| IndexSpec {
+        spaces: vec![meaning.clone()],
+        lexical,
+        ..support::spec(2)
+    };
+    let mut w = writer(&dir, with_space(None), CompactionConfig::default());
+    for (path, words, v) in [
+        ("pot.rs", vec!["split", "pot"], [0.6, 0.8]),
+        ("deck.rs", vec!["deck"], [1.0, 0.0]),
+    ] {
+        let mut c = chunk(0, &words);
+        c.lexical = None;
+        c.spaces = vec![v.to_vec()];
+        w.put_file(record(path, 0), vec![c]).expect("put");
+    }
+    w.commit().expect("commit");
+    let before = Index::open_in(Arc::clone(&dir)).expect("open");
+    let query = [SpaceQuery {
+        space: 1,
+        vector: &[0.6, 0.8],
+        depth: 10,
+    }];
+    let first = |scores: &[Vec<f32>]| -> Vec<f32> { scores.iter().map(|s| s[0]).collect() };
+    let want = before
+        .search_fused(&query, &SearchOptions::default(), &first)
+        .expect("search");
+
+    let mut w = writer(
+        &dir,
+        with_space(Some(RULES.into())),
+        CompactionConfig::default(),
+    );
+    let lacking = w.files_lacking().expect("listed");
+    assert_eq!(lacking.len(), 2);
+    assert!(lacking.iter().all(|(_, l)| *l
+        == Lacking {
+            spaces: false,
+            lexical: true
+        }));
+    for (path, words) in [("pot.rs", vec!["split", "pot"]), ("deck.rs", vec!["deck"])] {
+        let terms = chunk(0, &words).lexical.expect("terms");
+        w.fill_file(record(path, 0), Vec::new(), vec![terms])
+            .expect("fill");
+    }
+    w.commit().expect("commit");
+    let index = Index::open_in(dir).expect("open");
+    assert!(index.has_lexical(RULES));
+    let got = index
+        .search_fused(&query, &SearchOptions::default(), &first)
+        .expect("search");
+    let pairs = |hits: &[turboprop_index::Hit]| -> Vec<(String, f32)> {
+        hits.iter()
+            .map(|h| (h.chunk.file().to_owned(), h.score))
+            .collect()
+    };
+    assert_eq!(pairs(&got), pairs(&want), "the model's vectors are kept");
+    assert_eq!(search(&index, &[("pot", 1.0)], None)[0].0, "pot.rs");
 }

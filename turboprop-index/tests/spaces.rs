@@ -345,7 +345,9 @@ fn a_fill_must_match_the_file_and_the_spec() {
         w.fill_file(record(1), wrong_dims, Vec::new()),
         Err(IndexError::InvalidVector { .. })
     ));
-    assert!(w.fill_file(record(1), Vec::new(), Vec::new()).is_err());
+    let mut two_spaces = fill_vectors(1, 3);
+    two_spaces.push(two_spaces[0].clone());
+    assert!(w.fill_file(record(1), two_spaces, Vec::new()).is_err());
     // A wrong number of chunks is found at commit, before anything is written.
     let mut short = fill_vectors(2, 3);
     short[0].pop();

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use turboprop_storage::{LexicalPostings, StorageError};
+use turboprop_storage::{LexicalPostings, StorageError, LENGTHS_FILE, POSTINGS_FILE};
 
 use super::{Hit, Index, SearchOptions};
 use crate::error::Result;
@@ -285,25 +285,28 @@ impl Index {
                 let rows = self.segments[s].reader.rows();
                 let lengths = postings.lengths();
                 if lengths.len() != rows {
-                    return Err(damaged(
-                        self,
-                        s,
-                        format!("{} lengths for {rows} rows", lengths.len()),
-                    ));
+                    let what = format!("{} lengths for {rows} rows", lengths.len());
+                    return Err(damaged(self, s, LENGTHS_FILE, what));
                 }
                 let acc = out.segments[s].get_or_insert_with(|| vec![0.0; rows]);
                 for (row, tf) in list.iter() {
                     let r = row as usize;
                     if r >= rows || !(tf.is_finite() && tf > 0.0) {
-                        return Err(damaged(self, s, format!("posting (row {row}, tf {tf})")));
+                        return Err(damaged(
+                            self,
+                            s,
+                            POSTINGS_FILE,
+                            format!("a posting of row {row} has term frequency {tf}"),
+                        ));
                     }
                     if !wanted[s].contains(r) {
                         continue;
                     }
                     let len = lengths[r];
-                    // NaN fails both comparisons.
-                    if !(len >= 0.0 && len < f32::INFINITY) {
-                        return Err(damaged(self, s, format!("row {row} has length {len}")));
+                    // NaN is in no range.
+                    if !(0.0..f32::INFINITY).contains(&len) {
+                        let what = format!("row {row} has length {len}");
+                        return Err(damaged(self, s, LENGTHS_FILE, what));
                     }
                     let norm = 1.0 - b + b * len / mean_length;
                     acc[r] += w * tf * (k1 + 1.0) / (tf + k1 * norm);
@@ -352,11 +355,23 @@ impl Index {
 fn checked_length(postings: &LexicalPostings, row: usize, index: &Index, s: usize) -> Result<f32> {
     match postings.length(row) {
         Some(len) if len.is_finite() && len >= 0.0 => Ok(len),
-        other => Err(damaged(index, s, format!("row {row} has length {other:?}"))),
+        Some(len) => Err(damaged(
+            index,
+            s,
+            LENGTHS_FILE,
+            format!("row {row} has length {len}"),
+        )),
+        None => Err(damaged(
+            index,
+            s,
+            LENGTHS_FILE,
+            format!("no length for row {row}"),
+        )),
     }
 }
 
-fn damaged(index: &Index, s: usize, what: String) -> crate::error::IndexError {
-    let dir = index.segments[s].reader.dir();
-    StorageError::corrupt(dir, format!("lexical space: {what}")).into()
+/// Damage found in `file` of segment `s` while searching.
+fn damaged(index: &Index, s: usize, file: &str, what: String) -> crate::error::IndexError {
+    let path = index.segments[s].reader.dir().join(file);
+    StorageError::corrupt(path, what).into()
 }
