@@ -201,6 +201,10 @@ fn corruption_matrix(with_model: bool) {
         "files.bin",
         "paths.bin",
         "metadata.json",
+        "lexicon.bin",
+        "lextext.bin",
+        "postings.bin",
+        "lengths.bin",
     ];
     if with_model {
         kinds.extend([

@@ -16,8 +16,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-use turboprop::storage::{document_body, encode_document, payload_hash, Header, HEADER_LEN};
+use turboprop::storage::{payload_hash, Header, HEADER_LEN};
 
 mod common;
 use common::*;
@@ -77,20 +76,6 @@ fn rewrite_payload(path: &Path, change: impl FnOnce(&mut [u8])) {
     };
     bytes[..HEADER_LEN].copy_from_slice(&header.encode());
     fs::write(path, bytes).unwrap();
-}
-
-/// Rewrites `manifest.json` with `change` applied to its JSON body, under a valid checksum.
-fn rewrite_manifest(sb: &Sandbox, change: impl FnOnce(&mut Value)) {
-    let path = sb.index_dir().join("manifest.json");
-    let bytes = fs::read(&path).unwrap();
-    let mut manifest: Value =
-        serde_json::from_slice(document_body(&path, "manifest", &bytes).unwrap()).unwrap();
-    change(&mut manifest);
-    fs::write(
-        &path,
-        encode_document(&path, "manifest", &manifest).unwrap(),
-    )
-    .unwrap();
 }
 
 /// Asserts an error line names `file` and ends with the way out.

@@ -291,3 +291,19 @@ pub fn sources(root: &Path) -> BTreeMap<String, Vec<u8>> {
     walk(root, root, &mut out);
     out
 }
+
+/// Rewrites `manifest.json` with `change` applied to its JSON body, under a valid checksum.
+pub fn rewrite_manifest(sb: &Sandbox, change: impl FnOnce(&mut serde_json::Value)) {
+    let path = sb.index_dir().join("manifest.json");
+    let bytes = fs::read(&path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(
+        turboprop::storage::document_body(&path, "manifest", &bytes).unwrap(),
+    )
+    .unwrap();
+    change(&mut manifest);
+    fs::write(
+        &path,
+        turboprop::storage::encode_document(&path, "manifest", &manifest).unwrap(),
+    )
+    .unwrap();
+}

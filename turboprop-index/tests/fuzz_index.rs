@@ -2,7 +2,8 @@
 //!
 //! An index folder is untrusted input (it can arrive with a `git clone`). Each case starts
 //! from a real index on disk (three commits: two segments, a delete set, term statistics,
-//! codes and planes, an additional vector space, `config.yaml`, `version.txt`) and damages
+//! codes and planes, an additional vector space, the exact lexical space's postings,
+//! `config.yaml`, `version.txt`) and damages
 //! one of its files the way a crafted or broken file would be:
 //! - bit flips, overwritten bytes, truncation, extension, random bytes;
 //! - header fields (version, width, count, payload length, extra) set to extreme values,
@@ -15,7 +16,8 @@
 //! - `config.yaml` and `version.txt` replaced by deep nesting, huge numbers or noise.
 //!
 //! Then everything a user can run on it is run: open, stats, verify, the file list, exact
-//! and fast searches in both spaces and fused, `read_manifest`/`read_config`, and a writer
+//! and fast searches in both spaces, lexical (BM25 over the postings) and fused,
+//! `read_manifest`/`read_config`, and a writer
 //! that repairs and commits. Any outcome is allowed but a panic, and no case may allocate
 //! more than [`MAX_CASE_ALLOCATION`] (a counting allocator watches): memory must never follow
 //! a claimed size.
@@ -32,11 +34,11 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use serde_json::Value;
 use turboprop_index::{
-    FileFilter, Index, IndexSpec, IndexWriter, ModelGuard, NewChunk, SearchOptions, SpaceQuery,
-    Strategy as SearchStrategy, WriterOptions,
+    FileFilter, Index, IndexSpec, IndexWriter, LexicalQuery, ModelGuard, NewChunk, SearchOptions,
+    SpaceQuery, Strategy as SearchStrategy, WriterOptions,
 };
 use turboprop_storage::{encode_document, payload_hash, Header, IndexDir, HEADER_LEN};
-use turboprop_types::{ChunkingConfig, ContentHash, FileRecord, IndexConfig};
+use turboprop_types::{ChunkingConfig, ContentHash, FileRecord, IndexConfig, LexicalTerms};
 
 /// Bytes allocated now and the most since the last reset.
 struct Counting;
@@ -83,7 +85,22 @@ fn spec() -> IndexSpec {
         id: "fuzz-model".into(),
         dimensions: SPACE_DIMS,
     }];
+    spec.lexical = Some("fuzz-words".into());
     spec
+}
+
+/// A chunk's exact terms: a few words shared across files, one of its own.
+fn lexical(seed: u32, i: u32) -> LexicalTerms {
+    let mut terms = vec![
+        (format!("w{}", seed % 5), 1.0 + (i % 3) as f32),
+        (format!("only{seed}x{i}"), 1.0),
+        ("shared".to_owned(), 0.5),
+    ];
+    terms.sort_by(|a, b| a.0.cmp(&b.0));
+    LexicalTerms {
+        terms,
+        length: 3.0 + i as f32,
+    }
 }
 
 fn unit(seed: u32, dims: u32) -> Vec<f32> {
@@ -100,7 +117,7 @@ fn put(writer: &mut IndexWriter, path: &str, chunks: u32, seed: u32) {
         FileRecord::new(path, 100 * u64::from(chunks), i64::from(seed), hash).expect("record");
     let chunks = (0..chunks)
         .map(|i| NewChunk {
-            lexical: None,
+            lexical: Some(lexical(seed, i)),
             line_start: 1 + i * 10,
             line_end: 10 + i * 10,
             byte_start: u64::from(i) * 100,
@@ -436,6 +453,25 @@ fn exercise(root: &Path) {
             ];
             let _ = index.search_fused(&queries, &opts, &|s: &[Vec<f32>]| {
                 s.first().cloned().unwrap_or_default()
+            });
+            let words = LexicalQuery {
+                terms: vec![
+                    ("w1".into(), 1.0),
+                    ("shared".into(), 0.5),
+                    ("only3x1".into(), 1.0),
+                ],
+                k1: 1.2,
+                b: 0.75,
+            };
+            if let Ok(hits) = index.search_lexical(&words, &opts) {
+                for h in hits {
+                    let _ = (h.chunk.file(), h.chunk.bytes(), h.chunk.line_count());
+                }
+            }
+            let _ = index.search_fused_lexical(&words, 20, &queries[1..], &opts, &|s: &[Vec<
+                f32,
+            >]| {
+                s.iter().map(|c| c.iter().sum()).collect()
             });
         }
         let _ = index.check_intact();
