@@ -28,7 +28,11 @@
 //! spread N of a corpus's queries (default 500, which keeps every query of the ten crates
 //! the README's tables measure; 0: all). `--cases` prints the cases and stops.
 //! `--study` adds alternative fusions of the same candidates (each ranker's top
-//! `HYBRID_DEPTH`, scored in both spaces), to compare with the one `--mode hybrid` uses.
+//! `HYBRID_DEPTH`, scored in both spaces, hits merged as `tp search` merges them), to compare
+//! with the one `--mode hybrid` uses. `--lexical-study` adds exact-term rankers run in memory
+//! over the same chunks (`lexical_study.rs`: plain BM25, the baseline, and variants of the
+//! code-aware analysis and of BM25's parameters; `TP_LEXICAL_SCHEMES` names others);
+//! `TP_STUDY_ONLY=1` skips the index's own modes, so a grid of them takes seconds.
 //!
 //! ```text
 //! cargo run --release -p turboprop-cli --example eval_modes -- \
@@ -474,30 +478,6 @@ fn evaluate(
             ..turboprop_types::ChunkingConfig::default()
         };
         let docs = lexical_study::chunks(repo, &chunking);
-        if std::env::var_os("TP_STUDY_DUMP").is_some() && schemes.len() >= 2 {
-            let a = lexical_study::Ranker::build(&schemes[0], &docs);
-            let b = lexical_study::Ranker::build(&schemes[1], &docs);
-            for case in cases {
-                let t = &case.target;
-                let rank = |hits: &[Hit]| {
-                    hits.iter()
-                        .position(|(f, s, e)| *f == case.file && *s <= t.fn_line && t.fn_line <= *e)
-                };
-                let (ha, hb) = (a.search(&t.query, 10), b.search(&t.query, 10));
-                let (ra, rb) = (rank(&ha), rank(&hb));
-                if ra.is_some() && ra.unwrap_or(99) < rb.unwrap_or(99) {
-                    println!(
-                        "DUMP {:?} vs {:?} | {} | want {}:{} | got {:?}",
-                        ra,
-                        rb,
-                        t.query,
-                        case.file,
-                        t.fn_line,
-                        hb.first()
-                    );
-                }
-            }
-        }
         for (k, scheme) in schemes.iter().enumerate() {
             let ranker = lexical_study::Ranker::build(scheme, &docs);
             let m = 3 + fusions.len() + k;
