@@ -14,7 +14,7 @@
 //! Nothing about the collection enters a chunk's terms: document frequencies and the mean
 //! length are the index's, applied at query time.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use turboprop_types::{EmbedError, LexicalTerms};
 
@@ -59,7 +59,7 @@ impl LexicalParams {
 /// assert_eq!(doc.length, 4.0);
 /// ```
 pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
-    let mut tf: BTreeMap<String, f32> = BTreeMap::new();
+    let mut tf: HashMap<String, f32> = HashMap::new();
     let mut length = 0u32;
     analyze_phrases(text, |term, kind| {
         let w = match kind {
@@ -78,13 +78,15 @@ pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
             }
         });
     }
+    let mut terms: Vec<(String, f32)> = tf.into_iter().collect();
+    terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     LexicalTerms {
-        terms: tf.into_iter().collect(),
+        terms,
         length: length as f32,
     }
 }
 
-fn add(tf: &mut BTreeMap<String, f32>, term: &str, w: f32) {
+fn add(tf: &mut HashMap<String, f32>, term: &str, w: f32) {
     match tf.get_mut(term) {
         Some(f) => *f += w,
         None => {
@@ -107,7 +109,7 @@ pub fn query_terms(query: &str) -> Result<Vec<(String, f32)>, EmbedError> {
     if query.trim().is_empty() {
         return Err(EmbedError::EmptyQuery);
     }
-    let mut weights: BTreeMap<String, f32> = BTreeMap::new();
+    let mut weights: HashMap<String, f32> = HashMap::new();
     analyze_query(query, |term, kind| {
         let w = match kind {
             TermKind::Word => 1.0,
@@ -118,7 +120,9 @@ pub fn query_terms(query: &str) -> Result<Vec<(String, f32)>, EmbedError> {
     if weights.is_empty() {
         return Err(EmbedError::EmptyQuery);
     }
-    Ok(weights.into_iter().collect())
+    let mut terms: Vec<(String, f32)> = weights.into_iter().collect();
+    terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(terms)
 }
 
 #[cfg(test)]
