@@ -317,37 +317,26 @@ impl Index {
         Ok(out)
     }
 
-    /// Per segment, its live rows (and with `filter`, only those of files passing it).
+    /// Per segment, its live rows (and with `filter`, only those of files passing it): the
+    /// row ranges exact search scores ([`Self::blocks`]), as a bit mask, or `All` for a
+    /// segment without deletes when nothing is filtered.
     fn row_sets(&self, filter: Option<&FileFilter>) -> Result<Vec<Rows>> {
-        let mut sets: Vec<Rows> = Vec::with_capacity(self.segments.len());
-        let blocks = if filter.is_none() {
-            None
-        } else {
-            Some(self.blocks(filter, 0)?)
-        };
-        for (s, seg) in self.segments.iter().enumerate() {
-            let rows = seg.reader.rows();
-            let set = match &blocks {
-                None if seg.deletes.is_none() => Rows::All,
-                None => {
-                    let mut ranges = Vec::new();
-                    for i in seg.live_indexes() {
-                        let r = seg.reader.file_rows(i)?;
-                        ranges.push(r.start as usize..r.end as usize);
-                    }
-                    Rows::from_ranges(rows, ranges.into_iter())
+        let blocks = self.blocks(filter, 0)?;
+        Ok(self
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(s, seg)| {
+                if filter.is_none() && seg.deletes.is_none() {
+                    return Rows::All;
                 }
-                Some(blocks) => Rows::from_ranges(
-                    rows,
-                    blocks
-                        .iter()
-                        .filter(|(b, _)| *b == s)
-                        .map(|(_, r)| r.clone()),
-                ),
-            };
-            sets.push(set);
-        }
-        Ok(sets)
+                let ranges = blocks
+                    .iter()
+                    .filter(|(b, _)| *b == s)
+                    .map(|(_, r)| r.clone());
+                Rows::from_ranges(seg.reader.rows(), ranges)
+            })
+            .collect())
     }
 }
 

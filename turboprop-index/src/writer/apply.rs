@@ -293,19 +293,6 @@ fn copy_file(
     let terms = reader.file_terms(i)?;
     let (first, end) = (range.start as usize, range.end as usize);
     // Each row's lexical terms, borrowed from the source's postings or the caller.
-    let forward = match &from.lexical {
-        Some(Terms::Kept) => match reader.lexical() {
-            Some(postings) => Some(postings.forward()?),
-            None => {
-                return Err(StorageError::corrupt(
-                    reader.dir(),
-                    format!("{} has no lexical terms to copy", record.path()),
-                )
-                .into())
-            }
-        },
-        _ => None,
-    };
     let lexical: Vec<(Vec<(&str, f32)>, f32)> = match &from.lexical {
         None => Vec::new(),
         Some(Terms::Given(given)) => {
@@ -318,16 +305,19 @@ fn copy_file(
             given.iter().map(|t| (t.pairs(), t.length)).collect()
         }
         Some(Terms::Kept) => {
-            let forward = forward.as_ref();
+            let postings = reader.lexical().ok_or_else(|| {
+                StorageError::corrupt(
+                    reader.dir(),
+                    format!("{} has no lexical terms to copy", record.path()),
+                )
+            })?;
+            let forward = postings.forward()?;
             (first..end)
                 .map(|row| {
-                    let f = forward.ok_or_else(|| {
-                        StorageError::corrupt(reader.dir(), "no lexical terms to copy")
-                    })?;
-                    let length = f.length(row).ok_or_else(|| {
+                    let length = forward.length(row).ok_or_else(|| {
                         StorageError::corrupt(reader.dir(), format!("row {row} has no length"))
                     })?;
-                    Ok((f.terms_of(row), length))
+                    Ok((forward.terms_of(row), length))
                 })
                 .collect::<Result<_>>()?
         }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use proptest::prelude::*;
-use turboprop_types::ContentHash;
 
 use super::lexical::LexicalMeta;
 use super::records::MetaV2;
@@ -67,18 +66,11 @@ fn fixture_files() -> Files {
     .collect()
 }
 
-/// A row of one dimension with `lexical`.
+/// A row of one dimension with `lexical` (the symbols' tests' row, without a symbol).
 fn new_row(lexical: Option<LexicalRow<'_>>) -> NewRow<'_> {
     NewRow {
-        line_start: 1,
-        line_end: 1,
-        byte_start: 0,
-        byte_end: 1,
-        hash: ContentHash::of(b"x"),
-        vector: &[1.0],
-        symbol: None,
-        kind: None,
         lexical,
+        ..super::tests_symbols::row(None, None)
     }
 }
 

@@ -23,7 +23,7 @@ const ROW_CHUNKS: [u32; 7] = [0, 1, 0, 0, 1, 2, 0];
 const ROW_FILES: [usize; 7] = [0, 0, 1, 3, 3, 3, 4];
 
 /// A row of one dimension with `symbol` and `kind`.
-fn row<'a>(symbol: Option<&'a str>, kind: Option<&'a str>) -> NewRow<'a> {
+pub(super) fn row<'a>(symbol: Option<&'a str>, kind: Option<&'a str>) -> NewRow<'a> {
     NewRow {
         line_start: 1,
         line_end: 1,
