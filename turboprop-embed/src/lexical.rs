@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 
+use turboprop_storage::TermInterner;
 use turboprop_types::{EmbedError, LexicalTerms};
 
 use crate::analyze::{analyze_phrases, analyze_query, TermKind};
@@ -53,14 +54,26 @@ impl LexicalParams {
 ///
 /// ```
 /// let doc = turboprop_embed::document_terms("/// Splits the pot.\nfn split_pot() {}", Some("split_pot"));
-/// let tf = |t: &str| doc.terms.iter().find(|(x, _)| x == t).map(|(_, f)| *f);
+/// let tf = |t: &str| doc.iter().find(|(x, _)| *x == t).map(|(_, f)| f);
 /// assert_eq!(tf("split"), Some(2.0 + 2.0)); // twice in the text, once in the symbol
 /// assert_eq!(tf("splitpot"), Some(2.0 * 1.5)); // "Splits the pot" and `split_pot`
-/// assert_eq!(doc.length, 4.0);
+/// assert_eq!(doc.length(), 4.0);
 /// ```
 pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
-    let mut tf: HashMap<String, f32> = HashMap::new();
+    let mut terms = TermInterner::new();
+    let mut tf: Vec<f32> = Vec::new();
     let mut length = 0u32;
+    let mut add = |term: &str, w: f32| {
+        // A chunk is kilobytes: its distinct terms always fit the interner.
+        if let Some((id, new)) = terms.intern(term) {
+            if new {
+                tf.push(0.0);
+            }
+            if let Some(f) = tf.get_mut(id as usize) {
+                *f += w;
+            }
+        }
+    };
     analyze_phrases(text, |term, kind| {
         let w = match kind {
             TermKind::Word => {
@@ -69,30 +82,24 @@ pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
             }
             TermKind::Compound => PHRASE_WEIGHT,
         };
-        add(&mut tf, term, w);
+        add(term, w);
     });
     if let Some(symbol) = symbol {
         analyze_phrases(&symbol.replace("::", " "), |term, kind| {
             if kind == TermKind::Word {
-                add(&mut tf, term, SYMBOL_WEIGHT);
+                add(term, SYMBOL_WEIGHT);
             }
         });
     }
-    let mut terms: Vec<(String, f32)> = tf.into_iter().collect();
-    terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    LexicalTerms {
-        terms,
-        length: length as f32,
+    let mut out = LexicalTerms::new(length as f32);
+    out.reserve(terms.len(), terms.text_len());
+    for id in terms.sorted_ids() {
+        out.push(
+            terms.get(id),
+            tf.get(id as usize).copied().unwrap_or_default(),
+        );
     }
-}
-
-fn add(tf: &mut HashMap<String, f32>, term: &str, w: f32) {
-    match tf.get_mut(term) {
-        Some(f) => *f += w,
-        None => {
-            tf.insert(term.to_owned(), w);
-        }
-    }
+    out
 }
 
 /// The distinct terms of a query with their weights, sorted by term.
@@ -115,7 +122,7 @@ pub fn query_terms(query: &str) -> Result<Vec<(String, f32)>, EmbedError> {
             TermKind::Word => 1.0,
             TermKind::Compound => QUERY_COMPOUND_WEIGHT,
         };
-        add(&mut weights, term, w);
+        *weights.entry(term.to_owned()).or_default() += w;
     });
     if weights.is_empty() {
         return Err(EmbedError::EmptyQuery);
@@ -135,9 +142,10 @@ mod tests {
             "impl Table {\n    /// Deals a card to every seat.\n    fn deal(&mut self) { self.deck.pop(); }\n}\n",
             Some("Table::deal"),
         );
-        assert!(doc.terms.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(doc.terms.iter().all(|(_, f)| f.is_finite() && *f > 0.0));
-        let tf = |t: &str| doc.terms.iter().find(|(x, _)| x == t).map(|(_, f)| *f);
+        let pairs = doc.pairs();
+        assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(pairs.iter().all(|(_, f)| f.is_finite() && *f > 0.0));
+        let tf = |t: &str| doc.iter().find(|(x, _)| *x == t).map(|(_, f)| f);
         // `deal` twice in the text (Deals, deal), and the symbol's extra weight.
         assert_eq!(tf("deal"), Some(2.0 + SYMBOL_WEIGHT));
         // `Table` is stemmed as a query's "tables" would be.
@@ -145,13 +153,13 @@ mod tests {
         assert_eq!(tf(&table), Some(1.0 + SYMBOL_WEIGHT));
         assert_eq!(tf("dealcard"), Some(PHRASE_WEIGHT));
         // The prose's words are counted in the length, the compounds are not.
-        assert!(doc.length >= 8.0);
+        assert!(doc.length() >= 8.0);
     }
 
     #[test]
     fn sentence_punctuation_parts_phrases() {
         let doc = document_terms("Reads the file. Writes the cache.", None);
-        let has = |t: &str| doc.terms.iter().any(|(x, _)| x == t);
+        let has = |t: &str| doc.iter().any(|(x, _)| x == t);
         let compound = |q: &str| {
             query_terms(q)
                 .expect("words")

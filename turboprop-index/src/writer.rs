@@ -652,22 +652,24 @@ impl IndexWriter {
                 "lexical terms for an index without a lexical space".into()
             ));
         }
-        if !(t.length.is_finite() && t.length >= 0.0) {
-            return Err(bad(format!("lexical length {}", t.length)));
+        if !(t.length().is_finite() && t.length() >= 0.0) {
+            return Err(bad(format!("lexical length {}", t.length())));
         }
-        for (k, (term, tf)) in t.terms.iter().enumerate() {
+        let mut previous: Option<&str> = None;
+        for (term, tf) in t.iter() {
             if term.is_empty() || term.len() > MAX_TERM_BYTES {
                 return Err(bad(format!(
                     "a lexical term of {} bytes (1 to {MAX_TERM_BYTES})",
                     term.len()
                 )));
             }
-            if !(tf.is_finite() && *tf > 0.0) {
+            if !(tf.is_finite() && tf > 0.0) {
                 return Err(bad(format!("term frequency {tf} for {term:?}")));
             }
-            if k > 0 && t.terms[k - 1].0 >= *term {
+            if previous.is_some_and(|p| p.as_bytes() >= term.as_bytes()) {
                 return Err(bad("lexical terms not sorted and distinct".into()));
             }
+            previous = Some(term);
         }
         Ok(())
     }

@@ -97,10 +97,7 @@ fn lexical(seed: u32, i: u32) -> LexicalTerms {
         ("shared".to_owned(), 0.5),
     ];
     terms.sort_by(|a, b| a.0.cmp(&b.0));
-    LexicalTerms {
-        terms,
-        length: 3.0 + i as f32,
-    }
+    LexicalTerms::from_pairs(terms, 3.0 + i as f32)
 }
 
 fn unit(seed: u32, dims: u32) -> Vec<f32> {

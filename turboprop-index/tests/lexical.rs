@@ -33,10 +33,7 @@ fn chunk(i: u32, words: &[&str]) -> NewChunk {
         *tf.entry((*w).to_owned()).or_default() += 1.0;
     }
     NewChunk {
-        lexical: Some(LexicalTerms {
-            terms: tf.into_iter().collect(),
-            length: words.len() as f32,
-        }),
+        lexical: Some(LexicalTerms::from_pairs(tf, words.len() as f32)),
         ..support::chunk(i, vec![1.0, 0.0])
     }
 }
@@ -294,19 +291,13 @@ fn chunks_without_terms_or_bad_terms_are_refused() {
         (vec![("pot", 1.0)], -1.0, "length"),
     ] {
         let mut c = chunk(0, &[]);
-        c.lexical = Some(LexicalTerms {
-            terms: terms.iter().map(|(t, f)| ((*t).to_owned(), *f)).collect(),
-            length,
-        });
+        c.lexical = Some(LexicalTerms::from_pairs(terms, length));
         let err = w.put_file(record("a.rs", 0), vec![c]).expect_err("refused");
         assert!(err.to_string().contains(why), "{why}: {err}");
     }
     let long = "x".repeat(256);
     let mut c = chunk(0, &[]);
-    c.lexical = Some(LexicalTerms {
-        terms: vec![(long, 1.0)],
-        length: 1.0,
-    });
+    c.lexical = Some(LexicalTerms::from_pairs([(long, 1.0)], 1.0));
     assert!(w.put_file(record("a.rs", 0), vec![c]).is_err());
     // Terms for an index without a lexical space.
     let other: Arc<dyn Directory> = Arc::new(MemDirectory::new());

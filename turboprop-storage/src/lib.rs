@@ -68,7 +68,7 @@ pub use open::{check_real_dir, open_beneath, open_regular, read_bounded, EntryKi
 pub use segment::{
     check_space_key, space_file, space_key, ChunkRecord, LexicalForward, LexicalPostings,
     LexicalRow, NewRow, PostingList, SegmentFile, SegmentReader, SegmentSummary, SegmentWriter,
-    SpaceMeta, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN, LENGTHS_FILE,
+    SpaceMeta, TermInterner, CHUNKS_FILE, DF_FILE, FILES_FILE, FILE_RECORD_LEN, LENGTHS_FILE,
     LEXICAL_FORMAT_VERSION, LEXICON_FILE, LEXTEXT_FILE, MAX_TERM_BYTES, METADATA_FILE, PATHS_FILE,
     POSTINGS_FILE, SEGMENT_FORMAT_VERSION, SPACES_FORMAT_VERSION, SYMBOLS_FILE,
     SYMBOLS_FORMAT_VERSION, SYMTEXT_FILE, TERMS_FILE, VECTORS_FILE,

@@ -57,7 +57,9 @@ mod tests_symbols;
 mod v1;
 mod writer;
 
-pub use lexical::{LexicalForward, LexicalPostings, LexicalRow, PostingList, MAX_TERM_BYTES};
+pub use lexical::{
+    LexicalForward, LexicalPostings, LexicalRow, PostingList, TermInterner, MAX_TERM_BYTES,
+};
 pub use reader::SegmentReader;
 pub use records::{ChunkRecord, SegmentFile, FILE_RECORD_LEN};
 pub use writer::{NewRow, SegmentSummary, SegmentWriter};

@@ -246,15 +246,15 @@ impl Ranker {
         for (i, d) in docs.iter().enumerate() {
             if scheme.analysis == Analysis::Tp {
                 let terms = turboprop_embed::document_terms(&d.text, d.symbol.as_deref());
-                for (t, f) in terms.terms {
+                for (t, f) in terms.iter() {
                     let next = r.ids.len() as u32;
-                    let id = *r.ids.entry(t).or_insert(next);
+                    let id = *r.ids.entry(t.to_owned()).or_insert(next);
                     if id as usize == r.postings.len() {
                         r.postings.push(Vec::new());
                     }
                     r.postings[id as usize].push((i as u32, f));
                 }
-                r.lengths.push(terms.length);
+                r.lengths.push(terms.length());
                 continue;
             }
             let mut tf: HashMap<String, f32> = HashMap::new();

@@ -172,11 +172,11 @@ impl Index {
     /// let mut writer = IndexWriter::open_in(dir.clone(), spec, WriterOptions::default(), || {})?;
     /// for (path, words) in [("pot.rs", vec!["pot", "split"]), ("deck.rs", vec!["deck", "shuffle"])] {
     ///     let hash = ContentHash::of(path.as_bytes());
-    ///     let terms = words.iter().map(|w| (w.to_string(), 1.0)).collect();
+    ///     let terms = LexicalTerms::from_pairs(words.iter().map(|w| (w, 1.0)), 2.0);
     ///     writer.put_file(FileRecord::new(path, 10, 0, hash)?, vec![NewChunk {
     ///         line_start: 1, line_end: 1, byte_start: 0, byte_end: 10, hash,
     ///         vector: vec![1.0, 0.0], terms: vec![], spaces: vec![], symbol: None, kind: None,
-    ///         lexical: Some(LexicalTerms { terms, length: 2.0 }),
+    ///         lexical: Some(terms),
     ///     }])?;
     /// }
     /// writer.commit()?;

@@ -155,7 +155,7 @@ impl IndexWriter {
                         kind: c.kind.as_deref(),
                         lexical: c.lexical.as_ref().map(|l| LexicalRow {
                             terms: pairs,
-                            length: l.length,
+                            length: l.length(),
                         }),
                     });
                     let spaces: Vec<Vec<f32>> = (0..metas.len())
@@ -302,7 +302,7 @@ fn copy_file(
                     reason: format!("lexical terms of {} rows for {}", given.len(), end - first),
                 });
             }
-            given.iter().map(|t| (t.pairs(), t.length)).collect()
+            given.iter().map(|t| (t.pairs(), t.length())).collect()
         }
         Some(Terms::Kept) => {
             let postings = reader.lexical().ok_or_else(|| {

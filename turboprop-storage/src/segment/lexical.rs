@@ -14,7 +14,6 @@
 //! This module holds the row type, the records, the hashing and the writer; `postings` the
 //! reader.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,8 +23,10 @@ use crate::directory::{join_name, Directory};
 use crate::error::{Result, StorageError};
 use crate::table::{TableKind, TableWriter};
 
+mod interner;
 mod postings;
 
+pub use interner::TermInterner;
 pub use postings::{LexicalForward, LexicalPostings, PostingList};
 
 /// The longest exact term a lexical space holds, in bytes of UTF-8.
@@ -114,24 +115,25 @@ fn posting(b: &[u8]) -> (u32, f32) {
     (u32::from_le_bytes(row), f32::from_le_bytes(tf))
 }
 
-/// Starts one row's part of the rows hash of its file: its number of terms (u32 LE). The
-/// terms follow ([`hash_term`]), then its length ([`hash_length`]).
-pub(super) fn hash_count(h: &mut blake3::Hasher, terms: u32) {
-    h.update(&terms.to_le_bytes());
+/// Starts one row's part of the rows hash of its file, in `buf` (the bytes hashed for the
+/// row, one hasher update per row): its number of terms (u32 LE). The terms follow
+/// ([`hash_term`]), then its length ([`hash_length`]).
+pub(super) fn hash_count(buf: &mut Vec<u8>, terms: u32) {
+    buf.extend_from_slice(&terms.to_le_bytes());
 }
 
-/// Adds one term of a row to the rows hash: its length (u16 LE), its bytes and the bits of
-/// its frequency (u32 LE).
-pub(super) fn hash_term(h: &mut blake3::Hasher, term: &[u8], tf: f32) {
+/// Adds one term of a row to the bytes hashed: its length (u16 LE), its bytes and the bits
+/// of its frequency (u32 LE).
+pub(super) fn hash_term(buf: &mut Vec<u8>, term: &[u8], tf: f32) {
     // Terms are at most MAX_TERM_BYTES long (checked before hashing).
-    h.update(&u16::try_from(term.len()).unwrap_or(u16::MAX).to_le_bytes());
-    h.update(term);
-    h.update(&tf.to_bits().to_le_bytes());
+    buf.extend_from_slice(&u16::try_from(term.len()).unwrap_or(u16::MAX).to_le_bytes());
+    buf.extend_from_slice(term);
+    buf.extend_from_slice(&tf.to_bits().to_le_bytes());
 }
 
-/// Ends one row's part of the rows hash: the bits of its length (u32 LE).
-pub(super) fn hash_length(h: &mut blake3::Hasher, length: f32) {
-    h.update(&length.to_bits().to_le_bytes());
+/// Ends one row's part of the bytes hashed: the bits of its length (u32 LE).
+pub(super) fn hash_length(buf: &mut Vec<u8>, length: f32) {
+    buf.extend_from_slice(&length.to_bits().to_le_bytes());
 }
 
 /// Checks the lexical terms of chunk `chunk` of `file`, to be written into the segment
@@ -184,8 +186,12 @@ pub(super) struct LexicalWriter<'a> {
     text: TableWriter<'a>,
     postings: TableWriter<'a>,
     lengths: TableWriter<'a>,
-    /// Each term's (row, tf) postings so far, rows increasing.
-    terms: HashMap<Box<str>, Vec<(u32, f32)>>,
+    /// The distinct terms so far.
+    terms: TermInterner,
+    /// Each term's (row, tf) postings so far, rows increasing, by term id.
+    postings_of: Vec<Vec<(u32, f32)>>,
+    /// The bytes of one row's part of the rows hash.
+    hashed: Vec<u8>,
     /// Postings so far.
     count: u64,
     /// The sum of the rows' lengths so far, in row order.
@@ -204,7 +210,9 @@ impl<'a> LexicalWriter<'a> {
             text: table(LEXTEXT_FILE, TableKind::LexText)?,
             postings: table(POSTINGS_FILE, TableKind::Postings)?,
             lengths: table(LENGTHS_FILE, TableKind::Lengths)?,
-            terms: HashMap::new(),
+            terms: TermInterner::new(),
+            postings_of: Vec::new(),
+            hashed: Vec::new(),
             count: 0,
             total_length: 0.0,
         })
@@ -232,17 +240,29 @@ impl<'a> LexicalWriter<'a> {
             ));
         }
         self.count = count;
-        hash_count(h, u32::try_from(lexical.terms.len()).unwrap_or(u32::MAX));
+        let hashed = &mut self.hashed;
+        hashed.clear();
+        hash_count(
+            hashed,
+            u32::try_from(lexical.terms.len()).unwrap_or(u32::MAX),
+        );
         for &(term, tf) in lexical.terms {
-            match self.terms.get_mut(term) {
-                Some(list) => list.push((row, tf)),
-                None => {
-                    self.terms.insert(term.into(), vec![(row, tf)]);
-                }
+            let (id, new) = self.terms.intern(term).ok_or_else(|| {
+                StorageError::corrupt(
+                    self.dir.join(LEXTEXT_FILE),
+                    "more than 2^32 bytes of terms in one segment",
+                )
+            })?;
+            if new {
+                self.postings_of.push(Vec::new());
             }
-            hash_term(h, term.as_bytes(), tf);
+            if let Some(list) = self.postings_of.get_mut(id as usize) {
+                list.push((row, tf));
+            }
+            hash_term(hashed, term.as_bytes(), tf);
         }
-        hash_length(h, lexical.length);
+        hash_length(hashed, lexical.length);
+        h.update(hashed);
         self.lengths.push(&lexical.length.to_le_bytes())?;
         self.total_length += f64::from(lexical.length);
         Ok(())
@@ -258,13 +278,15 @@ impl<'a> LexicalWriter<'a> {
             mut postings,
             lengths,
             terms,
+            postings_of,
             count,
             total_length,
+            ..
         } = self;
-        let mut terms: Vec<_> = terms.into_iter().collect();
-        terms.sort_unstable_by(|(a, _), (b, _): &(Box<str>, _)| a.as_bytes().cmp(b.as_bytes()));
         let mut records = Vec::new();
-        for (term, list) in &terms {
+        for id in terms.sorted_ids() {
+            let term = terms.get(id);
+            let list = postings_of.get(id as usize).map_or(&[][..], Vec::as_slice);
             let too_big = |what: &str| {
                 StorageError::corrupt(dir.join(LEXICON_FILE), format!("more than 2^32 {what}"))
             };

@@ -545,20 +545,27 @@ impl LexicalPostings {
         h: &mut blake3::Hasher,
     ) -> Result<()> {
         let inverted = self.inverted()?;
+        let mut hashed = Vec::new();
         for row in rows {
             let entries = inverted.row(row);
             let count = u32::try_from(entries.len()).map_err(|_| {
                 StorageError::corrupt(self.postings.path(), "too many terms in one row")
             })?;
-            hash_count(h, count);
+            hashed.clear();
+            hash_count(&mut hashed, count);
             for &(ordinal, tf) in entries {
                 let ordinal = ordinal as usize;
-                hash_term(h, self.text_of(ordinal, &self.record(ordinal)?)?, tf);
+                hash_term(
+                    &mut hashed,
+                    self.text_of(ordinal, &self.record(ordinal)?)?,
+                    tf,
+                );
             }
             let length = self.length(row).ok_or_else(|| {
                 StorageError::corrupt(self.lengths.path(), format!("no length for row {row}"))
             })?;
-            hash_length(h, length);
+            hash_length(&mut hashed, length);
+            h.update(&hashed);
         }
         Ok(())
     }
