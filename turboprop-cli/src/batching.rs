@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::indexer::Work;
+use crate::groups::Work;
 
 /// Bytes embedded per second so far: sizes the next group of files.
 pub(crate) struct Speed {

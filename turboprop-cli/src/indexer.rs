@@ -3,42 +3,26 @@
 //! index` runs one; `tp watch` and `tp mcp` run one each time files change, with the models
 //! kept loaded. What an update has to say (warnings, progress) goes to a [`Report`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 use turboprop_embed::{BuiltinEmbedder, LEXICAL_ID};
 use turboprop_index::{
-    BaseState, Diff, FileStatus, IndexSpec, IndexWriter, Lacking, LockWait, ModelGuard, NewChunk,
+    BaseState, Diff, FileStatus, IndexSpec, IndexWriter, Lacking, LockWait, ModelGuard,
     ScannedFile, WriterOptions,
 };
 use turboprop_storage::IndexDir;
-use turboprop_types::{
-    ChunkMethod, ChunkingConfig, Embedder, FileRecord, IndexConfig, LexicalTerms,
-};
+use turboprop_types::{ChunkMethod, ChunkingConfig, Embedder, FileRecord, IndexConfig};
 
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
-use crate::chunking::{read_and_chunk, Read};
-use crate::discover::{discover, Candidate, DiscoverOptions, SkipReason};
+use crate::discover::{discover, DiscoverOptions};
+use crate::groups::{embed_group, Embedders, Group, Reuse, Tally, Work};
 use crate::models;
 use crate::repo::{explain, Repo};
-
-/// What happened to one file that had to be read.
-enum Outcome {
-    /// New or changed content: its chunks, embedded.
-    Embedded(FileRecord, Vec<NewChunk>),
-    /// Unchanged content whose segment lacks the model's space or the exact lexical space:
-    /// its chunks' vectors in the spec's additional spaces (`[space][chunk]`) and their
-    /// lexical terms.
-    Filled(FileRecord, Vec<Vec<Vec<f32>>>, Vec<LexicalTerms>),
-    /// Stat changed, content did not.
-    Touched(FileRecord),
-    /// Could not be indexed now.
-    Skipped(SkipReason),
-}
 
 /// The largest `max_filesize` a repository's own `config.yaml` may set; only the user's
 /// `--max-filesize` goes higher.
@@ -281,14 +265,6 @@ fn guard(e: &dyn Embedder) -> Result<ModelGuard> {
     })
 }
 
-/// The embedders of an update: the built-in lexical one (the primary space) and the
-/// transformer model of the additional space, if the index has one.
-#[derive(Clone, Copy)]
-struct Embedders<'a> {
-    lexical: &'a dyn Embedder,
-    model: Option<&'a dyn Embedder>,
-}
-
 /// What one update did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
@@ -382,8 +358,7 @@ fn update(
     // The file records are read (and checked) here, the first time anything needs them.
     let base_files: Vec<FileRecord> = match writer.base().map(|b| b.files()) {
         Some(Ok(files)) => files.cloned().collect(),
-        Some(Err(e)) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
-        Some(Err(e)) => return Err(explain(e, &repo.index_dir)),
+        Some(Err(e)) => return Err(writer_error(e, &repo.index_dir)),
         None => Vec::new(),
     };
     let diff = Diff::new(&base_files, &scanned);
@@ -391,14 +366,12 @@ fn update(
     // Files whose segment lacks the model's space (the model was just added, or a run that
     // added it was interrupted) or the exact lexical space (an index from before it): what
     // they have is kept, only what they lack is made.
-    let lacking: HashMap<String, Lacking> = match writer.files_lacking() {
-        Ok(files) => files
-            .into_iter()
-            .map(|(f, l)| (f.path().to_owned(), l))
-            .collect(),
-        Err(e) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
-        Err(e) => return Err(explain(e, &repo.index_dir)),
-    };
+    let lacking: HashMap<String, Lacking> = writer
+        .files_lacking()
+        .map_err(|e| writer_error(e, &repo.index_dir))?
+        .into_iter()
+        .map(|(f, l)| (f.path().to_owned(), l))
+        .collect();
     let mut work: Vec<Work<'_>> = Vec::new();
     for (c, status) in found.files.iter().zip(&diff.status) {
         let fill = lacking.get(&c.rel_path).copied();
@@ -425,13 +398,9 @@ fn update(
     }
 
     let commit = |writer: &mut IndexWriter| {
-        writer.commit_and_continue().map_err(|e| {
-            if e.is_damage() {
-                anyhow::Error::new(e).context(Damaged)
-            } else {
-                explain(e, &repo.index_dir)
-            }
-        })
+        writer
+            .commit_and_continue()
+            .map_err(|e| writer_error(e, &repo.index_dir))
     };
     let total_bytes: u64 = work.iter().map(|(c, _, _)| c.size).sum();
     report.planned(work.len(), total_bytes);
@@ -441,58 +410,78 @@ fn update(
     let mut commits = 0u64;
     let mut last_commit = Instant::now();
     let mut rest = &work[..];
-    while !rest.is_empty() {
-        let take = policy.group_len(rest, speed.bytes_per_second());
-        let (group, tail) = rest.split_at(take);
-        rest = tail;
-        let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
-        // A changed file's chunks that did not change keep their model vectors: only
-        // the chunks that changed go through the model (the lexical vectors, cheap, are
-        // always made again: they also give the chunk's terms).
-        let reuse = match embedders.model {
-            Some(_) => {
-                let changed: HashSet<&str> = group
-                    .iter()
-                    .filter(|(_, stored, fill)| stored.is_some() && fill.is_none())
-                    .map(|(c, _, _)| c.rel_path.as_str())
-                    .collect();
-                match writer.reusable_vectors(&changed) {
-                    Ok(r) => r,
-                    Err(e) if e.is_damage() => return Err(anyhow::Error::new(e).context(Damaged)),
-                    Err(e) => return Err(explain(e, &repo.index_dir)),
+    // Groups are read and embedded on a thread of their own, up to GROUPS_AHEAD ahead of
+    // the writer: while this thread records a group and commits, the next ones are being
+    // read, so a commit (which writes a segment and may merge others) no longer leaves the
+    // cores idle. Groups come back in the order they were made; what is committed, and
+    // when, is as before.
+    std::thread::scope(|scope| -> Result<()> {
+        let (todo, todo_rx) = mpsc::sync_channel::<(&[Work<'_>], Reuse)>(GROUPS_AHEAD);
+        let (done_tx, done) = mpsc::sync_channel::<Result<Group<'_>>>(GROUPS_AHEAD);
+        let opts = &opts;
+        scope.spawn(move || {
+            for (group, reuse) in todo_rx {
+                let embedded = embed_group(group, chunking, embedders, opts, &reuse);
+                let failed = embedded.is_err();
+                if done_tx.send(embedded).is_err() || failed {
+                    break;
                 }
             }
-            None => Reuse::new(),
-        };
-        let embedded = embed_group(group, chunking, embedders, &opts, &reuse)?;
-        reused += embedded.reused;
-        for note in &embedded.notes {
-            report.detail(note);
-        }
-        speed.bytes += bytes;
-        let first = speed.chunks == 0;
-        speed.chunks += embedded.chunks;
-        report.advanced(group.len(), bytes, embedded.chunks);
-        if first {
-            if let (Some(m), Some(bps)) = (embedders.model, speed.bytes_per_second()) {
-                let left: u64 = rest.iter().map(|(c, _, _)| c.size).sum();
-                let cps = speed.chunks_per_second();
-                if let Some(note) = time_estimate(m.model_id(), left, rest.len(), bps, cps) {
-                    report.note(&note);
+        });
+        // The groups handed out and not yet back, oldest first.
+        let mut in_flight: VecDeque<&[Work<'_>]> = VecDeque::new();
+        loop {
+            while in_flight.len() < GROUPS_AHEAD && !rest.is_empty() {
+                let take = policy.group_len(rest, speed.bytes_per_second());
+                let (group, tail) = rest.split_at(take);
+                rest = tail;
+                let reuse = reusable(&writer, group, embedders.model.is_some())
+                    .map_err(|e| writer_error(e, &repo.index_dir))?;
+                if todo.send((group, reuse)).is_err() {
+                    break;
+                }
+                in_flight.push_back(group);
+            }
+            let Some(group) = in_flight.pop_front() else {
+                break;
+            };
+            let embedded = done
+                .recv()
+                .map_err(|_| anyhow::anyhow!("the thread embedding files stopped"))??;
+            let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
+            reused += embedded.reused;
+            for note in &embedded.notes {
+                report.detail(note);
+            }
+            speed.bytes += bytes;
+            let first = speed.chunks == 0;
+            speed.chunks += embedded.chunks;
+            report.advanced(group.len(), bytes, embedded.chunks);
+            let more = !rest.is_empty() || !in_flight.is_empty();
+            if first {
+                if let (Some(m), Some(bps)) = (embedders.model, speed.bytes_per_second()) {
+                    let left = in_flight.iter().flat_map(|g| g.iter()).chain(rest);
+                    let (files, bytes) =
+                        left.fold((0, 0u64), |(n, b), (c, _, _)| (n + 1, b + c.size));
+                    let cps = speed.chunks_per_second();
+                    if let Some(note) = time_estimate(m.model_id(), bytes, files, bps, cps) {
+                        report.note(&note);
+                    }
+                }
+            }
+            tally.record(&mut writer, embedded, &repo.index_dir, report)?;
+            if more && policy.commit_due(last_commit) {
+                let stats = commit(&mut writer)?;
+                if stats.committed {
+                    commits += 1;
+                    report.committed(stats.generation);
+                    last_commit = Instant::now();
+                    policy.after_commit(commits);
                 }
             }
         }
-        tally.record(&mut writer, embedded, &repo.index_dir, report)?;
-        if !rest.is_empty() && policy.commit_due(last_commit) {
-            let stats = commit(&mut writer)?;
-            if stats.committed {
-                commits += 1;
-                report.committed(stats.generation);
-                last_commit = Instant::now();
-                policy.after_commit(commits);
-            }
-        }
-    }
+        Ok(())
+    })?;
     let stats = commit(&mut writer)?;
     if stats.committed {
         commits += 1;
@@ -517,220 +506,40 @@ fn update(
     })
 }
 
-/// A file to read: its candidate, its indexed record (if any), and what its segment lacks
-/// (a fill, should its content be unchanged).
-pub(crate) type Work<'a> = (&'a Candidate, Option<&'a FileRecord>, Option<Lacking>);
+/// How many groups of files may be read and embedded ahead of the writer. Each holds about
+/// [`crate::batching`]'s two seconds of work, so a commit of up to about that many times two
+/// seconds is hidden behind reading.
+const GROUPS_AHEAD: usize = 3;
 
-/// The outcome of every file of a group.
-struct Group<'a> {
-    outcomes: Vec<(&'a Candidate, bool, Outcome)>,
-    chunks: usize,
-    /// Chunks whose model vectors were reused.
-    reused: usize,
-    /// Why files with a grammar were not cut by it.
-    notes: Vec<String>,
+/// The model vectors `group`'s changed files may keep: a changed file's chunks that did not
+/// change keep their model vectors, and only the chunks that changed go through the model
+/// (the lexical vectors, cheap, are always made again: they also give the chunk's terms).
+/// Computed from the committed base, which holds these files as they were until their new
+/// version is put, so a group may be prepared before the groups ahead of it are committed.
+fn reusable(
+    writer: &IndexWriter,
+    group: &[Work<'_>],
+    model: bool,
+) -> Result<Reuse, turboprop_index::IndexError> {
+    if !model {
+        return Ok(Reuse::new());
+    }
+    let changed: HashSet<&str> = group
+        .iter()
+        .filter(|(_, stored, fill)| stored.is_some() && fill.is_none())
+        .map(|(c, _, _)| c.rel_path.as_str())
+        .collect();
+    writer.reusable_vectors(&changed)
 }
 
-/// Model vectors of indexed chunks, by file and chunk hash (see
-/// `IndexWriter::reusable_vectors`).
-type Reuse = std::collections::HashMap<
-    String,
-    std::collections::HashMap<turboprop_types::ContentHash, Vec<Vec<f32>>>,
->;
-
-/// Reads and chunks the files of a group in parallel, then embeds all their chunks in one
-/// call per model, so the embedders sort and batch chunks across files. Files being filled
-/// are embedded by the model only.
-fn embed_group<'a>(
-    group: &[Work<'a>],
-    chunking: &ChunkingConfig,
-    embedders: Embedders<'_>,
-    opts: &DiscoverOptions,
-    reuse: &Reuse,
-) -> Result<Group<'a>> {
-    let read: Vec<(&Candidate, bool, Read)> = group
-        .par_iter()
-        .map(|&(c, stored, fill)| {
-            Ok((
-                c,
-                stored.is_some(),
-                read_and_chunk(c, stored, fill.is_some(), chunking, opts)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    // Whether a filled file lacks the model's vectors (else only its lexical postings).
-    let needs_model: Vec<bool> = group
-        .iter()
-        .map(|(_, _, fill)| fill.is_some_and(|l| l.spaces))
-        .collect();
-    let notes = read
-        .iter()
-        .filter_map(|(_, _, r)| match r {
-            Read::Chunked { note, .. } => note.clone(),
-            _ => None,
-        })
-        .collect();
-    let texts = |fills: bool| -> Vec<&str> {
-        read.iter()
-            .zip(&needs_model)
-            .flat_map(|((_, _, r), &model)| match r {
-                Read::Chunked { texts, fill, .. } if *fill == fills && (!fills || model) => {
-                    texts.as_slice()
-                }
-                _ => &[],
-            })
-            .map(String::as_str)
-            .collect()
-    };
-    let (new_texts, fill_texts) = (texts(false), texts(true));
-    // Per new chunk (in the order of `new_texts`): its kept model vectors, if any.
-    let kept: Vec<Option<&Vec<Vec<f32>>>> = read
-        .iter()
-        .flat_map(|(c, _, r)| match r {
-            Read::Chunked {
-                chunks,
-                fill: false,
-                ..
-            } => {
-                // Kept by the chunk's own bytes. A piece of a split definition is embedded
-                // with its enclosing signatures too, which are not part of that check: a
-                // renamed class keeps its methods' model vectors until they change (their
-                // lexical vectors are always made afresh).
-                let of_file = reuse.get(&c.rel_path);
-                chunks
-                    .iter()
-                    .map(|ch| of_file.and_then(|m| m.get(&ch.hash)))
-                    .collect::<Vec<_>>()
-            }
-            _ => Vec::new(),
-        })
-        .collect();
-    let to_embed: Vec<&str> = new_texts
-        .iter()
-        .zip(&kept)
-        .filter(|(_, k)| k.is_none())
-        .map(|(t, _)| *t)
-        .collect();
-    let reused = new_texts.len() - to_embed.len();
-    let context = || match group.first() {
-        Some((c, _, _)) if group.len() > 1 => format!(
-            "cannot embed {} and {} other files",
-            c.rel_path,
-            group.len() - 1
-        ),
-        Some((c, _, _)) => format!("cannot embed {}", c.rel_path),
-        None => "cannot embed".to_owned(),
-    };
-    let check = |e: &dyn Embedder, got: usize, want: usize| {
-        if got == want {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(
-                "model {} returned {got} vectors for {want} chunks",
-                e.model_id()
-            ))
-        }
-    };
-    let lexical = embedders
-        .lexical
-        .embed_documents_with_terms(&new_texts)
-        .with_context(context)?;
-    check(embedders.lexical, lexical.len(), new_texts.len())?;
-    // The model embeds new (not kept) and filled chunks in one call.
-    let model = match embedders.model {
-        Some(m) => {
-            let all: Vec<&str> = to_embed.iter().chain(&fill_texts).copied().collect();
-            let v = m.embed_documents(&all).with_context(context)?;
-            check(m, v.len(), all.len())?;
-            Some(v)
-        }
-        None => None,
-    };
-    let (mut model_new, mut model_fill) = match model {
-        Some(mut v) => {
-            let fill = v.split_off(to_embed.len());
-            (Some(v.into_iter()), Some(fill.into_iter()))
-        }
-        None => (None, None),
-    };
-    let mut kept = kept.into_iter();
-    let mut lexical = lexical.into_iter();
-    let chunks = new_texts.len() + fill_texts.len();
-    let outcomes = read
-        .into_iter()
-        .zip(group)
-        .map(|((c, was_indexed, r), &(_, _, lacks))| {
-            let outcome = match r {
-                Read::Touched(record) => Outcome::Touched(record),
-                Read::Skipped(reason) => Outcome::Skipped(reason),
-                Read::Chunked {
-                    record,
-                    chunks,
-                    texts,
-                    fill: true,
-                    ..
-                } => {
-                    let lacks = lacks.unwrap_or(Lacking {
-                        spaces: true,
-                        lexical: true,
-                    });
-                    // Empty vectors or terms: the segment's own are kept.
-                    let vectors = match model_fill.as_mut() {
-                        Some(m) if lacks.spaces => vec![m.by_ref().take(texts.len()).collect()],
-                        _ => Vec::new(),
-                    };
-                    let lexical = if lacks.lexical {
-                        chunks.into_iter().filter_map(|c| c.lexical).collect()
-                    } else {
-                        Vec::new()
-                    };
-                    Outcome::Filled(record, vectors, lexical)
-                }
-                Read::Chunked {
-                    record,
-                    chunks,
-                    texts,
-                    fill: false,
-                    ..
-                } => {
-                    let n = texts.len();
-                    let spaces: Vec<Vec<Vec<f32>>> = match model_new.as_mut() {
-                        Some(m) => kept
-                            .by_ref()
-                            .take(n)
-                            .map(|k| match k {
-                                Some(v) => v.clone(),
-                                None => m.next().into_iter().collect(),
-                            })
-                            .collect(),
-                        None => {
-                            kept.by_ref().take(n).for_each(drop);
-                            vec![Vec::new(); n]
-                        }
-                    };
-                    let chunks = chunks
-                        .into_iter()
-                        .zip(lexical.by_ref().take(n))
-                        .zip(spaces)
-                        .map(|((c, (vector, terms)), spaces)| NewChunk {
-                            vector,
-                            terms,
-                            spaces,
-                            ..c
-                        })
-                        .collect();
-                    Outcome::Embedded(record, chunks)
-                }
-            };
-            (c, was_indexed, outcome)
-        })
-        .collect();
-    Ok(Group {
-        outcomes,
-        chunks,
-        reused,
-        notes,
-    })
+/// An index writer's error as `tp index` reports it: damage marked as such (the update is
+/// retried as a rebuild), anything else explained.
+fn writer_error(e: turboprop_index::IndexError, index_dir: &std::path::Path) -> anyhow::Error {
+    if e.is_damage() {
+        anyhow::Error::new(e).context(Damaged)
+    } else {
+        explain(e, index_dir)
+    }
 }
 
 /// What the update adds to indexed files that lack a space of the spec (`filling`, one
@@ -750,65 +559,4 @@ fn filling_note(filling: &[Lacking], model: Option<&dyn Embedder>) -> String {
         what.join(" and "),
         filling.len()
     )
-}
-
-/// Counts of what an update did, summed over its groups.
-#[derive(Default)]
-struct Tally {
-    new: usize,
-    changed: usize,
-    chunks: usize,
-    touched: usize,
-    skipped: usize,
-    filled: usize,
-    filled_lexical: usize,
-}
-
-impl Tally {
-    /// Hands a group's outcomes to the writer, counting them.
-    fn record(
-        &mut self,
-        writer: &mut IndexWriter,
-        group: Group<'_>,
-        index_dir: &std::path::Path,
-        report: &dyn Report,
-    ) -> Result<()> {
-        for (c, was_indexed, out) in group.outcomes {
-            match out {
-                Outcome::Embedded(record, new_chunks) => {
-                    if was_indexed {
-                        self.changed += 1;
-                    } else {
-                        self.new += 1;
-                    }
-                    self.chunks += new_chunks.len();
-                    writer
-                        .put_file(record, new_chunks)
-                        .map_err(|e| explain(e, index_dir))?;
-                }
-                Outcome::Filled(record, vectors, lexical) => {
-                    self.filled += 1;
-                    if vectors.is_empty() {
-                        self.filled_lexical += 1;
-                    }
-                    self.chunks += vectors.first().map_or(lexical.len(), Vec::len);
-                    writer
-                        .fill_file(record, vectors, lexical)
-                        .map_err(|e| explain(e, index_dir))?;
-                }
-                Outcome::Touched(record) => {
-                    self.touched += 1;
-                    writer.touch_file(record);
-                }
-                Outcome::Skipped(reason) => {
-                    self.skipped += 1;
-                    report.warn(&format!("skipped {}: {reason}", c.rel_path));
-                    if was_indexed {
-                        writer.remove_file(&c.rel_path);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }

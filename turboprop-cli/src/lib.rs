@@ -31,6 +31,7 @@ mod benchmark_cmd;
 mod chunking;
 mod discover;
 pub mod escape;
+mod groups;
 mod index_cmd;
 mod indexer;
 mod live;

@@ -262,7 +262,7 @@ impl<'a> TableWriter<'a> {
         out.finish()?;
         // Read back what the directory now holds and check it before the table can be
         // published.
-        let table = Table::open(dir, &name, kind, ReadMode::Heap)?;
+        let table = Table::open(dir, &name, kind, ReadMode::Mmap)?;
         table.verify()?;
         crate::failpoint::check("table:verify", &path)?;
         Ok(header)

@@ -24,9 +24,11 @@ use crate::error::{Result, StorageError};
 use crate::table::{TableKind, TableWriter};
 
 mod interner;
+mod inversion;
 mod postings;
 
 pub use interner::TermInterner;
+use inversion::Inversion;
 pub use postings::{LexicalForward, LexicalPostings, PostingList};
 
 /// The longest exact term a lexical space holds, in bytes of UTF-8.
@@ -186,10 +188,8 @@ pub(super) struct LexicalWriter<'a> {
     text: TableWriter<'a>,
     postings: TableWriter<'a>,
     lengths: TableWriter<'a>,
-    /// The distinct terms so far.
-    terms: TermInterner,
-    /// Each term's (row, tf) postings so far, rows increasing, by term id.
-    postings_of: Vec<Vec<(u32, f32)>>,
+    /// The postings so far.
+    inversion: Inversion,
     /// The bytes of one row's part of the rows hash.
     hashed: Vec<u8>,
     /// Postings so far.
@@ -210,8 +210,7 @@ impl<'a> LexicalWriter<'a> {
             text: table(LEXTEXT_FILE, TableKind::LexText)?,
             postings: table(POSTINGS_FILE, TableKind::Postings)?,
             lengths: table(LENGTHS_FILE, TableKind::Lengths)?,
-            terms: TermInterner::new(),
-            postings_of: Vec::new(),
+            inversion: Inversion::new(),
             hashed: Vec::new(),
             count: 0,
             total_length: 0.0,
@@ -247,18 +246,7 @@ impl<'a> LexicalWriter<'a> {
             u32::try_from(lexical.terms.len()).unwrap_or(u32::MAX),
         );
         for &(term, tf) in lexical.terms {
-            let (id, new) = self.terms.intern(term).ok_or_else(|| {
-                StorageError::corrupt(
-                    self.dir.join(LEXTEXT_FILE),
-                    "more than 2^32 bytes of terms in one segment",
-                )
-            })?;
-            if new {
-                self.postings_of.push(Vec::new());
-            }
-            if let Some(list) = self.postings_of.get_mut(id as usize) {
-                list.push((row, tf));
-            }
+            self.inversion.push(term, row, tf);
             hash_term(hashed, term.as_bytes(), tf);
         }
         hash_length(hashed, lexical.length);
@@ -277,16 +265,14 @@ impl<'a> LexicalWriter<'a> {
             mut text,
             mut postings,
             lengths,
-            terms,
-            postings_of,
+            inversion,
             count,
             total_length,
             ..
         } = self;
         let mut records = Vec::new();
-        for id in terms.sorted_ids() {
-            let term = terms.get(id);
-            let list = postings_of.get(id as usize).map_or(&[][..], Vec::as_slice);
+        let mut terms = 0u64;
+        inversion.drain(|term, list| {
             let too_big = |what: &str| {
                 StorageError::corrupt(dir.join(LEXICON_FILE), format!("more than 2^32 {what}"))
             };
@@ -305,9 +291,11 @@ impl<'a> LexicalWriter<'a> {
             }
             postings.push_records(&records)?;
             lexicon.push(&record.encode())?;
-        }
+            terms += 1;
+            Ok::<(), StorageError>(())
+        })?;
         let meta = LexicalMeta {
-            terms: terms.len() as u64,
+            terms,
             postings: count,
             total_length,
         };

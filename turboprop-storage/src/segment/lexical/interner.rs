@@ -42,6 +42,13 @@ impl TermInterner {
         TermInterner::default()
     }
 
+    /// Forgets every term, keeping the memory for the next ones.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+        self.table.clear();
+    }
+
     /// The id of `term`, and whether it was new; `None` for a new term that does not fit (4
     /// GiB of text in all, or 2^32 terms).
     pub fn intern(&mut self, term: &str) -> Option<(u32, bool)> {
