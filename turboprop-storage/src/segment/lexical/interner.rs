@@ -42,6 +42,16 @@ impl TermInterner {
         TermInterner::default()
     }
 
+    /// No terms yet, with room for `terms` distinct terms of `bytes` bytes in all.
+    pub fn with_capacity(terms: usize, bytes: usize) -> TermInterner {
+        TermInterner {
+            text: String::with_capacity(bytes),
+            spans: Vec::with_capacity(terms),
+            table: HashTable::with_capacity(terms),
+            hasher: RandomState::default(),
+        }
+    }
+
     /// Forgets every term, keeping the memory for the next ones.
     pub fn clear(&mut self) {
         self.text.clear();
