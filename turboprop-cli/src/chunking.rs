@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result};
 use turboprop_chunk::{chunk_file, windows_only, Chunked, ChunkerConfig, CHUNKER_VERSION};
-use turboprop_embed::document_terms;
+use turboprop_embed::{document_terms, BuiltinEmbedder};
 use turboprop_index::{Confirmed, Diff, NewChunk};
 use turboprop_types::{ChunkMethod, ChunkingConfig, ContentHash, FileRecord};
 
@@ -62,8 +62,9 @@ fn chunker(config: &ChunkingConfig) -> ChunkerConfig {
 
 /// A file after reading, before embedding.
 pub(crate) enum Read {
-    /// New or changed content (or unchanged content to fill): its chunks (vectors still
-    /// empty) and their texts.
+    /// New or changed content (or unchanged content to fill): its chunks (new content's with
+    /// their lexical vectors and exact terms, the model's vectors still empty) and their
+    /// texts.
     Chunked {
         record: FileRecord,
         chunks: Vec<NewChunk>,
@@ -81,14 +82,17 @@ pub(crate) enum Read {
 }
 
 /// Reads the file of `c` (indexed as `stored`, if it was) and cuts it as `chunking` says: its
-/// new chunks with the texts to embed, or only its new stat when the content is unchanged and
-/// no `fill` is asked for.
+/// new chunks with the texts for the model, or only its new stat when the content is
+/// unchanged and no `fill` is asked for. New content's chunks come with their `lexical`
+/// vectors and exact terms (one pass of the analysis over each text, here in the parallel
+/// reading, as they need no model); content kept and filled, with its exact terms only.
 pub(crate) fn read_and_chunk(
     c: &Candidate,
     stored: Option<&FileRecord>,
     fill: bool,
     chunking: &ChunkingConfig,
     opts: &DiscoverOptions,
+    lexical: &BuiltinEmbedder,
 ) -> Result<Read> {
     let source = match read_source(c, opts) {
         Ok(s) => s,
@@ -110,20 +114,26 @@ pub(crate) fn read_and_chunk(
         .chunks
         .iter()
         .zip(&texts)
-        .map(|(ch, text)| NewChunk {
-            // The exact lexical space's terms: made here, in the parallel reading, as they
-            // need no model.
-            lexical: Some(document_terms(text, ch.symbol.as_deref())),
-            line_start: ch.line_start,
-            line_end: ch.line_end,
-            byte_start: ch.bytes.start as u64,
-            byte_end: ch.bytes.end as u64,
-            hash: ContentHash::of(&source.bytes[ch.bytes.clone()]),
-            vector: Vec::new(),
-            terms: Vec::new(),
-            spaces: Vec::new(),
-            symbol: ch.symbol.clone(),
-            kind: ch.kind.map(str::to_owned),
+        .map(|(ch, text)| {
+            let symbol = ch.symbol.as_deref();
+            let (vector, terms, exact) = if same {
+                (Vec::new(), Vec::new(), document_terms(text, symbol))
+            } else {
+                lexical.embed_document_with_lexical(text, symbol)
+            };
+            NewChunk {
+                lexical: Some(exact),
+                line_start: ch.line_start,
+                line_end: ch.line_end,
+                byte_start: ch.bytes.start as u64,
+                byte_end: ch.bytes.end as u64,
+                hash: ContentHash::of(&source.bytes[ch.bytes.clone()]),
+                vector,
+                terms,
+                spaces: Vec::new(),
+                symbol: ch.symbol.clone(),
+                kind: ch.kind.map(str::to_owned),
+            }
         })
         .collect();
     Ok(Read::Chunked {

@@ -1,9 +1,10 @@
-//! How `tp index` turns a group of files into what the index writer takes: read and cut in
-//! parallel, embedded by the built-in lexical embedder and the model in one call each
+//! How `tp index` turns a group of files into what the index writer takes: read, cut and
+//! given their lexical vectors and exact terms in parallel, embedded by the model in one call
 //! ([`embed_group`]), then handed to the writer file by file ([`Tally::record`]).
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
+use turboprop_embed::BuiltinEmbedder;
 use turboprop_index::{IndexWriter, Lacking, NewChunk};
 use turboprop_types::{ChunkingConfig, Embedder, FileRecord, LexicalTerms};
 
@@ -26,11 +27,12 @@ pub(crate) enum Outcome {
     Skipped(SkipReason),
 }
 
-/// The embedders of an update: the built-in lexical one (the primary space) and the
-/// transformer model of the additional space, if the index has one.
+/// The embedders of an update: the built-in lexical one (the primary space, used as the
+/// files are read: see `read_and_chunk`) and the transformer model of the additional space,
+/// if the index has one.
 #[derive(Clone, Copy)]
 pub(crate) struct Embedders<'a> {
-    pub(crate) lexical: &'a dyn Embedder,
+    pub(crate) lexical: &'a BuiltinEmbedder,
     pub(crate) model: Option<&'a dyn Embedder>,
 }
 
@@ -55,9 +57,10 @@ pub(crate) type Reuse = std::collections::HashMap<
     std::collections::HashMap<turboprop_types::ContentHash, Vec<Vec<f32>>>,
 >;
 
-/// Reads and chunks the files of a group in parallel, then embeds all their chunks in one
-/// call per model, so the embedders sort and batch chunks across files. Files being filled
-/// are embedded by the model only.
+/// Reads and chunks the files of a group in parallel (each chunk of new content with its
+/// lexical vector and exact terms from one pass of the analysis), then embeds all their
+/// chunks in one call to the model, so it sorts and batches chunks across files. Files being
+/// filled are embedded by the model only.
 pub(crate) fn embed_group<'a>(
     group: &[Work<'a>],
     chunking: &ChunkingConfig,
@@ -71,7 +74,7 @@ pub(crate) fn embed_group<'a>(
             Ok((
                 c,
                 stored.is_some(),
-                read_and_chunk(c, stored, fill.is_some(), chunking, opts)?,
+                read_and_chunk(c, stored, fill.is_some(), chunking, opts, embedders.lexical)?,
             ))
         })
         .collect::<Result<_>>()?;
@@ -148,11 +151,6 @@ pub(crate) fn embed_group<'a>(
             ))
         }
     };
-    let lexical = embedders
-        .lexical
-        .embed_documents_with_terms(&new_texts)
-        .with_context(context)?;
-    check(embedders.lexical, lexical.len(), new_texts.len())?;
     // The model embeds new (not kept) and filled chunks in one call.
     let model = match embedders.model {
         Some(m) => {
@@ -171,7 +169,6 @@ pub(crate) fn embed_group<'a>(
         None => (None, None),
     };
     let mut kept = kept.into_iter();
-    let mut lexical = lexical.into_iter();
     let chunks = new_texts.len() + fill_texts.len();
     let outcomes = read
         .into_iter()
@@ -227,14 +224,8 @@ pub(crate) fn embed_group<'a>(
                     };
                     let chunks = chunks
                         .into_iter()
-                        .zip(lexical.by_ref().take(n))
                         .zip(spaces)
-                        .map(|((c, (vector, terms)), spaces)| NewChunk {
-                            vector,
-                            terms,
-                            spaces,
-                            ..c
-                        })
+                        .map(|(c, spaces)| NewChunk { spaces, ..c })
                         .collect();
                     Outcome::Embedded(record, chunks)
                 }

@@ -38,8 +38,8 @@ const MAX_PART_LEN: usize = 40;
 /// assert_eq!(words, ["rank", "hand", "card", "card"]);
 /// assert!(terms.contains(&("rankhand".to_string(), TermKind::Compound)));
 /// ```
-pub fn analyze_document(text: &str, emit: impl FnMut(&str, TermKind)) {
-    Walker::new(Mode::Document).run(text, emit);
+pub fn analyze_document(text: &str, mut emit: impl FnMut(&str, TermKind)) {
+    Walker::new(Mode::Document).run(text, |t, k, _| emit(t, k));
 }
 
 /// Calls `emit` with every term of a query: the words as in [`analyze_document`], plus a
@@ -55,12 +55,12 @@ pub fn analyze_document(text: &str, emit: impl FnMut(&str, TermKind)) {
 /// ```
 pub fn analyze_query(text: &str, mut emit: impl FnMut(&str, TermKind)) {
     let mut any = false;
-    Walker::new(Mode::Query).run(text, |t, k| {
+    Walker::new(Mode::Query).run(text, |t, k, _| {
         any = true;
         emit(t, k);
     });
     if !any {
-        Walker::new(Mode::QueryKeepStopwords).run(text, emit);
+        Walker::new(Mode::QueryKeepStopwords).run(text, |t, k, _| emit(t, k));
     }
 }
 
@@ -80,7 +80,15 @@ pub fn analyze_query(text: &str, mut emit: impl FnMut(&str, TermKind)) {
 /// });
 /// assert_eq!(compounds, ["splitpot", "potbetween", "betweentied", "tiedwinner"]);
 /// ```
-pub fn analyze_phrases(text: &str, emit: impl FnMut(&str, TermKind)) {
+pub fn analyze_phrases(text: &str, mut emit: impl FnMut(&str, TermKind)) {
+    Walker::new(Mode::Query).run(text, |t, k, _| emit(t, k));
+}
+
+/// One pass giving both analyses of a document: every term of [`analyze_phrases`], with
+/// whether [`analyze_document`] gives it too (every word, and the compounds of parts of one
+/// identifier; not the compounds across identifiers). `tp index` needs both for each chunk
+/// (the hashed vector and the exact terms), and the text is walked once.
+pub(crate) fn analyze_document_and_phrases(text: &str, emit: impl FnMut(&str, TermKind, bool)) {
     Walker::new(Mode::Query).run(text, emit);
 }
 
@@ -102,6 +110,9 @@ struct Walker {
     compound: String,
     /// Scratch space for the characters of the current identifier.
     chars: Vec<(usize, char)>,
+    /// Whether `prev` is a part of the current identifier (a compound with it is one a
+    /// document's analysis makes too).
+    prev_here: bool,
 }
 
 impl Walker {
@@ -112,10 +123,11 @@ impl Walker {
             prev: String::with_capacity(32),
             compound: String::with_capacity(64),
             chars: Vec::with_capacity(64),
+            prev_here: false,
         }
     }
 
-    fn run(mut self, text: &str, mut emit: impl FnMut(&str, TermKind)) {
+    fn run(mut self, text: &str, mut emit: impl FnMut(&str, TermKind, bool)) {
         let mut start: Option<usize> = None;
         for (i, c) in text.char_indices() {
             if is_ident_char(c) {
@@ -155,10 +167,11 @@ impl Walker {
     }
 
     /// Splits one identifier into parts and emits them and their compounds.
-    fn identifier(&mut self, ident: &str, emit: &mut impl FnMut(&str, TermKind)) {
+    fn identifier(&mut self, ident: &str, emit: &mut impl FnMut(&str, TermKind, bool)) {
         if self.mode == Mode::Document {
             self.prev.clear();
         }
+        self.prev_here = false;
         let mut part_start = 0usize;
         if ident.is_ascii() {
             // Nearly every identifier: its bytes are its characters, no decoding needed.
@@ -204,7 +217,7 @@ impl Walker {
     }
 
     /// Normalizes one raw part and emits it (and the compound with the previous part).
-    fn part_range(&mut self, raw: &str, emit: &mut impl FnMut(&str, TermKind)) {
+    fn part_range(&mut self, raw: &str, emit: &mut impl FnMut(&str, TermKind, bool)) {
         if raw.len() > MAX_PART_LEN {
             self.prev.clear();
             return;
@@ -233,14 +246,15 @@ impl Walker {
             return;
         }
         stem(&mut self.part);
-        emit(&self.part, TermKind::Word);
+        emit(&self.part, TermKind::Word, true);
         if !self.prev.is_empty() {
             self.compound.clear();
             self.compound.push_str(&self.prev);
             self.compound.push_str(&self.part);
-            emit(&self.compound, TermKind::Compound);
+            emit(&self.compound, TermKind::Compound, self.prev_here);
         }
         std::mem::swap(&mut self.prev, &mut self.part);
+        self.prev_here = true;
     }
 }
 

@@ -10,10 +10,11 @@
 //! [`TermStatistics`], so the cosine between query and chunk approximates a BM25 score (up to
 //! hashing collisions and the cosine's own length normalization).
 
-use turboprop_types::{EmbedError, Embedder, TermId, TermStatistics};
+use turboprop_types::{EmbedError, Embedder, LexicalTerms, TermId, TermStatistics};
 
-use crate::analyze::{analyze_document, analyze_query, TermKind};
+use crate::analyze::{analyze_document, analyze_document_and_phrases, analyze_query, TermKind};
 use crate::hash::{slots, term_hash, term_id_of, PROBE_SCALE};
+use crate::lexical::DocumentTerms;
 
 /// The model family; [`BuiltinEmbedder::model_id`] appends the dimension to it.
 pub const MODEL_FAMILY: &str = "builtin-lexical-v1";
@@ -152,6 +153,38 @@ impl BuiltinEmbedder {
         (vector, distinct_ids(&terms))
     }
 
+    /// [`Self::embed_document_with_terms`] and the chunk's exact lexical terms
+    /// ([`crate::document_terms`] of `text` and `symbol`) from one pass over the text: the
+    /// two analyses walk the same words, and `tp index` needs both for every chunk.
+    ///
+    /// ```
+    /// use turboprop_embed::{document_terms, BuiltinEmbedder};
+    ///
+    /// let e = BuiltinEmbedder::new();
+    /// let text = "/// Splits the pot.\nfn split_pot(winners: &[Seat]) {}";
+    /// let (vector, ids, terms) = e.embed_document_with_lexical(text, Some("split_pot"));
+    /// assert_eq!((vector, ids), e.embed_document_with_terms(text));
+    /// assert_eq!(terms, document_terms(text, Some("split_pot")));
+    /// ```
+    pub fn embed_document_with_lexical(
+        &self,
+        text: &str,
+        symbol: Option<&str>,
+    ) -> (Vec<f32>, Vec<TermId>, LexicalTerms) {
+        let mut occurrences: Vec<(u64, f32)> = Vec::new();
+        let mut length = 0u32;
+        let mut lexical = DocumentTerms::for_text(text);
+        analyze_document_and_phrases(text, |term, kind, in_document| {
+            lexical.add(term, kind);
+            if in_document {
+                occur(&mut occurrences, &mut length, term, kind);
+            }
+        });
+        let terms = weigh(occurrences, length);
+        let vector = self.hash_into_vector(terms.iter().map(|t| (t.hash, t.weight)));
+        (vector, distinct_ids(&terms), lexical.finish(symbol))
+    }
+
     /// The weight of every distinct term of a document before hashing, sorted by term id:
     /// the sparse vector that the dense one approximates.
     pub fn document_term_weights(&self, text: &str) -> Vec<(TermId, f32)> {
@@ -187,22 +220,9 @@ impl BuiltinEmbedder {
         let mut occurrences: Vec<(u64, f32)> = Vec::new();
         let mut length = 0u32;
         analyze_document(text, |term, kind| {
-            let tf = match kind {
-                TermKind::Word => {
-                    length += 1;
-                    1.0
-                }
-                TermKind::Compound => DOC_COMPOUND_WEIGHT,
-            };
-            occurrences.push((term_hash(term), tf));
+            occur(&mut occurrences, &mut length, term, kind)
         });
-        let norm = 1.0 - B + B * length as f32 / TYPICAL_LENGTH;
-        group(occurrences)
-            .map(|(hash, tf)| Weighted {
-                hash,
-                weight: tf * (K1 + 1.0) / (tf + K1 * norm),
-            })
-            .collect()
+        weigh(occurrences, length)
     }
 
     /// The distinct terms of a query with their IDF weights.
@@ -258,6 +278,31 @@ impl BuiltinEmbedder {
         }
         v
     }
+}
+
+/// Records one occurrence of a document's term (its hash and term frequency), counting the
+/// words in `length`.
+fn occur(occurrences: &mut Vec<(u64, f32)>, length: &mut u32, term: &str, kind: TermKind) {
+    let tf = match kind {
+        TermKind::Word => {
+            *length += 1;
+            1.0
+        }
+        TermKind::Compound => DOC_COMPOUND_WEIGHT,
+    };
+    occurrences.push((term_hash(term), tf));
+}
+
+/// The distinct terms of a document of `length` words with their BM25-style document
+/// weights.
+fn weigh(occurrences: Vec<(u64, f32)>, length: u32) -> Vec<Weighted> {
+    let norm = 1.0 - B + B * length as f32 / TYPICAL_LENGTH;
+    group(occurrences)
+        .map(|(hash, tf)| Weighted {
+            hash,
+            weight: tf * (K1 + 1.0) / (tf + K1 * norm),
+        })
+        .collect()
 }
 
 /// A distinct term and its weight.
@@ -448,6 +493,24 @@ mod tests {
         (8, 0.3411),
         (11, 0.1628),
     ];
+
+    proptest::proptest! {
+        /// The one-pass analysis `tp index` uses gives exactly what the two analyses give
+        /// on their own: the same vector bits, term ids and exact terms.
+        #[test]
+        fn one_pass_equals_the_two_analyses(
+            text in "([a-zA-Z_]{1,12}|[0-9]{1,3}|[ .,;:()\\[\\]{}\n\"`#/*-]|ÜberGröße|ß|the|self|fn|x{41}){0,60}",
+            symbol in proptest::option::of("[A-Za-z_]{1,10}(::[A-Za-z_]{1,10}){0,2}"),
+        ) {
+            let e = BuiltinEmbedder::new();
+            let (vector, ids, terms) = e.embed_document_with_lexical(&text, symbol.as_deref());
+            let (want_vector, want_ids) = e.embed_document_with_terms(&text);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&vector), bits(&want_vector));
+            proptest::prop_assert_eq!(ids, want_ids);
+            proptest::prop_assert_eq!(terms, crate::document_terms(&text, symbol.as_deref()));
+        }
+    }
 
     #[test]
     fn texts_without_terms_give_zero_vectors() {

@@ -60,49 +60,76 @@ impl LexicalParams {
 /// assert_eq!(doc.length(), 4.0);
 /// ```
 pub fn document_terms(text: &str, symbol: Option<&str>) -> LexicalTerms {
-    // A 40-line window of ~/.cargo/registry/src has 82 distinct terms in 1.4 KB, one per 17
-    // bytes: room for one per 10 bytes, so the table rarely grows.
-    let guess = text.len() / 10 + 16;
-    let mut terms = TermInterner::with_capacity(guess, guess * 8);
-    let mut tf: Vec<f32> = Vec::with_capacity(guess);
-    let mut length = 0u32;
-    let mut add = |term: &str, w: f32| {
-        // A chunk is kilobytes: its distinct terms always fit the interner.
-        if let Some((id, new)) = terms.intern(term) {
-            if new {
-                tf.push(0.0);
-            }
-            if let Some(f) = tf.get_mut(id as usize) {
-                *f += w;
-            }
+    let mut terms = DocumentTerms::for_text(text);
+    analyze_phrases(text, |term, kind| terms.add(term, kind));
+    terms.finish(symbol)
+}
+
+/// A chunk's exact terms as they are gathered: [`document_terms`] from one pass of
+/// [`analyze_phrases`] over the text, which `BuiltinEmbedder::embed_document_with_lexical`
+/// shares with the hashed vector.
+pub(crate) struct DocumentTerms {
+    terms: TermInterner,
+    /// Each term's frequency, by id.
+    tf: Vec<f32>,
+    /// Words so far.
+    length: u32,
+}
+
+impl DocumentTerms {
+    /// Room for the terms of `text`: a 40-line window of ~/.cargo/registry/src has 82
+    /// distinct terms in 1.4 KB, one per 17 bytes; room for one per 10 bytes, so the table
+    /// rarely grows.
+    pub(crate) fn for_text(text: &str) -> DocumentTerms {
+        let guess = text.len() / 10 + 16;
+        DocumentTerms {
+            terms: TermInterner::with_capacity(guess, guess * 8),
+            tf: Vec::with_capacity(guess),
+            length: 0,
         }
-    };
-    analyze_phrases(text, |term, kind| {
+    }
+
+    /// Counts one term of the text's analysis.
+    pub(crate) fn add(&mut self, term: &str, kind: TermKind) {
         let w = match kind {
             TermKind::Word => {
-                length += 1;
+                self.length += 1;
                 1.0
             }
             TermKind::Compound => PHRASE_WEIGHT,
         };
-        add(term, w);
-    });
-    if let Some(symbol) = symbol {
-        analyze_phrases(&symbol.replace("::", " "), |term, kind| {
-            if kind == TermKind::Word {
-                add(term, SYMBOL_WEIGHT);
+        self.count(term, w);
+    }
+
+    fn count(&mut self, term: &str, w: f32) {
+        // A chunk is kilobytes: its distinct terms always fit the interner.
+        if let Some((id, new)) = self.terms.intern(term) {
+            if new {
+                self.tf.push(0.0);
             }
-        });
+            if let Some(f) = self.tf.get_mut(id as usize) {
+                *f += w;
+            }
+        }
     }
-    let mut out = LexicalTerms::new(length as f32);
-    out.reserve(terms.len(), terms.text_len());
-    for id in terms.sorted_ids() {
-        out.push(
-            terms.get(id),
-            tf.get(id as usize).copied().unwrap_or_default(),
-        );
+
+    /// Adds the words of the chunk's symbol path, if any, and gives the terms sorted.
+    pub(crate) fn finish(mut self, symbol: Option<&str>) -> LexicalTerms {
+        if let Some(symbol) = symbol {
+            analyze_phrases(&symbol.replace("::", " "), |term, kind| {
+                if kind == TermKind::Word {
+                    self.count(term, SYMBOL_WEIGHT);
+                }
+            });
+        }
+        let mut out = LexicalTerms::new(self.length as f32);
+        out.reserve(self.terms.len(), self.terms.text_len());
+        for id in self.terms.sorted_ids() {
+            let tf = self.tf.get(id as usize).copied().unwrap_or_default();
+            out.push(self.terms.get(id), tf);
+        }
+        out
     }
-    out
 }
 
 /// The distinct terms of a query with their weights, sorted by term.
