@@ -272,7 +272,13 @@ impl<'a> LexicalWriter<'a> {
         } = self;
         let mut records = Vec::new();
         let mut terms = 0u64;
-        inversion.drain(|term, list| {
+        let full = || {
+            StorageError::corrupt(
+                dir.join(LEXTEXT_FILE),
+                "more than 2^32 bytes of terms in one segment",
+            )
+        };
+        inversion.drain(full, |term, list| {
             let too_big = |what: &str| {
                 StorageError::corrupt(dir.join(LEXICON_FILE), format!("more than 2^32 {what}"))
             };

@@ -88,9 +88,11 @@ impl Inversion {
     }
 
     /// Calls `each` with every distinct term in byte order and its (row, tf) postings in row
-    /// order, stopping at its first error.
+    /// order, stopping at its first error; `full()` is the error for a bucket whose distinct
+    /// terms do not fit an interner (4 GiB of text, more than a segment's whole text may be).
     pub(super) fn drain<E>(
         self,
+        full: impl Fn() -> E,
         mut each: impl FnMut(&str, &[(u32, f32)]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut buckets = self.buckets;
@@ -107,9 +109,8 @@ impl Inversion {
                 let end = at + usize::from(p.len);
                 let term = bucket.text.get(at..end).unwrap_or_default();
                 at = end;
-                // A bucket's distinct terms are far fewer than 2^32 and their text far
-                // below 4 GiB: a segment's whole text is checked against 2^32 bytes.
-                ids.push(terms.intern(term).map_or(u32::MAX, |(id, _)| id));
+                let (id, _) = terms.intern(term).ok_or_else(&full)?;
+                ids.push(id);
             }
             // Counting sort by term id; stable, so each term's rows stay increasing.
             starts.clear();
@@ -170,7 +171,7 @@ mod tests {
                 }
             }
             let mut got: Vec<Inverted> = Vec::new();
-            inv.drain(|term, postings| {
+            inv.drain(|| (), |term, postings| {
                 got.push((term.as_bytes().to_vec(), postings.to_vec()));
                 Ok::<(), ()>(())
             }).expect("drained");
