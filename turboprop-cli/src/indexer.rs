@@ -3,8 +3,7 @@
 //! index` runs one; `tp watch` and `tp mcp` run one each time files change, with the models
 //! kept loaded. What an update has to say (warnings, progress) goes to a [`Report`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::mpsc;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +19,7 @@ use turboprop_types::{ChunkMethod, ChunkingConfig, Embedder, FileRecord, IndexCo
 use crate::args::{parse_size, IndexArgs};
 use crate::batching::{time_estimate, BatchPolicy, Speed};
 use crate::discover::{discover, DiscoverOptions};
-use crate::groups::{embed_group, Embedders, Group, Reuse, Tally, Work};
+use crate::groups::{embed_group, Embedders, Reuse, Tally, Work};
 use crate::models;
 use crate::repo::{explain, Repo};
 
@@ -410,78 +409,42 @@ fn update(
     let mut commits = 0u64;
     let mut last_commit = Instant::now();
     let mut rest = &work[..];
-    // Groups are read and embedded on a thread of their own, up to GROUPS_AHEAD ahead of
-    // the writer: while this thread records a group and commits, the next ones are being
-    // read, so a commit (which writes a segment and may merge others) no longer leaves the
-    // cores idle. Groups come back in the order they were made; what is committed, and
-    // when, is as before.
-    std::thread::scope(|scope| -> Result<()> {
-        let (todo, todo_rx) = mpsc::sync_channel::<(&[Work<'_>], Reuse)>(GROUPS_AHEAD);
-        let (done_tx, done) = mpsc::sync_channel::<Result<Group<'_>>>(GROUPS_AHEAD);
-        let opts = &opts;
-        scope.spawn(move || {
-            for (group, reuse) in todo_rx {
-                let embedded = embed_group(group, chunking, embedders, opts, &reuse);
-                let failed = embedded.is_err();
-                if done_tx.send(embedded).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        // The groups handed out and not yet back, oldest first.
-        let mut in_flight: VecDeque<&[Work<'_>]> = VecDeque::new();
-        loop {
-            while in_flight.len() < GROUPS_AHEAD && !rest.is_empty() {
-                let take = policy.group_len(rest, speed.bytes_per_second());
-                let (group, tail) = rest.split_at(take);
-                rest = tail;
-                let reuse = reusable(&writer, group, embedders.model.is_some())
-                    .map_err(|e| writer_error(e, &repo.index_dir))?;
-                if todo.send((group, reuse)).is_err() {
-                    break;
-                }
-                in_flight.push_back(group);
-            }
-            let Some(group) = in_flight.pop_front() else {
-                break;
-            };
-            let embedded = done
-                .recv()
-                .map_err(|_| anyhow::anyhow!("the thread embedding files stopped"))??;
-            let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
-            reused += embedded.reused;
-            for note in &embedded.notes {
-                report.detail(note);
-            }
-            speed.bytes += bytes;
-            let first = speed.chunks == 0;
-            speed.chunks += embedded.chunks;
-            report.advanced(group.len(), bytes, embedded.chunks);
-            let more = !rest.is_empty() || !in_flight.is_empty();
-            if first {
-                if let (Some(m), Some(bps)) = (embedders.model, speed.bytes_per_second()) {
-                    let left = in_flight.iter().flat_map(|g| g.iter()).chain(rest);
-                    let (files, bytes) =
-                        left.fold((0, 0u64), |(n, b), (c, _, _)| (n + 1, b + c.size));
-                    let cps = speed.chunks_per_second();
-                    if let Some(note) = time_estimate(m.model_id(), bytes, files, bps, cps) {
-                        report.note(&note);
-                    }
-                }
-            }
-            tally.record(&mut writer, embedded, &repo.index_dir, report)?;
-            if more && policy.commit_due(last_commit) {
-                let stats = commit(&mut writer)?;
-                if stats.committed {
-                    commits += 1;
-                    report.committed(stats.generation);
-                    last_commit = Instant::now();
-                    policy.after_commit(commits);
+    while !rest.is_empty() {
+        let take = policy.group_len(rest, speed.bytes_per_second());
+        let (group, tail) = rest.split_at(take);
+        rest = tail;
+        let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
+        let reuse = reusable(&writer, group, embedders.model.is_some())
+            .map_err(|e| writer_error(e, &repo.index_dir))?;
+        let embedded = embed_group(group, chunking, embedders, &opts, &reuse)?;
+        reused += embedded.reused;
+        for note in &embedded.notes {
+            report.detail(note);
+        }
+        speed.bytes += bytes;
+        let first = speed.chunks == 0;
+        speed.chunks += embedded.chunks;
+        report.advanced(group.len(), bytes, embedded.chunks);
+        if first {
+            if let (Some(m), Some(bps)) = (embedders.model, speed.bytes_per_second()) {
+                let left: u64 = rest.iter().map(|(c, _, _)| c.size).sum();
+                let cps = speed.chunks_per_second();
+                if let Some(note) = time_estimate(m.model_id(), left, rest.len(), bps, cps) {
+                    report.note(&note);
                 }
             }
         }
-        Ok(())
-    })?;
+        tally.record(&mut writer, embedded, &repo.index_dir, report)?;
+        if !rest.is_empty() && policy.commit_due(last_commit) {
+            let stats = commit(&mut writer)?;
+            if stats.committed {
+                commits += 1;
+                report.committed(stats.generation);
+                last_commit = Instant::now();
+                policy.after_commit(commits);
+            }
+        }
+    }
     let stats = commit(&mut writer)?;
     if stats.committed {
         commits += 1;
@@ -506,16 +469,9 @@ fn update(
     })
 }
 
-/// How many groups of files may be read and embedded ahead of the writer. Each holds about
-/// [`crate::batching`]'s two seconds of work, so a commit of up to about that many times two
-/// seconds is hidden behind reading.
-const GROUPS_AHEAD: usize = 3;
-
 /// The model vectors `group`'s changed files may keep: a changed file's chunks that did not
 /// change keep their model vectors, and only the chunks that changed go through the model
 /// (the lexical vectors, cheap, are always made again: they also give the chunk's terms).
-/// Computed from the committed base, which holds these files as they were until their new
-/// version is put, so a group may be prepared before the groups ahead of it are committed.
 fn reusable(
     writer: &IndexWriter,
     group: &[Work<'_>],
