@@ -141,22 +141,19 @@ pub(crate) fn embed_group<'a>(
         Some((c, _, _)) => format!("cannot embed {}", c.rel_path),
         None => "cannot embed".to_owned(),
     };
-    let check = |e: &dyn Embedder, got: usize, want: usize| {
-        if got == want {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(
-                "model {} returned {got} vectors for {want} chunks",
-                e.model_id()
-            ))
-        }
-    };
     // The model embeds new (not kept) and filled chunks in one call.
     let model = match embedders.model {
         Some(m) => {
             let all: Vec<&str> = to_embed.iter().chain(&fill_texts).copied().collect();
             let v = m.embed_documents(&all).with_context(context)?;
-            check(m, v.len(), all.len())?;
+            if v.len() != all.len() {
+                anyhow::bail!(
+                    "model {} returned {} vectors for {} chunks",
+                    m.model_id(),
+                    v.len(),
+                    all.len()
+                );
+            }
             Some(v)
         }
         None => None,

@@ -414,8 +414,7 @@ fn update(
         let (group, tail) = rest.split_at(take);
         rest = tail;
         let bytes: u64 = group.iter().map(|(c, _, _)| c.size).sum();
-        let reuse = reusable(&writer, group, embedders.model.is_some())
-            .map_err(|e| writer_error(e, &repo.index_dir))?;
+        let reuse = reusable(&writer, group).map_err(|e| writer_error(e, &repo.index_dir))?;
         let embedded = embed_group(group, chunking, embedders, &opts, &reuse)?;
         reused += embedded.reused;
         for note in &embedded.notes {
@@ -472,14 +471,11 @@ fn update(
 /// The model vectors `group`'s changed files may keep: a changed file's chunks that did not
 /// change keep their model vectors, and only the chunks that changed go through the model
 /// (the lexical vectors, cheap, are always made again: they also give the chunk's terms).
+/// Empty without a model: the writer then has no vectors to keep.
 fn reusable(
     writer: &IndexWriter,
     group: &[Work<'_>],
-    model: bool,
 ) -> Result<Reuse, turboprop_index::IndexError> {
-    if !model {
-        return Ok(Reuse::new());
-    }
     let changed: HashSet<&str> = group
         .iter()
         .filter(|(_, stored, fill)| stored.is_some() && fill.is_none())

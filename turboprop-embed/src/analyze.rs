@@ -173,30 +173,14 @@ impl Walker {
         }
         self.prev_here = false;
         let mut part_start = 0usize;
-        if ident.is_ascii() {
-            // Nearly every identifier: its bytes are its characters, no decoding needed.
-            let bytes = ident.as_bytes();
-            for (i, &c) in bytes.iter().enumerate() {
-                if c == b'_' {
-                    self.part_range(&ident[part_start..i], emit);
-                    part_start = i + 1;
-                    continue;
-                }
-                if i == 0 || i == part_start {
-                    continue;
-                }
-                let next = bytes.get(i + 1).map(|&n| char::from(n));
-                if camel_boundary(char::from(bytes[i - 1]), char::from(c), next) {
-                    self.part_range(&ident[part_start..i], emit);
-                    part_start = i;
-                }
-            }
-            self.part_range(&ident[part_start..], emit);
-            return;
-        }
         let mut chars = std::mem::take(&mut self.chars);
         chars.clear();
-        chars.extend(ident.char_indices());
+        if ident.is_ascii() {
+            // Nearly every identifier: its bytes are its characters, no decoding needed.
+            chars.extend(ident.bytes().enumerate().map(|(i, b)| (i, char::from(b))));
+        } else {
+            chars.extend(ident.char_indices());
+        }
         for (k, &(i, c)) in chars.iter().enumerate() {
             if c == '_' {
                 self.part_range(&ident[part_start..i], emit);
@@ -206,8 +190,13 @@ impl Walker {
             if k == 0 || i == part_start {
                 continue;
             }
+            let prev = chars[k - 1].1;
             let next = chars.get(k + 1).map(|&(_, n)| n);
-            if camel_boundary(chars[k - 1].1, c, next) {
+            let boundary = c.is_uppercase()
+                && (prev.is_lowercase()
+                    || prev.is_ascii_digit()
+                    || (prev.is_uppercase() && next.is_some_and(char::is_lowercase)));
+            if boundary {
                 self.part_range(&ident[part_start..i], emit);
                 part_start = i;
             }
@@ -258,15 +247,6 @@ impl Walker {
     }
 }
 
-/// Whether a new part starts at `c`, after `prev` and before `next`: `rankHand`, `u8Slice`,
-/// `HTTPServer` (at `S`).
-fn camel_boundary(prev: char, c: char, next: Option<char>) -> bool {
-    c.is_uppercase()
-        && (prev.is_lowercase()
-            || prev.is_ascii_digit()
-            || (prev.is_uppercase() && next.is_some_and(char::is_lowercase)))
-}
-
 fn is_ident_char(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
@@ -274,18 +254,20 @@ fn is_ident_char(c: char) -> bool {
 /// Common English function words and the keywords that appear in almost every chunk of
 /// source code. They are dropped from documents and queries (a query made only of them keeps
 /// them, see [`analyze_query`]).
+#[rustfmt::skip]
 const STOPWORDS: &[&str] = &[
     // English
     "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been",
-    "being", "but", "by", "can", "could", "did", "do", "does", "each", "eg", "etc", "for", "from",
-    "had", "has", "have", "he", "her", "here", "his", "how", "ie", "if", "in", "into", "is", "it",
-    "its", "may", "might", "must", "my", "no", "nor", "not", "of", "on", "onto", "or", "our",
-    "shall", "she", "should", "so", "such", "than", "that", "the", "their", "them", "then",
-    "there", "these", "they", "this", "those", "to", "too", "us", "very", "was", "we", "were",
-    "what", "when", "which", "while", "who", "whom", "whose", "why", "will", "with", "would",
-    "you", "your", // Keywords of Rust and other common languages that fill every chunk.
-    "fn", "let", "mut", "pub", "self", "crate", "super", "impl", "dyn", "ref", "mod", "def", "var",
-    "func", "elif", "endif",
+    "being", "but", "by", "can", "could", "did", "do", "does", "each", "eg", "etc", "for",
+    "from", "had", "has", "have", "he", "her", "here", "his", "how", "ie", "if", "in", "into",
+    "is", "it", "its", "may", "might", "must", "my", "no", "nor", "not", "of", "on", "onto",
+    "or", "our", "shall", "she", "should", "so", "such", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "those", "to", "too", "us", "very", "was", "we",
+    "were", "what", "when", "which", "while", "who", "whom", "whose", "why", "will", "with",
+    "would", "you", "your",
+    // Keywords of Rust and other common languages that fill every chunk.
+    "fn", "let", "mut", "pub", "self", "crate", "super", "impl", "dyn", "ref", "mod", "def",
+    "var", "func", "elif", "endif",
 ];
 
 /// Whether `word` (lowercased) is one of [`STOPWORDS`]. Every word of a chunk is checked, so

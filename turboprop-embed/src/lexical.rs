@@ -14,7 +14,7 @@
 //! Nothing about the collection enters a chunk's terms: document frequencies and the mean
 //! length are the index's, applied at query time.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use turboprop_storage::TermInterner;
 use turboprop_types::{EmbedError, LexicalTerms};
@@ -146,7 +146,7 @@ pub fn query_terms(query: &str) -> Result<Vec<(String, f32)>, EmbedError> {
     if query.trim().is_empty() {
         return Err(EmbedError::EmptyQuery);
     }
-    let mut weights: HashMap<String, f32> = HashMap::new();
+    let mut weights: BTreeMap<String, f32> = BTreeMap::new();
     analyze_query(query, |term, kind| {
         let w = match kind {
             TermKind::Word => 1.0,
@@ -157,9 +157,7 @@ pub fn query_terms(query: &str) -> Result<Vec<(String, f32)>, EmbedError> {
     if weights.is_empty() {
         return Err(EmbedError::EmptyQuery);
     }
-    let mut terms: Vec<(String, f32)> = weights.into_iter().collect();
-    terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(terms)
+    Ok(weights.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -101,6 +101,7 @@ impl Inversion {
         let mut ids: Vec<u32> = Vec::new();
         let mut starts: Vec<usize> = Vec::new();
         let mut placed: Vec<(u32, f32)> = Vec::new();
+        let mut next: Vec<usize> = Vec::new();
         for bucket in buckets {
             terms.clear();
             ids.clear();
@@ -125,7 +126,8 @@ impl Inversion {
             }
             placed.clear();
             placed.resize(ids.len(), (0, 0.0));
-            let mut next = starts.clone();
+            next.clear();
+            next.extend_from_slice(&starts);
             for (&id, p) in ids.iter().zip(&bucket.postings) {
                 if let Some(n) = next.get_mut(id as usize) {
                     if let Some(slot) = placed.get_mut(*n) {
